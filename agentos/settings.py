@@ -1,0 +1,242 @@
+"""AgentOS settings. Every value comes from the environment through agentos.config.
+
+See README.md ("Configuration") and .env.example for the variables.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from agentos import embedded
+from agentos.config import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+TESTING = "pytest" in sys.modules or env_bool("AGENTOS_TESTING", False)
+
+DEBUG = env_bool("DEBUG", False)
+# Embedded mode: no DATABASE_URL, so everything runs on this machine on loopback (the
+# README's run command). Production sets DATABASE_URL, REDIS_URL and SECRET_KEY.
+EMBEDDED = not env_str("DATABASE_URL", "")
+SECRET_KEY = env_str("SECRET_KEY", embedded.secret_key() if EMBEDDED or TESTING else None)
+if not DEBUG and len(SECRET_KEY) < 32:
+    raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters when DEBUG is off")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] + (["testserver"] if TESTING else []))
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# Secure cookies whenever the site is not in DEBUG; behind TLS set SECURE_SSL_REDIRECT too.
+SECURE_COOKIES = env_bool("SECURE_COOKIES", not (DEBUG or TESTING or EMBEDDED))
+SESSION_COOKIE_SECURE = SECURE_COOKIES
+CSRF_COOKIE_SECURE = SECURE_COOKIES
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "django_celery_beat",
+    "agentos",
+    "prompts",
+    "tools",
+    "memory",
+    "tasks",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "agentos.urls"
+ASGI_APPLICATION = "agentos.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+            ],
+        },
+    },
+]
+
+# --- Database: DATABASE_URL, or the embedded PostgreSQL with pgvector --------------------
+DATABASE_URL = env_url("DATABASE_URL", ("postgres", "postgresql", "postgis", "pgsql")) or embedded.postgres_url()
+DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
+DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: REDIS_URL, or the embedded Redis ---------------------------------------------
+REDIS_URL = (env_url("REDIS_URL", ("redis", "rediss")) or embedded.redis_url()).rstrip("/")
+# Separate logical databases keep the broker, the channel layer and the cache apart; the
+# test suite moves all three so it never shares queues with a running development system.
+_REDIS_DB_BASE = env_int("REDIS_DB_BASE", 10 if TESTING else 0, minimum=0, maximum=13)
+
+
+def _redis_db(offset: int) -> str:
+    base = REDIS_URL.rsplit("/", 1)[0] if REDIS_URL.count("/") > 2 else REDIS_URL
+    return f"{base}/{_REDIS_DB_BASE + offset}"
+
+
+CELERY_BROKER_URL = _redis_db(0)
+CHANNEL_REDIS_URL = _redis_db(1)
+CACHE_REDIS_URL = _redis_db(2)
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [CHANNEL_REDIS_URL]},
+    }
+}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_REDIS_URL}}
+
+# --- Celery --------------------------------------------------------------------------
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True  # a worker killed mid-slice leaves the message for another worker
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=10)}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_WORKER_POOL = env_choice("CELERY_WORKER_POOL", "threads", ("threads", "prefork", "solo", "gevent"))
+CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 32, minimum=1, maximum=2000)
+CELERY_TIMEZONE = "UTC"
+
+# --- REST API ------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "agentos.api.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"user": env_str("API_THROTTLE_RATE", "100000/hour" if TESTING else "3000/hour")},
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "AgentOS API",
+    "DESCRIPTION": "Durable LLM agents: tasks, steps, tools, prompts and memory.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI's files come from the drf-spectacular-sidecar package, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- LLM -------------------------------------------------------------------------------
+OPENAI_API_KEY = env_str("OPENAI_API_KEY", "")
+ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY", "")
+_DEFAULT_PROVIDER = "openai" if OPENAI_API_KEY else "anthropic" if ANTHROPIC_API_KEY else "offline"
+LLM_PROVIDER = env_choice("LLM_PROVIDER", _DEFAULT_PROVIDER, ("offline", "openai", "anthropic"))
+_DEFAULT_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5", "offline": "offline-rules"}
+LLM_MODEL = env_str("LLM_MODEL", _DEFAULT_MODELS[LLM_PROVIDER])
+OPENAI_BASE_URL = env_url("OPENAI_BASE_URL", ("http", "https"))
+LLM_TIMEOUT = env_float("LLM_TIMEOUT", 60.0, minimum=0.1)
+LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 3, minimum=0, maximum=10)
+OFFLINE_LLM_LATENCY_MS = env_int("OFFLINE_LLM_LATENCY_MS", 0, minimum=0, maximum=60000)
+if LLM_PROVIDER == "openai" and not OPENAI_API_KEY:
+    raise ImproperlyConfigured("LLM_PROVIDER=openai needs OPENAI_API_KEY (use any value for a local server)")
+if LLM_PROVIDER == "anthropic" and not ANTHROPIC_API_KEY:
+    raise ImproperlyConfigured("LLM_PROVIDER=anthropic needs ANTHROPIC_API_KEY")
+
+# --- Orchestrator ----------------------------------------------------------------------
+TASK_STEP_BUDGET = env_int("TASK_STEP_BUDGET", 60, minimum=5, maximum=1000)
+TASK_LEASE_SECONDS = env_int("TASK_LEASE_SECONDS", 30, minimum=2, maximum=3600)
+TASK_SLICE_SECONDS = env_float("TASK_SLICE_SECONDS", 5.0, minimum=0.1)
+TASK_SLICE_STEPS = env_int("TASK_SLICE_STEPS", 20, minimum=1)
+CONTEXT_TOKEN_BUDGET = env_int("CONTEXT_TOKEN_BUDGET", 6000, minimum=500)
+QUERY_MAX_LENGTH = env_int("QUERY_MAX_LENGTH", 8000, minimum=10)
+
+# --- Memory ----------------------------------------------------------------------------
+MEMORY_EMBEDDER = env_choice("MEMORY_EMBEDDER", "hashing", ("hashing", "sentence-transformers", "openai"))
+MEMORY_DIMENSIONS = env_int("MEMORY_DIMENSIONS", 384, minimum=8, maximum=2000)
+
+# --- Tools -----------------------------------------------------------------------------
+HTTP_GET_ALLOWED_HOSTS = env_list("HTTP_GET_ALLOWED_HOSTS", [])
+HTTP_ALLOW_PRIVATE_ADDRESSES = env_bool("HTTP_ALLOW_PRIVATE_ADDRESSES", False)
+
+# --- Internationalisation and static files --------------------------------------------
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("es", "Español")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+USE_I18N = True
+USE_TZ = True
+TIME_ZONE = "UTC"
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG or TESTING
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+if TESTING:
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
