@@ -276,7 +276,7 @@ def _redis_start(root: Path, port: int) -> None:
     subprocess.run(
         [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root),
          "--daemonize", "yes", "--pidfile", str(root / "redis.pid"), "--logfile", str(log),
-         "--appendonly", "yes", "--save", "60 1", "--maxclients", "2000"],
+         "--appendonly", "yes", "--save", "60 1", "--maxclients", "4000", "--databases", "64"],
         check=True, capture_output=True,
     )
     _wait_for_port(port, 15, "embedded Redis", log)

@@ -105,13 +105,15 @@ DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+# Parallel test runs on one server each need their own test database.
+DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME", f"test_{DATABASES['default']['NAME']}")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: REDIS_URL, or the embedded Redis ---------------------------------------------
 REDIS_URL = (env_url("REDIS_URL", ("redis", "rediss")) or embedded.redis_url()).rstrip("/")
 # Separate logical databases keep the broker, the channel layer and the cache apart; the
 # test suite moves all three so it never shares queues with a running development system.
-_REDIS_DB_BASE = env_int("REDIS_DB_BASE", 10 if TESTING else 0, minimum=0, maximum=13)
+_REDIS_DB_BASE = env_int("REDIS_DB_BASE", 10 if TESTING else 0, minimum=0, maximum=61)
 
 
 def _redis_db(offset: int) -> str:
