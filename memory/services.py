@@ -1,0 +1,271 @@
+"""Store and search memory entries.
+
+Public API (used by the orchestrator's pre-fetch and the memory tools):
+
+- ``memory_add(*, owner, content, kind="note", metadata=None, source_task_id=None,
+  idempotency_key=None) -> MemoryEntry``
+- ``memory_search(*, query, owner, k=5, kinds=None, mode=None) -> list[MemoryHit]``
+
+``owner`` is a User or None (None = the shared knowledge base, readable by every user).
+A search sees the owner's entries plus the shared ones, never another user's.
+
+Scores: in "vector" mode the cosine similarity (1 − cosine distance), 1.0 for the same
+text, about 0 for unrelated text. In "hybrid" mode the reciprocal-rank-fusion score scaled
+so that rank 1 in both the vector and the full-text ranking gives 1.0 (rank 1 in one list
+only gives 0.5); it orders results but is not a similarity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+
+from agentos.api import ApplicationError
+from memory.embedders import get_embedder
+from memory.models import MemoryEntry
+
+RRF_K = 60
+MAX_K = 50
+MODES = ("vector", "hybrid")
+
+
+class EmbedderMismatch(ApplicationError):
+    """Stored vectors come from another embedder or dimension than the configured one."""
+
+    status_code = 503
+    code = "embedder_mismatch"
+
+
+@dataclass(frozen=True)
+class MemoryHit:
+    id: int
+    content: str
+    kind: str
+    score: float
+    metadata: dict = field(default_factory=dict)
+
+
+def vector_literal(vector: list[float]) -> str:
+    """pgvector's text form, for raw SQL with a `%s::vector` parameter."""
+    return "[" + ",".join(f"{value:.7g}" for value in vector) + "]"
+
+
+def content_hash(content: str) -> str:
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+_column_dimensions: dict[str, int] = {}
+
+
+def reset_embedder_check_cache() -> None:
+    _column_dimensions.clear()
+
+
+def _column_dimension() -> int:
+    # The vector column's declared size lives in atttypmod; it only changes through
+    # memory_reembed, so one look-up per process is enough.
+    alias = connection.alias
+    if alias not in _column_dimensions:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT atttypmod FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'embedding'",
+                [MemoryEntry._meta.db_table],
+            )
+            _column_dimensions[alias] = cursor.fetchone()[0]
+    return _column_dimensions[alias]
+
+
+def embedder_check(name: str, dimensions: int) -> None:
+    """Raise EmbedderMismatch when stored vectors could not be compared with new ones."""
+    fix = "run `python manage.py memory_reembed` to re-embed every entry with the configured embedder"
+    column = _column_dimension()
+    if column != dimensions:
+        raise EmbedderMismatch(
+            f"memory.embedding holds {column}-dimensional vectors but the configured embedder {name} "
+            f"makes {dimensions}; {fix}"
+        )
+    # Two index range scans instead of `embedder <> name`, which would read every row.
+    other = (
+        MemoryEntry.objects.filter(Q(embedder__lt=name) | Q(embedder__gt=name))
+        .order_by()
+        .values_list("embedder", flat=True)[:1]
+    )
+    other = list(other)
+    if other:
+        raise EmbedderMismatch(
+            f"memory entries were embedded with {other[0]} but the configured embedder is {name}; {fix}"
+        )
+
+
+def _validate_kind(kind: str, field_name: str = "kind") -> None:
+    if kind not in MemoryEntry.Kind.values:
+        raise ApplicationError(
+            f"kind must be one of {', '.join(MemoryEntry.Kind.values)}, got {kind!r}", field=field_name
+        )
+
+
+def _owner_id(owner: Any) -> int | None:
+    if owner is None or not getattr(owner, "is_authenticated", False):
+        return None
+    return owner.pk
+
+
+def memory_add(
+    *,
+    owner: Any,
+    content: str,
+    kind: str = "note",
+    metadata: dict | None = None,
+    source_task_id: Any = None,
+    idempotency_key: str | None = None,
+) -> MemoryEntry:
+    """Embed and store one entry; the same idempotency_key twice stores once and returns the first."""
+    content = (content or "").strip()
+    if not content:
+        raise ApplicationError("content must not be empty", field="content")
+    _validate_kind(kind)
+    if idempotency_key:
+        existing = MemoryEntry.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+    embedder = get_embedder()
+    embedder_check(embedder.name, embedder.dimensions)
+    [vector] = embedder.embed([content])
+    entry = MemoryEntry(
+        owner_id=_owner_id(owner),
+        content=content,
+        content_hash=content_hash(content),
+        embedding=vector,
+        embedder=embedder.name,
+        kind=kind,
+        metadata=metadata or {},
+        source_task_id=source_task_id,
+        idempotency_key=idempotency_key or None,
+    )
+    try:
+        # A savepoint, so a concurrent duplicate key does not break the caller's transaction.
+        with transaction.atomic():
+            entry.save()
+    except IntegrityError:
+        if idempotency_key:
+            existing = MemoryEntry.objects.filter(idempotency_key=idempotency_key).first()
+            if existing is not None:
+                return existing
+        raise
+    return entry
+
+
+def _scope_sql(owner_id: int | None, kinds: list[str] | None) -> tuple[str, list]:
+    sql, params = "(owner_id IS NULL OR owner_id = %s)", [owner_id]
+    if kinds:
+        sql += " AND kind = ANY(%s)"
+        params.append(list(kinds))
+    return sql, params
+
+
+def _vector_ranking(vector: str, scope: str, scope_params: list, limit: int, exact: bool) -> list[tuple]:
+    """[(id, cosine distance)] nearest first. exact=True skips the HNSW index."""
+    with connection.cursor() as cursor:
+        if exact:
+            cursor.execute("SET LOCAL enable_indexscan = off")
+        cursor.execute(
+            f"SELECT id, embedding <=> %s::vector AS distance FROM memory_memoryentry "  # noqa: S608 - fixed fragments only
+            f"WHERE embedding IS NOT NULL AND {scope} ORDER BY embedding <=> %s::vector LIMIT %s",
+            [vector, *scope_params, vector, limit],
+        )
+        rows = cursor.fetchall()
+        if exact:
+            cursor.execute("SET LOCAL enable_indexscan = on")
+    return rows
+
+
+# Full-text side of hybrid search. Strict: websearch_to_tsquery (every term must match,
+# honours "quoted phrases" and -negation). Any-term: the query's English lexemes OR'ed,
+# ranked by ts_rank_cd so entries covering more terms, closer together, come first.
+FTS_QUERIES = {
+    "strict": "websearch_to_tsquery('english', %s)",
+    "any": (
+        "(SELECT to_tsquery('simple', coalesce(string_agg(quote_literal(lexeme), ' | '), '')) "
+        "FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS lexeme)"
+    ),
+}
+FTS_DEFAULT = "any"
+
+
+def _text_ranking(query: str, scope: str, scope_params: list, limit: int, fts: str) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM memory_memoryentry, {FTS_QUERIES[fts]} AS fts(query) "  # noqa: S608 - fixed fragments only
+            f"WHERE search_vector @@ query AND {scope} "
+            "ORDER BY ts_rank_cd(search_vector, query) DESC, id LIMIT %s",
+            [query, *scope_params, limit],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def rrf_fuse(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: sum of 1/(k + rank) over the rankings, scaled to 1.0 at best."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    best = len(rankings) / (k + 1)
+    return sorted(((item, score / best) for item, score in scores.items()), key=lambda pair: (-pair[1], pair[0]))
+
+
+def _validate_search(k: int, kinds: list[str] | None, mode: str | None) -> str:
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        raise ApplicationError(f"k must be an integer from 1 to {MAX_K}", field="k")
+    for kind in kinds or []:
+        _validate_kind(kind, "kinds")
+    mode = mode or settings.MEMORY_SEARCH_MODE
+    if mode not in MODES:
+        raise ApplicationError(f"mode must be one of {', '.join(MODES)}, got {mode!r}", field="mode")
+    return mode
+
+
+def memory_search(
+    *, query: str, owner: Any, k: int = 5, kinds: list[str] | None = None, mode: str | None = None,
+    exact: bool = False, fts: str = FTS_DEFAULT,
+) -> list[MemoryHit]:
+    """Top-k entries for `query` among the owner's and the shared entries (best first).
+
+    `exact` bypasses the HNSW index (benchmarks compare against it); `fts` picks the
+    full-text query of hybrid mode ("any" or "strict", see FTS_QUERIES).
+    """
+    mode = _validate_search(k, kinds, mode)
+    query = (query or "").strip()
+    if not query:
+        return []
+    embedder = get_embedder()
+    embedder_check(embedder.name, embedder.dimensions)
+    vector = vector_literal(embedder.embed([query])[0])
+    scope, scope_params = _scope_sql(_owner_id(owner), kinds)
+    candidates = k if mode == "vector" else max(40, 4 * k)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            # HNSW returns at most ef_search rows, so it must cover the candidates asked for.
+            ef_search = max(settings.MEMORY_HNSW_EF_SEARCH, candidates)
+            cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
+        vector_rows = _vector_ranking(vector, scope, scope_params, candidates, exact)
+        if len(vector_rows) < candidates and not exact:
+            # The index filters after its scan: a narrow scope (few own entries among many
+            # other users') can starve it, so fall back to the exact scan of that scope.
+            vector_rows = _vector_ranking(vector, scope, scope_params, candidates, exact=True)
+        if mode == "vector":
+            ranked = [(entry_id, 1.0 - distance) for entry_id, distance in vector_rows]
+        else:
+            text_ids = _text_ranking(query, scope, scope_params, candidates, fts)
+            ranked = rrf_fuse([[row[0] for row in vector_rows], text_ids])[:k]
+    entries = MemoryEntry.objects.in_bulk([entry_id for entry_id, _ in ranked])
+    return [
+        MemoryHit(id=entry_id, content=entries[entry_id].content, kind=entries[entry_id].kind,
+                  score=round(score, 6), metadata=entries[entry_id].metadata)
+        for entry_id, score in ranked
+        if entry_id in entries
+    ]
