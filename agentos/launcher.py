@@ -22,6 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 STOP_TIMEOUT = 15.0
+RESTART_DELAY = 3.0
+MAX_RESTART_DELAY = 60.0
 
 
 def _embedded_mode() -> bool:
@@ -92,14 +94,7 @@ def run() -> None:
         "beat": [PYTHON, "-m", "celery", "-A", "agentos", "beat", "-l", "INFO"],
     }
     lock = threading.Lock()
-    children: dict[str, subprocess.Popen] = {}
-    for name, command in commands.items():
-        # Each child in its own session: Ctrl-C reaches only us, and we stop them in order.
-        child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
-        children[name] = child
-        threading.Thread(target=_pump, args=(name, child.stdout, lock), daemon=True).start()
-
+    children = {name: _spawn_child(name, command, lock) for name, command in commands.items()}
     stopping = threading.Event()
 
     def request_stop(signum, frame) -> None:
@@ -109,21 +104,35 @@ def run() -> None:
     signal.signal(signal.SIGTERM, request_stop)
     print(f"\nAgentOS is running at http://{host}:{port}/  (health: http://{host}:{port}/healthz)\n"
           "Press Ctrl-C to stop.\n", flush=True)
-    exit_code = 0
-    while not stopping.is_set():
+    # Supervise: a child that dies (a crash, an OOM kill) is restarted after a growing delay,
+    # so one bad moment does not take the system down and a crash loop does not spin.
+    delays = dict.fromkeys(children, RESTART_DELAY)
+    restart_at: dict[str, float] = {}
+    while not stopping.wait(0.5):
         for name, child in children.items():
-            if child.poll() is not None:
-                print(f"agentos: {name} exited with status {child.returncode}; stopping", file=sys.stderr)
-                exit_code = 1
-                stopping.set()
-        stopping.wait(0.5)
+            if child.poll() is not None and name not in restart_at:
+                print(f"agentos: {name} exited with status {child.returncode}; restarting in {delays[name]:.0f}s",
+                      file=sys.stderr, flush=True)
+                restart_at[name] = time.monotonic() + delays[name]
+                delays[name] = min(delays[name] * 2, MAX_RESTART_DELAY)
+        for name, when in list(restart_at.items()):
+            if time.monotonic() >= when:
+                children[name] = _spawn_child(name, commands[name], lock)
+                del restart_at[name]
     _shutdown(children)
     if embedded:
         from agentos import embedded as services
 
         services.stop_all()
     print("AgentOS stopped.", flush=True)
-    sys.exit(exit_code)
+
+
+def _spawn_child(name: str, command: list[str], lock: threading.Lock) -> subprocess.Popen:
+    # Each child in its own session: Ctrl-C reaches only the launcher, which stops them in order.
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+    threading.Thread(target=_pump, args=(name, child.stdout, lock), daemon=True).start()
+    return child
 
 
 def _shutdown(children: dict[str, subprocess.Popen]) -> None:
