@@ -1,0 +1,142 @@
+"""Prompt density: spend tokens only on text that carries meaning.
+
+``compact_text`` removes what costs tokens and says nothing (runs of spaces, trailing
+blanks, runs of blank lines, a separator line repeated) and never touches a word.
+``fit_to_budget`` fits several pieces of variable content (memory hits, tool results,
+transcripts) into a token budget by cutting the least important pieces first, at a
+sentence or line boundary, and says what it cut.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from prompts.tokens import count_tokens
+
+# A line made of one repeated separator character (---, ====, * * *, ~~~~~~).
+SEPARATOR_LINE = re.compile(r"^\s*([-=*_~])(?:\s*\1){2,}\s*$")
+# Fenced code keeps its inner spacing: alignment there can matter to the reader.
+FENCE = re.compile(r"^\s*(```|~~~)")
+_INNER_SPACE = re.compile(r"(?<=\S)[^\S\n]+(?=\S)")
+# Where a text may be cut: after a line break, or after . ! ? (and closing quotes or
+# brackets) followed by whitespace.
+_CUT_POINT = re.compile(r"\n|(?<=[.!?])[\"')\]]*(?=\s)")
+
+
+def _compact_lines(lines: list[str]) -> list[str]:
+    kept: list[str] = []
+    in_fence = False
+    last_content_is_separator = False
+    for raw in lines:
+        line = raw.rstrip()
+        is_fence = bool(FENCE.match(line))
+        if is_fence:
+            in_fence = not in_fence
+        elif in_fence:
+            kept.append(line)
+            continue
+        if not line.strip():
+            # One blank line at most, and none at the start.
+            if kept and kept[-1] != "":
+                kept.append("")
+            continue
+        is_separator = not is_fence and bool(SEPARATOR_LINE.match(line))
+        if is_separator and last_content_is_separator:
+            # A repeated separator, possibly with blank lines between: drop it and them.
+            while kept and kept[-1] == "":
+                kept.pop()
+            continue
+        indent = line[: len(line) - len(line.lstrip())]
+        kept.append(indent + _INNER_SPACE.sub(" ", line.lstrip()))
+        last_content_is_separator = is_separator
+    while kept and kept[-1] == "":
+        kept.pop()
+    return kept
+
+
+def compact_text(text: str) -> tuple[str, int, int]:
+    """(compacted text, tokens before, tokens after). The sequence of words is unchanged,
+    except that a separator line directly repeating another one is removed."""
+    normalized = text.replace("\r\n", "\n").replace("\r", "\n")
+    compacted = "\n".join(_compact_lines(normalized.split("\n")))
+    return compacted, count_tokens(text), count_tokens(compacted)
+
+
+@dataclass(frozen=True)
+class Part:
+    """A piece of variable content; a higher ``priority`` is kept longer."""
+
+    text: str
+    priority: int = 0
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Fit:
+    text: str
+    tokens_before: int
+    tokens_after: int
+    budget_tokens: int
+    dropped: list[str] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool:
+        return self.tokens_after <= self.budget_tokens
+
+
+def truncate_to_tokens(text: str, max_tokens: int) -> str:
+    """The longest prefix of ``text`` that ends at a sentence or line boundary and has at
+    most ``max_tokens`` tokens; "" when not even the first sentence fits."""
+    if count_tokens(text) <= max_tokens:
+        return text
+    cuts = sorted({match.end() for match in _CUT_POINT.finditer(text)} - {0, len(text)})
+    best = ""
+    low, high = 0, len(cuts) - 1
+    # Binary search over the cut points: the token count of a prefix grows with its length.
+    while low <= high:
+        middle = (low + high) // 2
+        prefix = text[: cuts[middle]].rstrip()
+        if count_tokens(prefix) <= max_tokens:
+            best, low = prefix, middle + 1
+        else:
+            high = middle - 1
+    return best
+
+
+def fit_to_budget(parts: list[Part], budget_tokens: int, *, separator: str = "\n\n",
+                  compact: bool = True) -> Fit:
+    """Join ``parts`` (in their order) within ``budget_tokens``.
+
+    Each part is compacted first (when ``compact``). While over budget, the least
+    important part (lowest priority; among equals the later one) is cut to the largest
+    sentence/line-bounded prefix that fits, or dropped when none does.
+    """
+    texts = [part.text for part in parts]
+
+    def joined() -> str:
+        return separator.join(text for text in texts if text)
+
+    tokens_before = count_tokens(joined())
+    if compact:
+        texts = [compact_text(text)[0] for text in texts]
+    dropped: list[str] = []
+    truncated: list[str] = []
+    order = sorted(range(len(parts)), key=lambda index: (parts[index].priority, -index))
+    for index in order:
+        label = parts[index].name or f"part {index}"
+        over = count_tokens(joined()) - budget_tokens
+        if over <= 0:
+            break
+        # Separators make totals not quite additive, so cut again until it fits or is gone.
+        while over > 0 and texts[index]:
+            keep = count_tokens(texts[index]) - over
+            texts[index] = truncate_to_tokens(texts[index], keep) if keep > 0 else ""
+            over = count_tokens(joined()) - budget_tokens
+        if not texts[index]:
+            dropped.append(label)
+        else:
+            truncated.append(label)
+    text = joined()
+    return Fit(text, tokens_before, count_tokens(text), budget_tokens, dropped, truncated)

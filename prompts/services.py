@@ -1,0 +1,161 @@
+"""Writes of the prompts app, and rendering of the active version for the orchestrator.
+
+``prompt_render`` and ``prompt_version_record_use`` are on the hot path of every LLM step:
+the first is one indexed query plus a cached compile, the second one UPDATE. Nothing about
+which version is active is cached, so an activation takes effect on the very next call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Max
+
+from prompts.density import compact_text
+from prompts.errors import PromptNotFound, PromptRenderError, PromptValidationError
+from prompts.models import PromptTemplate, PromptVersion
+from prompts.rendering import body_problems, render_body, schema_problems
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    version_id: int
+    label: str
+    text: str
+    tokens: int
+    response_schema: dict | None
+    temperature: float | None
+    max_tokens: int | None
+
+
+def active_version(*, slug: str) -> PromptVersion:
+    """The active version of ``slug`` with its template, in one query."""
+    version = (PromptVersion.objects.select_related("template")
+               .filter(template__slug=slug, is_active=True).first())
+    if version is None:
+        if PromptTemplate.objects.filter(slug=slug).exists():
+            raise PromptNotFound(f"prompt {slug}: no active version; activate one in the admin")
+        raise PromptNotFound(f"prompt {slug}: no such template")
+    return version
+
+
+def prompt_version_render(*, version: PromptVersion, variables: dict[str, Any]) -> RenderedPrompt:
+    """Render a given version (any, active or not), compacted; see prompt_render."""
+    template = version.template
+    missing = sorted(set(template.required_variables or []) - set(variables))
+    if missing:
+        raise PromptRenderError(f"prompt {version.label}: missing required variable(s) {', '.join(missing)}")
+    text = render_body(body=version.body, variables=variables, label=version.label)
+    text, _, tokens = compact_text(text)
+    return RenderedPrompt(version_id=version.pk, label=version.label, text=text, tokens=tokens,
+                          response_schema=template.response_schema, temperature=version.temperature,
+                          max_tokens=version.max_tokens)
+
+
+def prompt_render(*, slug: str, variables: dict[str, Any]) -> RenderedPrompt:
+    """Render the ACTIVE version of template ``slug``. Raises PromptNotFound / PromptRenderError."""
+    return prompt_version_render(version=active_version(slug=slug), variables=variables)
+
+
+def prompt_version_record_use(*, version_id: int, success: bool, tokens_in: int, tokens_out: int,
+                              latency_ms: int) -> None:
+    """Count one LLM call driven by a version.
+
+    One UPDATE with F() expressions: PostgreSQL locks the row for the increment, so
+    concurrent workers never lose a count (no read-modify-write in Python).
+    """
+    if min(tokens_in, tokens_out, latency_ms) < 0:
+        raise ValueError("tokens_in, tokens_out and latency_ms must not be negative")
+    updated = PromptVersion.objects.filter(pk=version_id).update(
+        uses=F("uses") + 1,
+        successes=F("successes") + (1 if success else 0),
+        failures=F("failures") + (0 if success else 1),
+        tokens_in_total=F("tokens_in_total") + tokens_in,
+        tokens_out_total=F("tokens_out_total") + tokens_out,
+        latency_ms_total=F("latency_ms_total") + latency_ms,
+    )
+    if not updated:
+        raise PromptNotFound(f"prompt version {version_id}: no such version")
+
+
+def validate_version_content(*, template: PromptTemplate, body: str, label: str) -> None:
+    problems = body_problems(body, declared=template.declared_variables)
+    if problems:
+        raise PromptValidationError(f"prompt {label}: " + "; ".join(problems), problems=problems, field="body")
+
+
+def prompt_template_create(*, slug: str, description: str = "", response_schema: dict | None = None,
+                           required_variables: list[str] | None = None,
+                           optional_variables: list[str] | None = None,
+                           sample_variables: dict | None = None) -> PromptTemplate:
+    problems = schema_problems(response_schema)
+    if problems:
+        raise PromptValidationError(f"prompt {slug}: " + "; ".join(problems), problems=problems,
+                                    field="response_schema")
+    return PromptTemplate.objects.create(
+        slug=slug, description=description, response_schema=response_schema,
+        required_variables=list(required_variables or []), optional_variables=list(optional_variables or []),
+        sample_variables=dict(sample_variables or {}))
+
+
+@transaction.atomic
+def prompt_version_create(*, template: PromptTemplate, body: str, temperature: float | None = None,
+                          max_tokens: int | None = None, note: str = "", created_by=None,
+                          origin: str = PromptVersion.Origin.USER, activate: bool = False) -> PromptVersion:
+    """Add the next version of ``template`` (validated); optionally make it the active one."""
+    # The template row lock serialises numbering and activation for this template.
+    locked = PromptTemplate.objects.select_for_update().get(pk=template.pk)
+    number = (locked.versions.aggregate(top=Max("number"))["top"] or 0) + 1
+    validate_version_content(template=locked, body=body, label=f"{locked.slug}@{number}")
+    version = PromptVersion.objects.create(
+        template=locked, number=number, body=body, temperature=temperature, max_tokens=max_tokens,
+        note=note, created_by=created_by, origin=origin)
+    if activate:
+        _activate_locked(version)
+    return version
+
+
+def prompt_version_edit(*, version: PromptVersion, body: str = _UNSET, temperature: float | None = _UNSET,
+                        max_tokens: int | None = _UNSET, note: str = _UNSET,
+                        edited_by=None) -> tuple[PromptVersion, bool]:
+    """Change a version. An unused version changes in place; a used one is immutable, so a
+    change to its body or parameters becomes the next version (inactive) while a change to
+    the note alone stays in place. Returns (version, created)."""
+    with transaction.atomic():
+        PromptTemplate.objects.select_for_update().filter(pk=version.template_id).first()
+        current = PromptVersion.objects.select_related("template").get(pk=version.pk)
+        changes = {"body": body, "temperature": temperature, "max_tokens": max_tokens, "note": note}
+        changes = {name: value for name, value in changes.items() if value is not _UNSET}
+        content_changed = any(name in changes and changes[name] != getattr(current, name)
+                              for name in ("body", "temperature", "max_tokens"))
+        if not current.used or not content_changed:
+            validate_version_content(template=current.template, body=changes.get("body", current.body),
+                                     label=current.label)
+            for name, value in changes.items():
+                setattr(current, name, value)
+            current.save()
+            return current, False
+        content = {name: changes.get(name, getattr(current, name)) for name in ("body", "temperature", "max_tokens")}
+        note_text = changes.get("note") or f"Edited from version {current.number}"
+        new = prompt_version_create(template=current.template, note=note_text, created_by=edited_by, **content)
+        return new, True
+
+
+def _activate_locked(version: PromptVersion) -> None:
+    # Deactivate first: the partial unique index allows only one active row at any moment.
+    PromptVersion.objects.filter(template_id=version.template_id, is_active=True).exclude(pk=version.pk).update(
+        is_active=False)
+    PromptVersion.objects.filter(pk=version.pk).update(is_active=True)
+    version.is_active = True
+
+
+@transaction.atomic
+def prompt_version_activate(*, version: PromptVersion) -> PromptVersion:
+    """Make ``version`` its template's only active version (one transaction)."""
+    PromptTemplate.objects.select_for_update().filter(pk=version.template_id).first()
+    _activate_locked(version)
+    return version
