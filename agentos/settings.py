@@ -181,6 +181,7 @@ LLM_PROVIDER = env_choice("LLM_PROVIDER", _DEFAULT_PROVIDER, ("offline", "openai
 _DEFAULT_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5", "offline": "offline-rules"}
 LLM_MODEL = env_str("LLM_MODEL", _DEFAULT_MODELS[LLM_PROVIDER])
 OPENAI_BASE_URL = env_url("OPENAI_BASE_URL", ("http", "https"))
+ANTHROPIC_BASE_URL = env_url("ANTHROPIC_BASE_URL", ("http", "https"))
 LLM_TIMEOUT = env_float("LLM_TIMEOUT", 60.0, minimum=0.1)
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 3, minimum=0, maximum=10)
 OFFLINE_LLM_LATENCY_MS = env_int("OFFLINE_LLM_LATENCY_MS", 0, minimum=0, maximum=60000)
@@ -210,6 +211,10 @@ OPENAI_EMBEDDINGS_MODEL = env_str("OPENAI_EMBEDDINGS_MODEL", "text-embedding-3-s
 # --- Tools -----------------------------------------------------------------------------
 HTTP_GET_ALLOWED_HOSTS = env_list("HTTP_GET_ALLOWED_HOSTS", [])
 HTTP_ALLOW_PRIVATE_ADDRESSES = env_bool("HTTP_ALLOW_PRIVATE_ADDRESSES", False)
+HTTP_GET_MAX_BYTES = env_int("HTTP_GET_MAX_BYTES", 1_000_000, minimum=1024)
+HTTP_GET_TIMEOUT = env_float("HTTP_GET_TIMEOUT", 10.0, minimum=0.1)
+# A search service answering GET ?q=&k= with {"results": [...]}; unset = the local knowledge base.
+WEB_SEARCH_URL = env_url("WEB_SEARCH_URL", ("http", "https"))
 
 # --- Internationalisation and static files --------------------------------------------
 LANGUAGE_CODE = "en"

@@ -1,0 +1,114 @@
+"""Deterministic dispatch: look the tool up, validate its arguments, run it within its timeout.
+
+:func:`dispatch` never raises for a tool problem. Unknown or disabled tools, invalid
+arguments, timeouts and handler exceptions come back as ``ToolOutcome(ok=False)`` with a
+one-line error and an ``error_code`` the orchestrator puts into the model's context.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import close_old_connections
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+from pydantic import ValidationError
+
+from tools.registry import ToolError, ToolSpec, UnknownTool, get_tool, is_enabled
+
+logger = logging.getLogger(__name__)
+ERROR_LIMIT = 300
+
+# Handlers run on these threads so a slow one can be abandoned at its timeout. A timed-out
+# handler keeps its thread until it returns; every handler has its own I/O limits too.
+_EXECUTOR = ThreadPoolExecutor(max_workers=16, thread_name_prefix="tool")
+
+
+@dataclass
+class ToolContext:
+    owner_id: int | None
+    task_id: str | None = None
+    idempotency_key: str | None = None  # "<task_id>:<step index>" for side-effecting calls
+
+
+@dataclass
+class ToolOutcome:
+    ok: bool
+    result: Any
+    error: str | None
+    error_code: str | None
+    duration_ms: int
+
+    def as_dict(self) -> dict:
+        body: dict[str, Any] = {"ok": self.ok, "duration_ms": self.duration_ms}
+        if self.ok:
+            body["result"] = self.result
+        else:
+            body["error"], body["error_code"] = self.error, self.error_code
+        return body
+
+
+def one_line(text: str) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= ERROR_LIMIT else flat[: ERROR_LIMIT - 1] + "…"
+
+
+def argument_problem(spec: ToolSpec, arguments: Any) -> tuple[str, str | None] | None:
+    """(message, field path) of the most relevant schema violation, or None when valid."""
+    error = best_match(Draft202012Validator(spec.parameters).iter_errors(arguments))
+    if error is None:
+        return None
+    path = ".".join(str(part) for part in error.absolute_path) or None
+    where = f" at '{path}'" if path else ""
+    return one_line(f"invalid arguments for {spec.name}{where}: {error.message}"), path
+
+
+def _run(spec: ToolSpec, arguments: dict, context: ToolContext) -> Any:
+    # A pool thread keeps its own database connection; drop it when stale, like a request would.
+    close_old_connections()
+    try:
+        parsed = spec.args_model.model_validate(arguments) if spec.args_model else arguments
+        return spec.handler(parsed, context)
+    finally:
+        close_old_connections()
+
+
+def _failure(code: str, message: str, started: float) -> ToolOutcome:
+    return ToolOutcome(ok=False, result=None, error=one_line(message), error_code=code,
+                       duration_ms=int((time.monotonic() - started) * 1000))
+
+
+def dispatch(*, name: str, arguments: dict, context: ToolContext) -> ToolOutcome:
+    started = time.monotonic()
+    try:
+        spec = get_tool(name)
+    except UnknownTool as error:
+        return _failure("unknown_tool", str(error), started)
+    if not is_enabled(name):
+        return _failure("disabled", f"tool '{name}' is disabled by an administrator", started)
+    if spec.waits_for_human:
+        return _failure("needs_task", f"{name} waits for a person's answer, so it only runs inside a task", started)
+    problem = argument_problem(spec, arguments)
+    if problem:
+        return _failure("invalid_arguments", problem[0], started)
+    future = _EXECUTOR.submit(_run, spec, arguments, context)
+    try:
+        result = future.result(timeout=spec.timeout_s)
+    except FutureTimeout:
+        future.cancel()
+        return _failure("timeout", f"{name} did not finish within {spec.timeout_s:g} s", started)
+    except ToolError as error:
+        return _failure("tool_error", f"{name}: {error}", started)
+    except ValidationError as error:
+        first = error.errors()[0]
+        return _failure("invalid_arguments", f"invalid arguments for {name}: {first['msg']}", started)
+    except Exception as error:  # any handler failure becomes a compact error for the model
+        logger.warning("tool %s failed", name, exc_info=True)
+        return _failure("tool_error", f"{name} failed: {type(error).__name__}: {error}", started)
+    return ToolOutcome(ok=True, result=result, error=None, error_code=None,
+                       duration_ms=int((time.monotonic() - started) * 1000))

@@ -1,0 +1,111 @@
+"""The tool registry: each tool is data (name, description, JSON Schema, flags) plus a handler.
+
+The argument schema comes from one place, the tool's Pydantic model, through
+:func:`schema_of`. Tools are registered with :func:`register` when :mod:`tools.builtins`
+is imported; an administrator can disable any of them (``ToolSetting``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class UnknownTool(LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown tool '{name}'")
+        self.name = name
+
+
+class ToolError(Exception):
+    """An expected failure of a tool (bad data, refused host); its message is shown as is."""
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict
+    requires_approval: bool
+    side_effects: bool
+    timeout_s: float
+    handler: Callable[..., Any]  # handler(arguments: <args model>, context: ToolContext) -> JSON-able value
+    args_model: type[BaseModel] | None = None
+    # ask_human: the orchestrator turns a call into a wait for a person instead of dispatching it.
+    waits_for_human: bool = False
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "description": self.description, "parameters": self.parameters,
+                "requires_approval": self.requires_approval, "side_effects": self.side_effects}
+
+
+def _strip_titles(node: Any) -> Any:
+    """Pydantic's generated titles only repeat the field names; they cost prompt tokens."""
+    if isinstance(node, dict):
+        return {key: _strip_titles(value) for key, value in node.items()
+                if not (key == "title" and isinstance(value, str))}
+    if isinstance(node, list):
+        return [_strip_titles(item) for item in node]
+    return node
+
+
+def schema_of(model: type[BaseModel]) -> dict:
+    schema = _strip_titles(model.model_json_schema())
+    schema.setdefault("properties", {})
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+_REGISTRY: dict[str, ToolSpec] = {}
+
+
+def register(*, name: str, description: str, args: type[BaseModel], requires_approval: bool = False,
+             side_effects: bool = False, timeout_s: float = 10.0,
+             waits_for_human: bool = False) -> Callable[[Callable], Callable]:
+    """Decorator: ``@register(name="calculator", description=..., args=CalculatorArgs)``."""
+
+    def decorator(handler: Callable) -> Callable:
+        _REGISTRY[name] = ToolSpec(name=name, description=description, parameters=schema_of(args),
+                                   requires_approval=requires_approval, side_effects=side_effects,
+                                   timeout_s=timeout_s, handler=handler, args_model=args,
+                                   waits_for_human=waits_for_human)
+        return handler
+
+    return decorator
+
+
+def _load_builtins() -> None:
+    importlib.import_module("tools.builtins")
+
+
+def all_tools() -> list[ToolSpec]:
+    _load_builtins()
+    return sorted(_REGISTRY.values(), key=lambda spec: spec.name)
+
+
+def get_tool(name: str) -> ToolSpec:
+    _load_builtins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownTool(name) from None
+
+
+def disabled_names() -> set[str]:
+    from tools.models import ToolSetting
+
+    return set(ToolSetting.objects.filter(enabled=False).values_list("name", flat=True))
+
+
+def is_enabled(name: str) -> bool:
+    return name not in disabled_names()
+
+
+def enabled_tools() -> list[ToolSpec]:
+    """Registered tools an administrator has not disabled (no settings row means enabled)."""
+    disabled = disabled_names()
+    return [spec for spec in all_tools() if spec.name not in disabled]

@@ -1,0 +1,107 @@
+import time
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from tools import registry
+from tools.dispatch import ToolContext, dispatch
+from tools.models import ToolSetting
+
+pytestmark = pytest.mark.django_db
+CONTEXT = ToolContext(owner_id=None)
+
+
+class NoArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def temporary_tool(monkeypatch, name, handler, timeout_s=1.0):
+    spec = registry.ToolSpec(name=name, description="test tool", parameters=registry.schema_of(NoArgs),
+                             requires_approval=False, side_effects=False, timeout_s=timeout_s, handler=handler,
+                             args_model=NoArgs)
+    registry.all_tools()  # built-ins first, so the patch is not overwritten by their import
+    monkeypatch.setitem(registry._REGISTRY, name, spec)
+
+
+def test_success():
+    outcome = dispatch(name="calculator", arguments={"expression": "6 * 7"}, context=CONTEXT)
+    assert outcome.ok and outcome.result == {"expression": "6 * 7", "result": 42}
+    assert outcome.error is None and outcome.error_code is None and outcome.duration_ms >= 0
+
+
+def test_unknown_tool():
+    outcome = dispatch(name="rm_rf", arguments={}, context=CONTEXT)
+    assert (outcome.ok, outcome.error_code, outcome.error) == (False, "unknown_tool", "unknown tool 'rm_rf'")
+
+
+def test_disabled_tool():
+    ToolSetting.objects.create(name="calculator", enabled=False)
+    outcome = dispatch(name="calculator", arguments={"expression": "1"}, context=CONTEXT)
+    assert (outcome.ok, outcome.error_code) == (False, "disabled")
+    assert "disabled" in outcome.error
+
+
+@pytest.mark.parametrize(("arguments", "fragment"), [
+    ({}, "'expression' is a required property"),
+    ({"expression": 5}, "at 'expression': 5 is not of type 'string'"),
+    ({"expression": "1", "extra": 1}, "Additional properties are not allowed"),
+    ({"expression": ""}, "should be non-empty"),
+])
+def test_invalid_arguments(arguments, fragment):
+    outcome = dispatch(name="calculator", arguments=arguments, context=CONTEXT)
+    assert (outcome.ok, outcome.error_code) == (False, "invalid_arguments")
+    assert fragment in outcome.error and outcome.error.startswith("invalid arguments for calculator")
+
+
+def test_arguments_not_an_object():
+    outcome = dispatch(name="calculator", arguments=["1 + 1"], context=CONTEXT)
+    assert outcome.error_code == "invalid_arguments"
+
+
+def test_tool_error_is_compact():
+    outcome = dispatch(name="calculator", arguments={"expression": "1 / 0"}, context=CONTEXT)
+    assert (outcome.ok, outcome.error_code, outcome.error) == (False, "tool_error", "calculator: division by zero")
+
+
+def test_handler_exception_becomes_one_line(monkeypatch):
+    def broken(arguments, context):
+        raise RuntimeError("disk\nexploded " + "x" * 1000)
+
+    temporary_tool(monkeypatch, "broken", broken)
+    outcome = dispatch(name="broken", arguments={}, context=CONTEXT)
+    assert (outcome.ok, outcome.error_code) == (False, "tool_error")
+    assert outcome.error.startswith("broken failed: RuntimeError: disk exploded")
+    assert "\n" not in outcome.error and len(outcome.error) <= 300
+    assert "Traceback" not in outcome.error
+
+
+def test_timeout(monkeypatch):
+    def slow(arguments, context):
+        time.sleep(1.0)
+        return "late"
+
+    temporary_tool(monkeypatch, "slow", slow, timeout_s=0.2)
+    started = time.monotonic()
+    outcome = dispatch(name="slow", arguments={}, context=CONTEXT)
+    assert time.monotonic() - started < 0.9
+    assert (outcome.ok, outcome.error_code, outcome.error) == (False, "timeout", "slow did not finish within 0.2 s")
+
+
+def test_ask_human_is_not_dispatched():
+    outcome = dispatch(name="ask_human", arguments={"question": "ok?"}, context=CONTEXT)
+    assert (outcome.ok, outcome.error_code) == (False, "needs_task")
+    assert "only runs inside a task" in outcome.error
+
+
+def test_current_time():
+    outcome = dispatch(name="current_time", arguments={"timezone": "Europe/Madrid"}, context=CONTEXT)
+    assert outcome.ok and outcome.result["timezone"] == "Europe/Madrid"
+    bad = dispatch(name="current_time", arguments={"timezone": "Mars/Olympus"}, context=CONTEXT)
+    assert (bad.error_code, bad.error) == ("tool_error", "current_time: unknown time zone 'Mars/Olympus'")
+
+
+def test_as_dict():
+    ok = dispatch(name="calculator", arguments={"expression": "2+2"}, context=CONTEXT).as_dict()
+    assert set(ok) == {"ok", "result", "duration_ms"}
+    failed = dispatch(name="nope", arguments={}, context=CONTEXT).as_dict()
+    assert set(failed) == {"ok", "error", "error_code", "duration_ms"}
