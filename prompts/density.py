@@ -80,6 +80,8 @@ class Fit:
     budget_tokens: int
     dropped: list[str] = field(default_factory=list)
     truncated: list[str] = field(default_factory=list)
+    # What is left of each part, in the order given ("" for a dropped part).
+    part_texts: list[str] = field(default_factory=list)
 
     @property
     def fits(self) -> bool:
@@ -139,4 +141,4 @@ def fit_to_budget(parts: list[Part], budget_tokens: int, *, separator: str = "\n
         else:
             truncated.append(label)
     text = joined()
-    return Fit(text, tokens_before, count_tokens(text), budget_tokens, dropped, truncated)
+    return Fit(text, tokens_before, count_tokens(text), budget_tokens, dropped, truncated, texts)

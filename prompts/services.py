@@ -43,17 +43,26 @@ def active_version(*, slug: str) -> PromptVersion:
     return version
 
 
-def prompt_version_render(*, version: PromptVersion, variables: dict[str, Any]) -> RenderedPrompt:
-    """Render a given version (any, active or not), compacted; see prompt_render."""
-    template = version.template
-    missing = sorted(set(template.required_variables or []) - set(variables))
+def _render(version: PromptVersion, variables: dict[str, Any]) -> tuple[str, int, int]:
+    missing = sorted(set(version.template.required_variables or []) - set(variables))
     if missing:
         raise PromptRenderError(f"prompt {version.label}: missing required variable(s) {', '.join(missing)}")
     text = render_body(body=version.body, variables=variables, label=version.label)
-    text, _, tokens = compact_text(text)
+    # Density: whitespace runs and repeated separators cost tokens and say nothing.
+    return compact_text(text)
+
+
+def prompt_version_render(*, version: PromptVersion, variables: dict[str, Any]) -> RenderedPrompt:
+    """Render a given version (active or not); see prompt_render."""
+    text, _, tokens = _render(version, variables)
     return RenderedPrompt(version_id=version.pk, label=version.label, text=text, tokens=tokens,
-                          response_schema=template.response_schema, temperature=version.temperature,
+                          response_schema=version.template.response_schema, temperature=version.temperature,
                           max_tokens=version.max_tokens)
+
+
+def prompt_version_preview(*, version: PromptVersion, variables: dict[str, Any]) -> tuple[str, int, int]:
+    """(rendered text, tokens before compaction, tokens after) for the admin preview."""
+    return _render(version, variables)
 
 
 def prompt_render(*, slug: str, variables: dict[str, Any]) -> RenderedPrompt:
