@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "tools",
     "memory",
     "tasks",
+    "triggers",
 ]
 
 MIDDLEWARE = [
@@ -215,6 +216,19 @@ HTTP_GET_MAX_BYTES = env_int("HTTP_GET_MAX_BYTES", 1_000_000, minimum=1024)
 HTTP_GET_TIMEOUT = env_float("HTTP_GET_TIMEOUT", 10.0, minimum=0.1)
 # A search service answering GET ?q=&k= with {"results": [...]}; unset = the local knowledge base.
 WEB_SEARCH_URL = env_url("WEB_SEARCH_URL", ("http", "https"))
+
+# --- Triggers: inbound webhooks, outbound callbacks ---------------------------------------
+WEBHOOK_RATE_LIMIT = env_int("WEBHOOK_RATE_LIMIT", 60, minimum=1)  # accepted deliveries a minute, per webhook
+WEBHOOK_SIGNATURE_TOLERANCE = env_int("WEBHOOK_SIGNATURE_TOLERANCE", 300, minimum=10, maximum=3600)
+WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 262_144, minimum=1024)
+# Signs callbacks of tasks not started by a webhook; empty = each owner's own callback secret.
+CALLBACK_SIGNING_SECRET = env_str("CALLBACK_SIGNING_SECRET", "")
+# Callbacks obey the http_get tool's SSRF rules (HTTP_ALLOW_PRIVATE_ADDRESSES included).
+CALLBACK_ALLOWED_HOSTS = env_list("CALLBACK_ALLOWED_HOSTS", HTTP_GET_ALLOWED_HOSTS)
+CALLBACK_MAX_ATTEMPTS = env_int("CALLBACK_MAX_ATTEMPTS", 6, minimum=1, maximum=20)
+CALLBACK_RETRY_BASE_SECONDS = env_float("CALLBACK_RETRY_BASE_SECONDS", 10.0, minimum=0.0)
+CALLBACK_RETRY_MAX_SECONDS = env_float("CALLBACK_RETRY_MAX_SECONDS", 3600.0, minimum=0.0)
+CALLBACK_TIMEOUT = env_float("CALLBACK_TIMEOUT", 10.0, minimum=0.1)
 
 # --- Internationalisation and static files --------------------------------------------
 LANGUAGE_CODE = "en"

@@ -1,0 +1,86 @@
+"""Admin: webhooks (with their secret and a ready-to-copy example), schedules, callback log."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
+
+from triggers.forms import ScheduledQueryForm, WebhookForm
+from triggers.models import CallbackAttempt, CallbackSecret, ScheduledQuery, Webhook
+from triggers.schedules import describe, scheduled_query_save
+from triggers.services import webhook_rotate_secret
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    form = WebhookForm
+    list_display = ["name", "owner", "enabled", "callback_url", "created_at"]
+    list_filter = ["enabled"]
+    search_fields = ["name", "owner__username"]
+    readonly_fields = ["id", "hook_path", "secret", "created_at", "updated_at"]
+    fields = ["name", "owner", "enabled", "query_template", "options", "callback_url", "id", "hook_path", "secret",
+              "created_at", "updated_at"]
+    actions = ["rotate_secret"]
+
+    @admin.display(description="POST to")
+    def hook_path(self, obj: Webhook) -> str:
+        if not obj.pk:
+            return "(after saving)"
+        return format_html("<code>{}</code> — signed with the secret below; see the README, "
+                           "section Triggers", reverse("webhook-receive", args=[obj.pk]))
+
+    @admin.action(description="Rotate the secret of the selected webhooks")
+    def rotate_secret(self, request, queryset) -> None:
+        for webhook in queryset:
+            webhook_rotate_secret(webhook=webhook)
+        messages.success(request, f"New secrets for {queryset.count()} webhook(s); update their senders.")
+
+
+@admin.register(ScheduledQuery)
+class ScheduledQueryAdmin(admin.ModelAdmin):
+    form = ScheduledQueryForm
+    list_display = ["name", "owner", "schedule", "enabled", "last_run_at"]
+    list_filter = ["enabled"]
+    search_fields = ["name", "query", "owner__username"]
+    readonly_fields = ["periodic_task", "last_run_at", "last_task_id", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "owner", "query", "enabled"]}),
+        ("Schedule", {"fields": ["interval_minutes", "crontab"],
+                      "description": "Either an interval in minutes or a crontab expression (UTC)."}),
+        ("Agent settings", {"fields": ["options", "callback_url"]}),
+        ("Runs", {"fields": ["periodic_task", "last_run_at", "last_task_id", "created_at", "updated_at"]}),
+    ]
+
+    @admin.display(description="schedule")
+    def schedule(self, obj: ScheduledQuery) -> str:
+        return describe(obj)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("owner", "periodic_task__interval",
+                                                            "periodic_task__crontab")
+
+    def save_model(self, request, obj: ScheduledQuery, form: ScheduledQueryForm, change: bool) -> None:
+        scheduled_query_save(schedule=obj, interval_minutes=form.cleaned_data.get("interval_minutes"),
+                             crontab=form.cleaned_data.get("crontab"))
+
+
+@admin.register(CallbackSecret)
+class CallbackSecretAdmin(admin.ModelAdmin):
+    list_display = ["owner", "created_at"]
+    search_fields = ["owner__username"]
+    readonly_fields = ["secret", "created_at"]
+
+
+@admin.register(CallbackAttempt)
+class CallbackAttemptAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "task", "event", "attempt", "status_code", "ok", "duration_ms", "url"]
+    list_filter = ["event", "ok"]
+    search_fields = ["task__id", "url", "delivery_id"]
+    readonly_fields = [field.name for field in CallbackAttempt._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.method in ("GET", "HEAD") and super().has_change_permission(request, obj)

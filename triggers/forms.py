@@ -1,0 +1,81 @@
+"""Admin forms: a webhook's template is checked on save; a schedule is edited as minutes or crontab."""
+
+from __future__ import annotations
+
+from django import forms
+from jinja2 import TemplateSyntaxError
+
+from triggers.errors import InvalidSchedule
+from triggers.models import ScheduledQuery, Webhook
+from triggers.schedules import parse_crontab
+
+
+def _clean_options(value) -> dict:
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, dict):
+        raise forms.ValidationError('Options must be a JSON object, e.g. {"allow_human": false}.')
+    return value
+
+
+class WebhookForm(forms.ModelForm):
+    class Meta:
+        model = Webhook
+        fields = ["name", "owner", "enabled", "query_template", "options", "callback_url"]
+
+    def clean_options(self) -> dict:
+        return _clean_options(self.cleaned_data.get("options"))
+
+    def clean_query_template(self) -> str:
+        from prompts.rendering import body_problems, referenced_variables
+
+        body = self.cleaned_data.get("query_template") or ""
+        if body.strip():
+            try:
+                names = referenced_variables(body)
+            except TemplateSyntaxError as error:
+                raise forms.ValidationError(f"Syntax error on line {error.lineno}: {error.message}")
+            # Any payload key may be used, so only the sandbox's own objections remain.
+            problems = body_problems(body, declared=names)
+            if problems:
+                raise forms.ValidationError("; ".join(problems))
+        return body
+
+
+class ScheduledQueryForm(forms.ModelForm):
+    interval_minutes = forms.IntegerField(
+        required=False, min_value=1, label="Every (minutes)",
+        help_text="Run every N minutes. Leave empty when using a crontab expression.")
+    crontab = forms.CharField(
+        required=False, max_length=120, label="Crontab (UTC)",
+        help_text='Five fields: minute hour day-of-month month day-of-week, e.g. "0 8 * * mon-fri". '
+                  "Leave empty when using an interval.")
+
+    class Meta:
+        model = ScheduledQuery
+        fields = ["name", "owner", "query", "enabled", "options", "callback_url"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        entry = self.instance.periodic_task if self.instance.pk else None
+        if entry is not None and entry.interval_id and entry.interval.period == "minutes":
+            self.fields["interval_minutes"].initial = entry.interval.every
+        elif entry is not None and entry.crontab_id:
+            cron = entry.crontab
+            self.fields["crontab"].initial = " ".join(
+                [cron.minute, cron.hour, cron.day_of_month, cron.month_of_year, cron.day_of_week])
+
+    def clean_options(self) -> dict:
+        return _clean_options(self.cleaned_data.get("options"))
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        minutes, crontab = cleaned.get("interval_minutes"), (cleaned.get("crontab") or "").strip()
+        if bool(minutes) == bool(crontab):
+            raise forms.ValidationError("Give either an interval in minutes or a crontab expression, not both.")
+        if crontab:
+            try:
+                parse_crontab(crontab)
+            except InvalidSchedule as error:
+                self.add_error("crontab", error.message)
+        return cleaned

@@ -1,0 +1,255 @@
+"""Webhook deliveries in, status notifications out.
+
+``webhook_deliver`` is the whole inbound path (the view only moves bytes): look up the hook,
+verify the signature, rate-limit, parse, build the query, create the task. Every refusal
+raises before anything is written, so a refused delivery leaves no row behind.
+
+``task_status_changed`` is the one call the orchestrator makes when a task reaches
+completed, failed or waiting_human; it enqueues the signed callback after commit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from agentos.api import ApplicationError, Conflict, NotFound
+from triggers import signing
+from triggers.errors import InvalidSignature, PayloadTooLarge, RateLimited
+from triggers.models import CallbackEvent, CallbackSecret, Webhook
+
+# Request headers worth keeping with the task (never Authorization, cookies or the signature).
+RECORDED_HEADERS = ("user-agent", "content-type", "x-agentos-delivery", "x-request-id", "x-github-event",
+                    "x-gitlab-event")
+# Payloads up to this size are kept verbatim in trigger_details for the audit trail.
+RECORDED_PAYLOAD_BYTES = 8192
+# How long a replayed signature is remembered: the tolerance window on both sides of now.
+REPLAY_MEMORY_SECONDS = 2 * signing.DEFAULT_TOLERANCE_SECONDS + 60
+
+EVENT_BY_STATUS = {
+    "completed": CallbackEvent.COMPLETED,
+    "failed": CallbackEvent.FAILED,
+    "waiting_human": CallbackEvent.WAITING_HUMAN,
+}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    task: Any  # tasks.models.Task
+    duplicate: bool  # True when the same signed request had already created ``task``
+
+
+# --- inbound webhooks ----------------------------------------------------------------------
+
+def webhook_get_enabled(*, webhook_id: uuid.UUID | str) -> Webhook:
+    """The enabled hook, or NotFound (unknown and disabled hooks are indistinguishable)."""
+    webhook = Webhook.objects.select_related("owner").filter(pk=webhook_id, enabled=True).first()
+    if webhook is None or not webhook.owner.is_active:
+        raise NotFound("no such webhook")
+    return webhook
+
+
+def webhook_check_rate(*, webhook: Webhook) -> None:
+    """Fixed one-minute window per hook, counted in the shared cache (Redis) across web processes."""
+    limit = settings.WEBHOOK_RATE_LIMIT
+    window = int(time.time() // 60)
+    key = f"triggers:rate:{webhook.pk}:{window}"
+    cache.add(key, 0, timeout=120)
+    if cache.incr(key) > limit:
+        retry_after = 60 - int(time.time()) % 60
+        raise RateLimited(f"more than {limit} deliveries a minute to this webhook", retry_after=retry_after)
+
+
+def webhook_build_query(*, webhook: Webhook, payload: dict[str, Any]) -> str:
+    """The task's query: the hook's template filled from the payload, or the payload's "query"."""
+    if webhook.query_template.strip():
+        from prompts.errors import PromptRenderError
+        from prompts.rendering import render_body
+
+        variables = {key: value for key, value in payload.items() if isinstance(key, str)}
+        variables["payload"] = payload
+        try:
+            query = render_body(body=webhook.query_template, variables=variables, label=f"webhook {webhook.name}")
+        except PromptRenderError as error:
+            raise ApplicationError(error.message, field="query_template", code="template_error")
+    else:
+        query = payload.get("query")
+        if not isinstance(query, str):
+            raise ApplicationError('the payload has no "query" string', field="query", code="missing_query")
+    query = query.strip()
+    if not query:
+        raise ApplicationError("the query is empty", field="query", code="missing_query")
+    if len(query) > settings.QUERY_MAX_LENGTH:
+        raise ApplicationError(f"the query is longer than {settings.QUERY_MAX_LENGTH} characters", field="query")
+    return query
+
+
+def _parse_payload(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ApplicationError(f"the body is not valid JSON: {error}", code="malformed_json")
+    if not isinstance(payload, dict):
+        raise ApplicationError("the body must be a JSON object", code="malformed_json")
+    return payload
+
+
+def _trigger_details(*, webhook: Webhook, body: bytes, payload: dict, headers: dict[str, str],
+                     signed_at: int, remote_addr: str | None) -> dict[str, Any]:
+    lowered = {key.lower(): value for key, value in headers.items()}
+    details: dict[str, Any] = {
+        "webhook_id": str(webhook.pk),
+        "webhook_name": webhook.name,
+        "delivery_id": lowered.get("x-agentos-delivery") or str(uuid.uuid4()),
+        "signed_at": signed_at,
+        "received_at": timezone.now().isoformat(),
+        "remote_addr": remote_addr,
+        "headers": {name: lowered[name][:200] for name in RECORDED_HEADERS if name in lowered},
+        "payload_bytes": len(body),
+    }
+    if len(body) <= RECORDED_PAYLOAD_BYTES:
+        details["payload"] = payload
+    return details
+
+
+def webhook_deliver(*, webhook_id: uuid.UUID | str, body: bytes, headers: dict[str, str],
+                    remote_addr: str | None = None) -> Delivery:
+    """Verify and act on one inbound delivery; raises an ApplicationError before writing anything."""
+    webhook = webhook_get_enabled(webhook_id=webhook_id)
+    if len(body) > settings.WEBHOOK_MAX_BYTES:
+        raise PayloadTooLarge(f"the body is larger than {settings.WEBHOOK_MAX_BYTES} bytes")
+    header = next((value for key, value in headers.items() if key.lower() == signing.SIGNATURE_HEADER.lower()), None)
+    try:
+        signed_at = signing.verify(secret=webhook.secret, body=body, header=header,
+                                   tolerance=settings.WEBHOOK_SIGNATURE_TOLERANCE)
+    except signing.SignatureError as error:
+        raise InvalidSignature(str(error))
+    # Counted only once the signature is valid, so nobody without the secret can use up a
+    # hook's budget and lock its real sender out.
+    webhook_check_rate(webhook=webhook)
+    payload = _parse_payload(body)
+    query = webhook_build_query(webhook=webhook, payload=payload)
+    details = _trigger_details(webhook=webhook, body=body, payload=payload, headers=headers, signed_at=signed_at,
+                               remote_addr=remote_addr)
+
+    # A signature covers the timestamp and the body, so the same signature seen twice is the
+    # same request replayed (a sender's retry, or an attacker inside the tolerance window):
+    # it gets the first task back instead of starting a second one.
+    replay_key = f"triggers:seen:{webhook.pk}:{header_digest(header)}"
+    if not cache.add(replay_key, "pending", timeout=REPLAY_MEMORY_SECONDS):
+        seen = cache.get(replay_key)
+        if seen in (None, "pending"):
+            raise Conflict("this delivery is already being processed", code="duplicate_delivery")
+        from tasks.models import Task
+
+        return Delivery(task=Task.objects.get(pk=seen), duplicate=True)
+    try:
+        task = triggered_task_create(owner=webhook.owner, query=query, trigger="webhook", details=details,
+                            options=dict(webhook.options or {}), callback_url=webhook.callback_url)
+    except BaseException:
+        cache.delete(replay_key)
+        raise
+    cache.set(replay_key, str(task.pk), timeout=REPLAY_MEMORY_SECONDS)
+    return Delivery(task=task, duplicate=False)
+
+
+def header_digest(header: str | None) -> str:
+    import hashlib
+
+    return hashlib.sha256((header or "").encode("utf-8", "replace")).hexdigest()
+
+
+def webhook_rotate_secret(*, webhook: Webhook) -> Webhook:
+    from triggers.models import generate_secret
+
+    webhook.secret = generate_secret()
+    webhook.save(update_fields=["secret", "updated_at"])
+    return webhook
+
+
+def triggered_task_create(*, owner, query: str, trigger: str, details: dict, options: dict, callback_url: str = ""):
+    """Create (and enqueue) a task through the orchestrator's one entry point."""
+    from tasks.services import task_create
+
+    if callback_url:
+        options.setdefault("callback_url", callback_url)
+    with transaction.atomic():
+        # task_create enqueues on commit, i.e. when this block commits, so the callback URL
+        # below is on the row before any worker can read it.
+        task = task_create(owner=owner, query=query, trigger=trigger, trigger_details=details, options=options)
+        url = options.get("callback_url") or ""
+        if url and not task.callback_url:
+            type(task).objects.filter(pk=task.pk).update(callback_url=url)
+            task.callback_url = url
+    return task
+
+
+# --- outbound notifications ----------------------------------------------------------------
+
+def callback_secret_for_owner(*, owner) -> str:
+    secret, _ = CallbackSecret.objects.get_or_create(owner=owner)
+    return secret.secret
+
+
+def callback_signing_secret(*, task) -> str:
+    """Which key signs a task's callbacks (README, "Callbacks").
+
+    1. A task started by a webhook: that webhook's secret (the receiver already has it).
+    2. Otherwise CALLBACK_SIGNING_SECRET when the operator set one (single-tenant setups).
+    3. Otherwise the owner's own callback secret, so no user can forge another user's events.
+    """
+    details = task.trigger_details or {}
+    if task.trigger == "webhook" and details.get("webhook_id"):
+        secret = Webhook.objects.filter(pk=details["webhook_id"]).values_list("secret", flat=True).first()
+        if secret:
+            return secret
+    if settings.CALLBACK_SIGNING_SECRET:
+        return settings.CALLBACK_SIGNING_SECRET
+    return callback_secret_for_owner(owner=task.owner)
+
+
+def callback_event_body(*, task, event: str, delivery_id: str) -> str:
+    from tasks.presenters import task_to_dict
+
+    event_body = {"id": delivery_id, "event": event, "created_at": timezone.now().isoformat(),
+                  "task": task_to_dict(task)}
+    return json.dumps(event_body, cls=DjangoJSONEncoder, ensure_ascii=False)
+
+
+def task_status_changed(*, task_id: uuid.UUID | str, status: str) -> str | None:
+    """Notify the task's callback URL of a completed / failed / waiting_human status.
+
+    Called by the orchestrator, inside or after the transaction that commits the status.
+    The event body is built now (so it shows the task as it was at this status, even if the
+    job runs later) and the job is enqueued on commit. Returns the delivery id, or None when
+    there is nothing to send. Never raises into the caller's run loop for a notification
+    problem other than a database error.
+    """
+    event = EVENT_BY_STATUS.get(str(status))
+    if event is None:
+        return None
+    from tasks.models import Task
+
+    task = Task.objects.select_related("owner").filter(pk=task_id).first()
+    if task is None or not task.callback_url:
+        return None
+    delivery_id = str(uuid.uuid4())
+    body = callback_event_body(task=task, event=event, delivery_id=delivery_id)
+    url = task.callback_url
+
+    def enqueue() -> None:
+        from triggers.jobs import deliver_callback
+
+        deliver_callback.delay(str(task.pk), delivery_id, url, str(event), body)
+
+    transaction.on_commit(enqueue)
+    return delivery_id
