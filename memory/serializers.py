@@ -1,0 +1,46 @@
+"""Input and output serializers of the memory API."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from memory.models import MemoryEntry
+from memory.services import MAX_K, MODES
+
+
+class MemorySearchInput(serializers.Serializer):
+    q = serializers.CharField(max_length=2000, trim_whitespace=True)
+    k = serializers.IntegerField(min_value=1, max_value=MAX_K, default=5)
+    kind = serializers.ChoiceField(choices=MemoryEntry.Kind.values, required=False)
+    mode = serializers.ChoiceField(choices=MODES, required=False)
+
+
+class MemoryHitOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    content = serializers.CharField()
+    kind = serializers.CharField()
+    score = serializers.FloatField()
+    metadata = serializers.DictField()
+
+
+class MemorySearchOutput(serializers.Serializer):
+    query = serializers.CharField()
+    mode = serializers.CharField()
+    results = MemoryHitOutput(many=True)
+
+
+class MemoryCreateInput(serializers.Serializer):
+    content = serializers.CharField(max_length=20000, trim_whitespace=True)
+    kind = serializers.ChoiceField(choices=MemoryEntry.Kind.values, default=MemoryEntry.Kind.NOTE)
+    metadata = serializers.DictField(required=False, default=dict)
+
+
+class MemoryEntryOutput(serializers.ModelSerializer):
+    shared = serializers.SerializerMethodField()
+
+    class Meta:
+        model = MemoryEntry
+        fields = ["id", "content", "kind", "metadata", "source_task_id", "embedder", "shared", "created_at"]
+
+    def get_shared(self, entry: MemoryEntry) -> bool:
+        return entry.owner_id is None

@@ -1,0 +1,42 @@
+"""GET /api/v1/memory/?q=&k=&kind=&mode= (search) and POST /api/v1/memory/ (add)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from memory.serializers import (
+    MemoryCreateInput,
+    MemoryEntryOutput,
+    MemorySearchInput,
+    MemorySearchOutput,
+)
+from memory.services import memory_add, memory_search
+
+
+class MemoryView(APIView):
+    @extend_schema(parameters=[MemorySearchInput], responses=MemorySearchOutput)
+    def get(self, request: Request) -> Response:
+        """Search the caller's entries and the shared knowledge base (never other users')."""
+        params = MemorySearchInput(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        mode = data.get("mode") or settings.MEMORY_SEARCH_MODE
+        kinds = [data["kind"]] if data.get("kind") else None
+        hits = memory_search(query=data["q"], owner=request.user, k=data["k"], kinds=kinds, mode=mode)
+        body = {"query": data["q"], "mode": mode, "results": [asdict(hit) for hit in hits]}
+        return Response(MemorySearchOutput(body).data)
+
+    @extend_schema(request=MemoryCreateInput, responses={201: MemoryEntryOutput})
+    def post(self, request: Request) -> Response:
+        """Store a note (or document) owned by the caller."""
+        payload = MemoryCreateInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        entry = memory_add(owner=request.user, **payload.validated_data)
+        return Response(MemoryEntryOutput(entry).data, status=status.HTTP_201_CREATED)
