@@ -1,3 +1,10 @@
 """Websocket routes. Apps add their consumers here."""
 
-websocket_urlpatterns: list = []
+from django.urls import re_path
+
+from tasks.consumers import TaskConsumer
+
+websocket_urlpatterns: list = [
+    # With or without the trailing slash, like every HTTP API path.
+    re_path(r"^ws/tasks/(?P<task_id>[^/]+)/?$", TaskConsumer.as_asgi()),
+]

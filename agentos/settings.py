@@ -160,8 +160,17 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"user": env_str("API_THROTTLE_RATE", "100000/hour" if TESTING else "3000/hour")},
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env_str("API_THROTTLE_RATE", "100000/hour" if TESTING else "3000/hour"),
+        # POST /api/v1/auth/token checks passwords: a low rate per client address.
+        "auth": env_str("API_AUTH_THROTTLE_RATE", "1000/minute" if TESTING else "20/minute"),
+    },
 }
+# POST /api/v1/execute waits this long for a result unless the request says otherwise.
+EXECUTE_DEFAULT_TIMEOUT = env_float("EXECUTE_DEFAULT_TIMEOUT", 60.0, minimum=0.0)
+EXECUTE_MAX_TIMEOUT = env_float("EXECUTE_MAX_TIMEOUT", 300.0, minimum=1.0)
+# Server-Sent Events: a comment line this often keeps proxies from closing an idle stream.
+SSE_HEARTBEAT_SECONDS = env_float("SSE_HEARTBEAT_SECONDS", 15.0, minimum=0.05)
 SPECTACULAR_SETTINGS = {
     "TITLE": "AgentOS API",
     "DESCRIPTION": "Durable LLM agents: tasks, steps, tools, prompts and memory.",
@@ -172,6 +181,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"TaskStatusEnum": "tasks.models.TaskStatus", "StepStatusEnum": "tasks.models.StepStatus"},
 }
 
 # --- LLM -------------------------------------------------------------------------------

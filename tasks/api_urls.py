@@ -1,3 +1,21 @@
 """Routes of this app under /api/v1/ (see agentos.api.slash_optional)."""
 
-urlpatterns: list = []
+from agentos.api import slash_optional
+from tasks.api import views
+from tasks.api.execute import execute
+from tasks.api.sse import task_stream
+
+TASK = r"tasks/(?P<task_id>[^/]+)"
+
+urlpatterns = [
+    slash_optional(r"execute", execute, name="execute"),
+    slash_optional(r"auth/token", views.TokenCreateView.as_view(), name="auth-token"),
+    slash_optional(r"tasks", views.TaskListCreateView.as_view(), name="task-list"),
+    slash_optional(TASK, views.TaskDetailView.as_view(), name="task-detail"),
+    slash_optional(rf"{TASK}/steps", views.TaskStepsView.as_view(), name="task-steps"),
+    slash_optional(rf"{TASK}/stream", task_stream, name="task-stream"),
+    slash_optional(rf"{TASK}/pause", views.TaskPauseView.as_view(), name="task-pause"),
+    slash_optional(rf"{TASK}/resume", views.TaskResumeView.as_view(), name="task-resume"),
+    slash_optional(rf"{TASK}/cancel", views.TaskCancelView.as_view(), name="task-cancel"),
+    slash_optional(rf"{TASK}/respond", views.TaskRespondView.as_view(), name="task-respond"),
+]

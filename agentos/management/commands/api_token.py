@@ -1,0 +1,26 @@
+"""manage.py api_token USERNAME: print the user's API token, creating it if needed."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from rest_framework.authtoken.models import Token
+
+
+class Command(BaseCommand):
+    help = "Print USERNAME's API token (for 'Authorization: Token <key>'), creating it on first use."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("username")
+        parser.add_argument("--rotate", action="store_true", help="Replace the existing token with a new one.")
+
+    def handle(self, *args, username: str, rotate: bool, **options) -> None:
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"No user named {username!r} (create one with: manage.py createsuperuser)")
+        if not user.is_active:
+            raise CommandError(f"User {username!r} is inactive")
+        if rotate:
+            Token.objects.filter(user=user).delete()
+        token, _ = Token.objects.get_or_create(user=user)
+        self.stdout.write(token.key)

@@ -1,0 +1,69 @@
+"""Authentication for the streaming endpoints, where DRF's authenticators do not run.
+
+The SSE view is a plain async Django view and the websocket consumer is a Channels
+consumer, so both authenticate here with the same rules as the REST API: a DRF token
+(``Authorization: Token <key>`` or ``?token=<key>``, because browsers' EventSource and
+WebSocket cannot set headers) or the Django session.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest
+
+TOKEN_KEYWORDS = ("token", "bearer")
+
+
+def user_for_token(key: str | None):
+    """The active user owning the DRF token ``key``, or None."""
+    from rest_framework.authtoken.models import Token
+
+    if not key or len(key) > 64:
+        return None
+    token = Token.objects.select_related("user").filter(key=key).first()
+    if token is None or not token.user.is_active:
+        return None
+    return token.user
+
+
+def token_from_header(value: str | None) -> str | None:
+    if not value:
+        return None
+    parts = value.split()
+    if len(parts) == 2 and parts[0].lower() in TOKEN_KEYWORDS:
+        return parts[1]
+    return None
+
+
+def query_param(query_string: bytes | str, name: str) -> str | None:
+    if isinstance(query_string, bytes):
+        query_string = query_string.decode("latin1")
+    values = parse_qs(query_string).get(name)
+    return values[0] if values else None
+
+
+async def request_user(request: HttpRequest):
+    """The user of an async HTTP request: token header, ``?token=``, then session.
+
+    A token that is present but wrong does not fall back to the session: a client that
+    sends credentials should learn they are bad.
+    """
+    key = token_from_header(request.headers.get("Authorization")) or request.GET.get("token")
+    if key:
+        return await sync_to_async(user_for_token)(key) or AnonymousUser()
+    return await request.auser()
+
+
+async def scope_user(scope: dict):
+    """The user of a websocket connection: ``?token=`` first, else the session's user."""
+    key = query_param(scope.get("query_string", b""), "token")
+    if key:
+        return await sync_to_async(user_for_token)(key) or AnonymousUser()
+    user = scope.get("user")
+    if user is None:
+        return AnonymousUser()
+    # AuthMiddlewareStack puts a lazy object in the scope; resolving it touches the DB.
+    return await sync_to_async(lambda: user if user.is_authenticated else AnonymousUser())()

@@ -1,0 +1,176 @@
+"""Input validation and the documented shapes of the tasks API.
+
+The output serializers describe, for the OpenAPI schema, the dicts built by
+``tasks.presenters`` (the one place the task and step shapes are defined); the views return
+those dicts as they are, and tests/test_schema_api.py checks the two agree.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import serializers
+
+from tasks.models import StepKind, StepStatus, TaskStatus, Trigger
+
+MIN_STEP_BUDGET = 5
+MAX_STEP_BUDGET = 1000
+
+
+# --- inputs ------------------------------------------------------------------------------
+
+def validate_query(value: str) -> str:
+    # Read at call time (not at import) so the limit follows settings, in tests too.
+    limit = settings.QUERY_MAX_LENGTH
+    if len(value) > limit:
+        raise serializers.ValidationError(f"Ensure this field has no more than {limit} characters.",
+                                          code="max_length")
+    return value
+
+
+class TaskOptionsSerializer(serializers.Serializer):
+    agents = serializers.ListField(child=serializers.SlugField(max_length=50), required=False, min_length=1,
+                                   help_text="Restrict the plan to these agents (names of enabled agents).")
+    step_budget = serializers.IntegerField(required=False, min_value=MIN_STEP_BUDGET, max_value=MAX_STEP_BUDGET,
+                                           help_text="Model and tool steps the task may take.")
+    allow_human = serializers.BooleanField(required=False, help_text="May the agents ask a person (default true).")
+
+    def validate_agents(self, value: list[str]) -> list[str]:
+        from tasks.models import AgentSpec
+
+        enabled = set(AgentSpec.objects.filter(enabled=True).values_list("name", flat=True))
+        unknown = sorted(set(value) - enabled)
+        if unknown:
+            raise serializers.ValidationError(
+                f"Unknown or disabled agents: {', '.join(unknown)}; choose from {', '.join(sorted(enabled))}.",
+                code="invalid_choice")
+        return value
+
+    def to_internal_value(self, data):
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
+        if unknown:
+            raise serializers.ValidationError(
+                {unknown[0]: [f"Unknown option; known options are {', '.join(self.fields)}."]})
+        return super().to_internal_value(data)
+
+
+class TaskCreateInputSerializer(serializers.Serializer):
+    query = serializers.CharField(validators=[validate_query], help_text="What the agents should do.")
+    options = TaskOptionsSerializer(required=False)
+
+
+class ExecuteInputSerializer(TaskCreateInputSerializer):
+    timeout = serializers.FloatField(required=False, min_value=0.0,
+                                     help_text="Seconds to wait for the result (default EXECUTE_DEFAULT_TIMEOUT, "
+                                               "at most EXECUTE_MAX_TIMEOUT).")
+    wait = serializers.BooleanField(required=False, default=True,
+                                    help_text="false: return 202 at once with the task's URLs.")
+
+    def validate_timeout(self, value: float) -> float:
+        limit = settings.EXECUTE_MAX_TIMEOUT
+        if value > limit:
+            raise serializers.ValidationError(f"Ensure this value is less than or equal to {limit}.",
+                                              code="max_value")
+        return value
+
+
+class RespondInputSerializer(serializers.Serializer):
+    answer = serializers.CharField(required=False, validators=[validate_query],
+                                   help_text="The answer to the task's question.")
+    approve = serializers.BooleanField(required=False, help_text="The decision on a tool call waiting for approval.")
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+    def validate(self, attrs: dict) -> dict:
+        if ("answer" in attrs) == ("approve" in attrs):
+            raise serializers.ValidationError({"answer": "Send either answer or approve (exactly one)."},
+                                              code="required")
+        return attrs
+
+
+class TokenInputSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=512, trim_whitespace=False, style={"input_type": "password"})
+
+
+# --- outputs (documentation of the presenters' dicts) -----------------------------------
+
+class IntermediateResultSerializer(serializers.Serializer):
+    subtask = serializers.CharField()
+    agent = serializers.CharField()
+    status = serializers.CharField()
+    result = serializers.CharField(allow_null=True)
+
+
+class TaskSerializer(serializers.Serializer):
+    task_id = serializers.UUIDField()
+    query = serializers.CharField()
+    status = serializers.ChoiceField(choices=TaskStatus.choices)
+    trigger = serializers.ChoiceField(choices=Trigger.choices)
+    current_step = serializers.IntegerField(help_text="Steps committed so far.")
+    total_steps = serializers.IntegerField(help_text="Estimate of the steps the run will take.")
+    progress = serializers.FloatField(min_value=0.0, max_value=1.0)
+    intermediate_results = IntermediateResultSerializer(many=True)
+    result = serializers.CharField(allow_null=True, help_text="The final answer (Markdown) once completed.")
+    error = serializers.CharField(allow_null=True)
+    waiting_for = serializers.JSONField(allow_null=True, help_text="The question or pending tool call, or null.")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class StepSerializer(serializers.Serializer):
+    index = serializers.IntegerField(min_value=0)
+    kind = serializers.ChoiceField(choices=StepKind.choices)
+    agent = serializers.CharField(allow_null=True)
+    subtask = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=StepStatus.choices)
+    input = serializers.JSONField()
+    output = serializers.JSONField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+    prompt_version = serializers.CharField(allow_null=True, help_text='"<slug>@<number>" on LLM steps.')
+    tokens_in = serializers.IntegerField()
+    tokens_out = serializers.IntegerField()
+    duration_ms = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+
+
+class TaskUrlsSerializer(serializers.Serializer):
+    self = serializers.URLField()
+    steps = serializers.URLField()
+    stream = serializers.URLField(help_text="Server-Sent Events.")
+    websocket = serializers.CharField(help_text="ws:// or wss:// URL of the live websocket.")
+
+
+class TaskCreatedSerializer(TaskSerializer):
+    urls = TaskUrlsSerializer()
+
+
+class StepListSerializer(serializers.Serializer):
+    task_id = serializers.UUIDField()
+    steps = StepSerializer(many=True)
+    has_more = serializers.BooleanField(help_text="More steps exist after the last one returned (ask again with "
+                                                  "after=<its index>).")
+
+
+class ExecuteResultSerializer(serializers.Serializer):
+    success = serializers.BooleanField(help_text="true when the task completed.")
+    task_id = serializers.UUIDField()
+    session_id = serializers.UUIDField(help_text="The task id (kept for clients of the original API).")
+    status = serializers.ChoiceField(choices=TaskStatus.choices)
+    result = serializers.CharField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+    task = TaskSerializer()
+    urls = TaskUrlsSerializer()
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    field = serializers.CharField(allow_null=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()

@@ -1,0 +1,107 @@
+"""Websocket ws/tasks/<id>/: a snapshot of the task, then every step and status change live.
+
+Close codes: 4401 not authenticated, 4404 no such task (or another user's), 4400 bad
+``?after=``. Clients may also send control messages::
+
+    {"action": "pause" | "resume" | "cancel"}
+    {"action": "respond", "answer": "..."}  or  {"action": "respond", "approve": true, "comment": "..."}
+
+which call the same services as the REST API and are answered with
+``{"type": "ack", "action", "task"}`` or ``{"type": "error", "action", "error": {...}}``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from agentos.api import ApplicationError, _first_validation_error, error_body
+from tasks.api.auth import query_param, scope_user
+from tasks.api.events import StepSequencer, group_name, parse_after, read_snapshot, task_for
+
+CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+
+
+def run_action(*, user, task_id, content: dict) -> dict:
+    """Apply one control message through the services; returns the task afterwards."""
+    from tasks import services
+    from tasks.api.serializers import RespondInputSerializer
+    from tasks.presenters import task_to_dict
+
+    task = task_for(user, task_id)
+    action = content.get("action")
+    if action in ("pause", "resume", "cancel"):
+        getattr(services, f"task_{action}")(task=task)
+    elif action == "respond":
+        serializer = RespondInputSerializer(data={k: v for k, v in content.items() if k != "action"})
+        if not serializer.is_valid():
+            field, message, code = _first_validation_error(serializer.errors)
+            raise ApplicationError(message, field=field, code=code)
+        services.task_respond(task=task, **serializer.validated_data)
+    else:
+        raise ApplicationError("action must be one of pause, resume, cancel, respond.", field="action")
+    task.refresh_from_db()
+    return task_to_dict(task)
+
+
+class TaskConsumer(AsyncJsonWebsocketConsumer):
+    group: str | None = None
+
+    async def connect(self) -> None:
+        # Accept before closing: a close sent before the handshake completes reaches the
+        # client as an HTTP 403 without our close code.
+        self.user = await scope_user(self.scope)
+        if not self.user.is_authenticated:
+            return await self._refuse(CLOSE_UNAUTHENTICATED)
+        try:
+            self.task = await sync_to_async(task_for)(self.user, self.scope["url_route"]["kwargs"]["task_id"])
+            after = parse_after(query_param(self.scope.get("query_string", b""), "after"))
+        except ApplicationError as exc:
+            return await self._refuse(CLOSE_NOT_FOUND if exc.status_code == 404 else CLOSE_BAD_REQUEST)
+        # Join the group before reading the snapshot: a step committed in between arrives
+        # both in the snapshot and live, and the sequencer drops the second copy. Messages
+        # for this consumer are dispatched only after connect() returns, so none can
+        # overtake the snapshot.
+        self.group = group_name(self.task.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        snapshot = await sync_to_async(read_snapshot)(self.task, after)
+        self.sequencer = StepSequencer(self.task, after)
+        steps = self.sequencer.take_snapshot(snapshot)
+        await self.send_json({"type": "snapshot", "task": snapshot.task, "steps": steps})
+
+    async def _refuse(self, code: int) -> None:
+        await self.accept()
+        await self.close(code=code)
+
+    async def task_event(self, message: dict) -> None:
+        """A ``task.event`` from tasks.live.publish."""
+        for event in await self.sequencer.admit(message["event"]):
+            await self.send_json(event)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        try:
+            content = json.loads(text_data) if text_data is not None else None
+        except ValueError:
+            content = None
+        if not isinstance(content, dict):
+            await self._reply_error(None, ApplicationError("A control message is a JSON object.", code="parse_error"))
+            return
+        action = content.get("action")
+        try:
+            task = await sync_to_async(run_action)(user=self.user, task_id=self.task.pk, content=content)
+        except ApplicationError as exc:
+            await self._reply_error(action, exc)
+            return
+        await self.send_json({"type": "ack", "action": action, "task": task})
+
+    async def _reply_error(self, action, exc: ApplicationError) -> None:
+        await self.send_json({"type": "error", "action": action, **error_body(exc.code, exc.message, exc.field)})
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
