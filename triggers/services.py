@@ -154,7 +154,7 @@ def webhook_deliver(*, webhook_id: uuid.UUID | str, body: bytes, headers: dict[s
         return Delivery(task=Task.objects.get(pk=seen), duplicate=True)
     try:
         task = triggered_task_create(owner=webhook.owner, query=query, trigger="webhook", details=details,
-                            options=dict(webhook.options or {}), callback_url=webhook.callback_url)
+                            options=webhook.options or {}, callback_url=webhook.callback_url)
     except BaseException:
         cache.delete(replay_key)
         raise
@@ -177,20 +177,17 @@ def webhook_rotate_secret(*, webhook: Webhook) -> Webhook:
 
 
 def triggered_task_create(*, owner, query: str, trigger: str, details: dict, options: dict, callback_url: str = ""):
-    """Create (and enqueue) a task through the orchestrator's one entry point."""
+    """Create (and enqueue on commit) a task through the orchestrator's one entry point.
+
+    A ``callback_url`` key in the stored options is accepted as well as the field, since
+    staff may well put it there; it is not an agent option, so it is taken out of them.
+    """
     from tasks.services import task_create
 
-    if callback_url:
-        options.setdefault("callback_url", callback_url)
-    with transaction.atomic():
-        # task_create enqueues on commit, i.e. when this block commits, so the callback URL
-        # below is on the row before any worker can read it.
-        task = task_create(owner=owner, query=query, trigger=trigger, trigger_details=details, options=options)
-        url = options.get("callback_url") or ""
-        if url and not task.callback_url:
-            type(task).objects.filter(pk=task.pk).update(callback_url=url)
-            task.callback_url = url
-    return task
+    options = dict(options)
+    callback_url = str(options.pop("callback_url", "") or callback_url or "")
+    return task_create(owner=owner, query=query, trigger=trigger, trigger_details=details, options=options,
+                       callback_url=callback_url or None)
 
 
 # --- outbound notifications ----------------------------------------------------------------
