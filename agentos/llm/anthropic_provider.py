@@ -1,8 +1,8 @@
 """Anthropic's Messages API through the official SDK, same contract as the other providers.
 
-A response schema whose root is an object is enforced by forcing a single tool call
-(``respond``) whose input schema is the response schema; other schemas are described in
-the system prompt and the text is parsed. Either way the JSON is validated here.
+A response schema whose root is a plain object is enforced by forcing a single tool call
+(``respond``) whose input schema is the response schema; other schemas (e.g. a ``oneOf`` of
+actions) are described in the system prompt and the text is parsed. Either way the JSON is validated here.
 """
 
 from __future__ import annotations
@@ -64,7 +64,9 @@ class AnthropicProvider(Provider):
                                   "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS}
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
-        use_tool = schema is not None and schema.get("type") == "object"
+        # Tool input schemas must be a plain object at the root (no oneOf/anyOf/allOf there).
+        use_tool = schema is not None and schema.get("type") == "object" and not (
+            {"oneOf", "anyOf", "allOf"} & set(schema))
         if use_tool:
             kwargs["tools"] = [{"name": RESPOND_TOOL, "description": "Give the answer as structured data.",
                                 "input_schema": schema}]

@@ -179,14 +179,29 @@ def _describe(content: Any) -> str:
     return t.compact_json(content, 300)
 
 
+EARLIER_RESULTS = "Results of earlier subtasks:"
+SUMMARY_PREFIX = "Summary of the earlier steps"
+
+
+def _lines_from_notes(notes: list[str]) -> list[str]:
+    """Without tool output: the earlier subtasks' results or a summary the agent was given."""
+    lines: list[str] = []
+    for note in notes:
+        if EARLIER_RESULTS in note:
+            lines += [line for line in note.split(EARLIER_RESULTS, 1)[1].splitlines() if line.strip()]
+        elif note.startswith(SUMMARY_PREFIX):
+            lines.append(f"- {t.first_sentences(note.split(':', 1)[-1], 3, 600)}")
+    return lines
+
+
 def finish_text(subtask: str, seen: Conversation) -> str:
     lines = [f"- {result['tool']}: {_describe(result['content'])}" for result in seen.tool_results if result["ok"]]
     failures = [f"- {result['tool']} failed: {_describe(result['content'])}"
                 for result in seen.tool_results if not result["ok"]]
     if seen.human_answer is not None:
         lines.append(f"- answer from the person asked: {t.compact_json(seen.human_answer, 200)}")
-    if not lines and seen.notes:
-        lines = [f"- {t.first_sentences(note, 2, 300)}" for note in seen.notes[-3:]]
+    if not lines:
+        lines = _lines_from_notes(seen.notes)
     body = "\n".join(lines + failures) or "- no tool output was needed or available"
     return f"{subtask}\n\n{body}"
 
@@ -208,8 +223,9 @@ def agent_step(query: str, variables: dict, schema: dict | None, messages: list[
     finish = {"action": "finish", "result": finish_text(subtask, seen)}
     if steps_left <= 1:
         return finish
+    summarised = any(note.startswith(SUMMARY_PREFIX) for note in seen.notes)
     if "tool" in actions and needs_tool(subtask) and not any(r["ok"] for r in seen.tool_results) \
-            and len(seen.tool_calls) < 3:
+            and not summarised and len(seen.tool_calls) < 3:
         choice = choose_tool(subtask, tools, set(seen.tool_calls))
         if choice:
             name, arguments = choice

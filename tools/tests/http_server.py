@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         parts = urlsplit(self.path)
         port = self.server.server_address[1]
         self.server.seen.append({"path": self.path, "host": self.headers.get("Host")})
@@ -59,7 +59,7 @@ class LocalServer:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.server.seen = []
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
