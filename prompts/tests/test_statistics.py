@@ -58,7 +58,7 @@ def test_concurrent_writers_lose_no_count():
     assert errors == []
     version = PromptVersion.objects.get(pk=version.pk)
     total = threads_count * per_thread
-    expected_failures = sum(1 for index in range(threads_count) for call in range(per_thread) if (index + call) % 3 == 0)
+    expected_failures = sum((index + call) % 3 == 0 for index in range(threads_count) for call in range(per_thread))
     assert version.uses == total
     assert (version.successes, version.failures) == (total - expected_failures, expected_failures)
     assert (version.tokens_in_total, version.tokens_out_total, version.latency_ms_total) == (7 * total, 3 * total,
