@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from prompts.models import PromptTemplate, PromptVersion
@@ -30,6 +31,7 @@ class PromptVersionSerializer(serializers.ModelSerializer):
         fields = ["number", "label", "is_active", "used", "origin", "body", "temperature", "max_tokens",
                   "token_count", "note", "created_by", "created_at", "statistics"]
 
+    @extend_schema_field(PromptVersionStatsSerializer)
     def get_statistics(self, version: PromptVersion) -> dict:
         return PromptVersionStatsSerializer(version).data
 
