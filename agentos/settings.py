@@ -71,6 +71,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "tasks.pages.csp.ContentSecurityPolicyMiddleware",  # policy and its exceptions: tasks/pages/csp.py
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -208,6 +209,16 @@ TASK_SLICE_SECONDS = env_float("TASK_SLICE_SECONDS", 5.0, minimum=0.1)
 TASK_SLICE_STEPS = env_int("TASK_SLICE_STEPS", 20, minimum=1)
 CONTEXT_TOKEN_BUDGET = env_int("CONTEXT_TOKEN_BUDGET", 6000, minimum=500)
 QUERY_MAX_LENGTH = env_int("QUERY_MAX_LENGTH", 8000, minimum=10)
+TASK_MAX_SUBTASKS = env_int("TASK_MAX_SUBTASKS", 5, minimum=1, maximum=10)
+# Tools that need a person's approval before they run, on top of those flagged in the registry.
+TOOLS_REQUIRING_APPROVAL = env_list("TOOLS_REQUIRING_APPROVAL", [])
+# Celery beat re-enqueues tasks whose worker's lease expired (a crash) every few seconds, and
+# queued tasks nobody picked up for TASK_REQUEUE_AFTER_SECONDS (a lost message).
+TASK_REQUEUE_INTERVAL = env_float("TASK_REQUEUE_INTERVAL", 5.0, minimum=0.5)
+TASK_REQUEUE_AFTER_SECONDS = env_int("TASK_REQUEUE_AFTER_SECONDS", 60, minimum=5)
+CELERY_BEAT_SCHEDULE = {
+    "tasks-requeue-expired-leases": {"task": "tasks.requeue_expired_leases", "schedule": TASK_REQUEUE_INTERVAL},
+}
 
 # --- Memory ----------------------------------------------------------------------------
 MEMORY_EMBEDDER = env_choice("MEMORY_EMBEDDER", "hashing", ("hashing", "sentence-transformers", "openai"))

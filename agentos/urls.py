@@ -19,4 +19,5 @@ urlpatterns = [
     path("hooks/", include("triggers.urls")),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("tasks.pages.urls")),
 ]

@@ -1,0 +1,1 @@
+"""Server-rendered pages: dashboard, task timeline, prompt statistics and the tool registry."""
