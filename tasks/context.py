@@ -1,0 +1,55 @@
+"""The context window on the Django side: step rows as engine records, and the exact
+messages of any LLM step rebuilt from what the step stored (see tasks/engine/context.py).
+
+An LLM step stores its prompt version id, the template variables and the indexes of the
+steps its history was built from (``Step.context``), plus ``context_hash``, the sha256 of
+the messages sent. Storage stays linear in the number of steps; ``messages_for_step``
+renders the same version with the same variables and rebuilds the same history.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tasks.engine.context import build_messages, messages_hash
+from tasks.engine.state import StepRecord
+from tasks.models import Step
+
+
+def canonical(value: Any) -> Any:
+    """JSON-normalised data with sorted keys: identical before and after a jsonb round trip."""
+    return json.loads(json.dumps(value, sort_keys=True, ensure_ascii=False, default=str))
+
+
+def record_from_step(step: Step) -> StepRecord:
+    return StepRecord(step.index, step.kind, step.status, step.agent, step.subtask_id, step.input or {},
+                      step.output, step.error)
+
+
+def rebuild_messages(step: Step) -> list[dict] | None:
+    """The messages the model saw at this LLM step, or None for steps without an LLM call."""
+    from prompts.models import PromptVersion
+    from prompts.services import prompt_version_render
+
+    context = step.context or {}
+    if not context.get("version_id"):
+        return None
+    version = PromptVersion.objects.select_related("template").get(pk=context["version_id"])
+    rendered = prompt_version_render(version=version, variables=canonical(context.get("variables") or {}))
+    indexes = [int(i) for i in context.get("steps") or []]
+    rows = {s.index: s for s in Step.objects.filter(task_id=step.task_id, index__in=indexes)}
+    records = [record_from_step(rows[i]) for i in indexes if i in rows]
+    return build_messages(kind=context.get("kind", step.kind), system=rendered.text, query=step.task.query,
+                          subtask=context.get("subtask"), records=records)
+
+
+def messages_for_step(step: Step) -> list[dict] | None:
+    """The exact messages of an LLM step, for the API and the pages (None for other steps)."""
+    return rebuild_messages(step)
+
+
+def messages_match(step: Step) -> bool:
+    """True when the rebuilt messages hash to what the step recorded at call time."""
+    messages = rebuild_messages(step)
+    return messages is not None and messages_hash(messages) == step.context_hash
