@@ -1,0 +1,226 @@
+"""Carrying out the engine's actions, outside any database transaction.
+
+Each function returns a :class:`StepDraft`, the step to commit; nothing here writes a step.
+LLM calls go through ``agentos.llm.get_provider().complete`` with the prompt's schema
+narrowed for the call; tools through ``tools.dispatch.dispatch`` with the idempotency key
+``<task_id>:<index>`` (an uncommitted step is redone with the same index, hence the same key).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentos.llm import InvalidModelOutput, LLMError, LLMRequest, get_provider
+from prompts.errors import PromptError
+from prompts.services import prompt_render
+from tasks.context import canonical
+from tasks.engine import actions as a
+from tasks.engine.context import build_messages, clip, messages_hash, transcript, visible_own
+from tasks.engine.log import action_problem, plan_problem, records_for
+from tasks.engine.schema import narrow_schema
+from tasks.engine.state import AgentInfo, StepRecord, TaskState
+from tools.dispatch import ToolContext, dispatch
+
+logger = logging.getLogger(__name__)
+MEMORY_HITS = 5
+MEMORY_HIT_CHARS = 500
+RAW_OUTPUT_CHARS = 1000
+
+
+@dataclass
+class StepDraft:
+    kind: str
+    status: str = "ok"
+    agent: str = ""
+    subtask_id: str = ""
+    input: dict = field(default_factory=dict)
+    output: Any = None
+    error: str = ""
+    prompt_label: str = ""
+    context: dict | None = None
+    context_hash: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    duration_ms: int = 0
+    prompt_version_id: int | None = None  # for the prompt's usage statistics
+
+    def record(self, index: int) -> StepRecord:
+        # The same JSON normalisation the database applies, so in-memory state == reloaded state.
+        return StepRecord(index, self.kind, self.status, self.agent, self.subtask_id, canonical(self.input),
+                          canonical(self.output), self.error)
+
+
+@dataclass
+class Run:
+    """What the executors need besides the action: the task and the slice's cached lookups."""
+
+    task: Any  # tasks.models.Task
+    state: TaskState
+    tools: dict  # enabled tool name -> ToolSpec
+
+    @property
+    def index(self) -> int:
+        return self.state.next_index
+
+
+def _call_llm(run: Run, draft: StepDraft, *, slug: str, variables: dict, records: list[StepRecord],
+              subtask: dict | None, narrow) -> StepDraft:
+    started = time.monotonic()
+    variables = canonical(variables)
+    try:
+        rendered = prompt_render(slug=slug, variables=variables)
+    except PromptError as error:
+        draft.status, draft.error = "error", clip(" ".join(str(error).split()), 300)
+        draft.duration_ms = int((time.monotonic() - started) * 1000)
+        return draft
+    messages = build_messages(kind=draft.kind, system=rendered.text, query=run.state.query, subtask=subtask,
+                              records=records)
+    draft.prompt_label, draft.prompt_version_id = rendered.label, rendered.version_id
+    draft.context = {"kind": draft.kind, "version_id": rendered.version_id, "variables": variables,
+                     "steps": [r.index for r in records], "subtask": subtask}
+    draft.context_hash = messages_hash(messages)
+    request = LLMRequest(messages=messages, response_schema=narrow(rendered.response_schema), schema_name=slug,
+                         temperature=rendered.temperature, max_tokens=rendered.max_tokens, variables=variables)
+    try:
+        result = get_provider().complete(request)
+    except LLMError as error:
+        draft.status, draft.error = "error", error.compact()
+        if isinstance(error, InvalidModelOutput):
+            draft.output = {"raw_output": clip(error.raw_text or "", RAW_OUTPUT_CHARS)}
+    else:
+        draft.output = result.data if result.data is not None else {"text": result.text}
+        draft.tokens_in, draft.tokens_out = result.tokens_in, result.tokens_out
+    draft.duration_ms = int((time.monotonic() - started) * 1000)
+    return draft
+
+
+def _invalid(draft: StepDraft, problem: str | None) -> StepDraft:
+    if problem and draft.status == "ok":
+        draft.status, draft.error = "error", f"invalid_output: {problem}"
+    return draft
+
+
+def plan_agents(run: Run) -> list[AgentInfo]:
+    chosen = run.task.options.get("agents") or list(run.state.agents)
+    return [run.state.agents[name] for name in chosen if name in run.state.agents]
+
+
+def execute_plan(run: Run, action: a.CallPlan) -> StepDraft:
+    hits = _memory_hits(run)
+    agents = plan_agents(run)
+    names = [agent.name for agent in agents]
+    variables = {"query": run.state.query, "agents": [{"name": x.name, "description": x.description} for x in agents],
+                 "memory": [{"content": hit["content"], "score": hit["score"]} for hit in hits],
+                 "max_subtasks": action.max_subtasks}
+    draft = StepDraft("plan", input={"memory": hits, "agents": names})
+    records = [r for r in run.state.steps if r.index in set(action.history)]
+    draft = _call_llm(run, draft, slug="plan", variables=variables, records=records, subtask=None,
+                      narrow=lambda s: narrow_schema(s, enums={"agent": names},
+                                                     max_items={"subtasks": action.max_subtasks}))
+    return _invalid(draft, draft.status == "ok" and plan_problem(draft.output, set(names), action.max_subtasks))
+
+
+def _memory_hits(run: Run) -> list[dict]:
+    """Factor 13: what the knowledge base already knows about the query, before planning."""
+    try:
+        from memory.services import memory_search
+
+        hits = memory_search(query=run.state.query, owner=run.task.owner, k=MEMORY_HITS)
+    except Exception:  # the plan can go ahead without memory; the failure is logged
+        logger.warning("memory pre-fetch failed for task %s", run.task.id, exc_info=True)
+        return []
+    return [{"id": str(hit.id), "kind": hit.kind, "score": round(float(hit.score), 4),
+             "content": clip(hit.content, MEMORY_HIT_CHARS)} for hit in hits]
+
+
+def _agent_tools(run: Run, agent: AgentInfo) -> list:
+    return [run.tools[name] for name in agent.allowed_tools if name in run.tools and name != "ask_human"]
+
+
+def human_allowed(run: Run, agent: AgentInfo) -> bool:
+    return run.state.allow_human and "ask_human" in agent.allowed_tools
+
+
+def execute_agent(run: Run, action: a.CallAgent) -> StepDraft:
+    agent = run.state.agents[action.subtask.agent]
+    tools = _agent_tools(run, agent)
+    names = [tool.name for tool in tools]
+    allowed = ["finish"] if action.final else (["tool"] if names else []) + (
+        ["ask_human"] if human_allowed(run, agent) else []) + ["finish"]
+    variables = {"query": run.state.query, "subtask": action.subtask.description,
+                 "agent": {"name": agent.name, "description": agent.description},
+                 "tools": [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools],
+                 "max_steps": agent.max_steps, "steps_left": action.steps_left}
+    draft = StepDraft("llm", agent=agent.name, subtask_id=action.subtask.id,
+                      input={"steps_left": action.steps_left, "final": action.final})
+    by_index = {r.index: r for r in run.state.steps}
+    records = [by_index[i] for i in action.history]
+    draft = _call_llm(run, draft, slug=agent.prompt_slug, variables=variables, records=records,
+                      subtask=action.subtask.as_dict(),
+                      narrow=lambda s: narrow_schema(s, enums={"tool": names}, actions=allowed))
+    problem = draft.status == "ok" and action_problem(draft.output, allowed_tools=tuple(names),
+                                                      allow_human=human_allowed(run, agent), final=action.final)
+    return _invalid(draft, problem)
+
+
+def execute_summary(run: Run, action: a.CallSummary) -> StepDraft:
+    fold = set(action.fold)
+    records = [r for r in visible_own(records_for(run.state.steps, action.subtask.id)) if r.index in fold]
+    variables = {"query": run.state.query, "transcript": transcript(records)}
+    draft = StepDraft("summary", agent=action.subtask.agent, subtask_id=action.subtask.id,
+                      input={"fold": list(action.fold)})
+    draft = _call_llm(run, draft, slug="summarize", variables=variables, records=records,
+                      subtask=action.subtask.as_dict(), narrow=lambda s: s)
+    ok = draft.status != "ok" or isinstance((draft.output or {}).get("summary"), str)
+    return _invalid(draft, None if ok else "the summary must be a string")
+
+
+def execute_synthesis(run: Run, action: a.CallSynthesis) -> StepDraft:
+    variables = {"query": run.state.query, "results": [dict(item) for item in action.results]}
+    by_index = {r.index: r for r in run.state.steps}
+    records = [by_index[i] for i in action.history if i in by_index]
+    draft = StepDraft("synthesis")
+    draft = _call_llm(run, draft, slug="synthesize", variables=variables, records=records, subtask=None,
+                      narrow=lambda s: s)
+    ok = draft.status != "ok" or isinstance((draft.output or {}).get("result"), str)
+    return _invalid(draft, None if ok else "the result must be a string")
+
+
+def execute_tool(run: Run, action: a.RunTool) -> StepDraft:
+    agent = run.state.agents.get(action.subtask.agent)
+    key = f"{run.task.id}:{run.index}"
+    draft = StepDraft("tool", agent=action.subtask.agent, subtask_id=action.subtask.id,
+                      input={"tool": action.tool, "arguments": action.arguments, "idempotency_key": key})
+    if action.approved:
+        draft.input["approved"] = True
+    if agent is None or action.tool not in agent.allowed_tools or action.tool not in run.tools:
+        draft.status = "error"
+        draft.error = f"tool {action.tool!r} is not available to the {action.subtask.agent} agent"
+        return draft
+    outcome = dispatch(name=action.tool, arguments=action.arguments,
+                       context=ToolContext(owner_id=run.task.owner_id, task_id=str(run.task.id), idempotency_key=key))
+    draft.duration_ms = outcome.duration_ms
+    if outcome.ok:
+        draft.output = {"result": json.loads(json.dumps(outcome.result, default=str))}
+    else:
+        draft.status, draft.error = "error", outcome.error or "tool failed"
+        draft.output = {"error_code": outcome.error_code}
+    return draft
+
+
+def complete_memory(run: Run, result: str) -> str | None:
+    """Store the task's result in memory once (idempotency key ``<task_id>:result``)."""
+    try:
+        from memory.services import memory_add
+
+        entry = memory_add(owner=run.task.owner, content=f"{run.state.query}\n\n{result}", kind="task_result",
+                           metadata={"task_id": str(run.task.id)}, source_task_id=run.task.id,
+                           idempotency_key=f"{run.task.id}:result")
+    except Exception:  # the task's result stands even if memory is unavailable; logged
+        logger.warning("could not store the result of task %s in memory", run.task.id, exc_info=True)
+        return None
+    return str(entry.pk)
