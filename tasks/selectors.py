@@ -1,0 +1,45 @@
+"""Reads of the tasks app; every read of a task is scoped to its owner (staff see all)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import QuerySet
+
+from agentos.api import ApplicationError, NotFound
+from tasks.models import Step, Task, TaskStatus
+
+
+def _visible_tasks(user) -> QuerySet[Task]:
+    tasks = Task.objects.all()
+    return tasks if user.is_staff else tasks.filter(owner=user)
+
+
+def task_get_for_user(*, user, task_id) -> Task:
+    """The task, or NotFound when it does not exist or belongs to someone else."""
+    try:
+        ident = task_id if isinstance(task_id, uuid.UUID) else uuid.UUID(str(task_id))
+    except ValueError:
+        raise NotFound("task not found")
+    task = _visible_tasks(user).filter(pk=ident).first()
+    if task is None:
+        raise NotFound("task not found")
+    return task
+
+
+def tasks_for_user(*, user, status: str | None = None) -> QuerySet[Task]:
+    tasks = _visible_tasks(user)
+    if status:
+        if status not in TaskStatus.values:
+            raise ApplicationError(f"unknown status {status!r}; use one of {', '.join(TaskStatus.values)}",
+                                   field="status")
+        tasks = tasks.filter(status=status)
+    return tasks.order_by("-created_at")
+
+
+def steps_after(*, task: Task, after: int | None = None) -> QuerySet[Step]:
+    """The task's steps in index order, those after index ``after`` when given."""
+    steps = Step.objects.filter(task=task)
+    if after is not None:
+        steps = steps.filter(index__gt=after)
+    return steps.order_by("index")
