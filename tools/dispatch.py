@@ -14,7 +14,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import connections
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from pydantic import ValidationError
@@ -69,13 +69,13 @@ def argument_problem(spec: ToolSpec, arguments: Any) -> tuple[str, str | None] |
 
 
 def _run(spec: ToolSpec, arguments: dict, context: ToolContext) -> Any:
-    # A pool thread keeps its own database connection; drop it when stale, like a request would.
-    close_old_connections()
     try:
         parsed = spec.args_model.model_validate(arguments) if spec.args_model else arguments
         return spec.handler(parsed, context)
     finally:
-        close_old_connections()
+        # Connections are per thread: close this pool thread's one so idle pool threads do
+        # not hold database sessions (a reconnect costs a few ms, only for tools that query).
+        connections.close_all()
 
 
 def _failure(code: str, message: str, started: float) -> ToolOutcome:
