@@ -200,6 +200,8 @@ class _Slice:
             return None
         self.state.steps.append(record)
         self.state.pause_requested, self.state.cancel_requested = flags
+        if changes["status"] in _NOTIFY_STATUSES:
+            _notify_status_changed(self.task.pk, changes["status"])
         return changes["status"]
 
     def _fenced_update(self, changes: dict, release: bool) -> tuple[bool, bool] | None:
@@ -224,6 +226,28 @@ class _Slice:
             cursor.execute(sql, [*params, self.task.pk, self.worker_id])
             row = cursor.fetchone()
         return (bool(row[0]), bool(row[1])) if row else None
+
+
+# Statuses reported to a task's callback URL (triggers app), after the step that set them committed.
+_NOTIFY_STATUSES = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.WAITING_HUMAN)
+
+
+def _notify_status_changed(task_id, status: str) -> None:
+    """Hand the new status to the triggers app, which enqueues the signed callback (if any).
+
+    Called after the commit, never inside it, and guarded: a notification problem must not
+    undo or repeat a committed step.
+    """
+    from django.apps import apps
+
+    if not apps.is_installed("triggers"):
+        return
+    try:
+        from triggers.services import task_status_changed
+
+        task_status_changed(task_id=task_id, status=str(status))
+    except Exception:  # logged; the run goes on
+        logger.exception("task %s: could not enqueue the %s callback", task_id, status)
 
 
 def _decision_step(run: Run, action) -> StepDraft:
