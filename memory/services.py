@@ -18,6 +18,7 @@ only gives 0.5); it orders results but is not a similarity.
 from __future__ import annotations
 
 import hashlib
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,7 +170,7 @@ def _scope_sql(owner_id: int | None, kinds: list[str] | None) -> tuple[str, list
 
 
 def _vector_ranking(vector: str, scope: str, scope_params: list, limit: int, exact: bool) -> list[tuple]:
-    """[(id, cosine distance)] nearest first. exact=True skips the HNSW index."""
+    """[(id, cosine distance)] nearest first. exact=True skips the HNSW index (call it in a transaction)."""
     with connection.cursor() as cursor:
         if exact:
             cursor.execute("SET LOCAL enable_indexscan = off")
@@ -178,10 +179,7 @@ def _vector_ranking(vector: str, scope: str, scope_params: list, limit: int, exa
             f"WHERE embedding IS NOT NULL AND {scope} ORDER BY embedding <=> %s::vector LIMIT %s",
             [vector, *scope_params, vector, limit],
         )
-        rows = cursor.fetchall()
-        if exact:
-            cursor.execute("SET LOCAL enable_indexscan = on")
-    return rows
+        return cursor.fetchall()
 
 
 # Full-text side of hybrid search. Strict: websearch_to_tsquery (every term must match,
@@ -194,7 +192,7 @@ FTS_QUERIES = {
         "FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS lexeme)"
     ),
 }
-FTS_DEFAULT = "any"
+FTS_DEFAULT = "strict"
 
 
 def _text_ranking(query: str, scope: str, scope_params: list, limit: int, fts: str) -> list[int]:
@@ -229,6 +227,19 @@ def _validate_search(k: int, kinds: list[str] | None, mode: str | None) -> str:
     return mode
 
 
+def _set_ef_search(value: int) -> None:
+    """SET hnsw.ef_search for this connection, only when it differs from what was last set.
+
+    A session-level SET (not SET LOCAL) so a search needs no transaction of its own: two
+    round trips fewer per query. Only memory queries read this setting.
+    """
+    raw = connection.connection
+    if getattr(raw, "_memory_ef_search", None) != value:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET hnsw.ef_search = {int(value)}")
+        raw._memory_ef_search = value
+
+
 def memory_search(
     *, query: str, owner: Any, k: int = 5, kinds: list[str] | None = None, mode: str | None = None,
     exact: bool = False, fts: str = FTS_DEFAULT,
@@ -236,7 +247,7 @@ def memory_search(
     """Top-k entries for `query` among the owner's and the shared entries (best first).
 
     `exact` bypasses the HNSW index (benchmarks compare against it); `fts` picks the
-    full-text query of hybrid mode ("any" or "strict", see FTS_QUERIES).
+    full-text query of hybrid mode ("strict" or "any", see FTS_QUERIES).
     """
     mode = _validate_search(k, kinds, mode)
     query = (query or "").strip()
@@ -247,25 +258,21 @@ def memory_search(
     vector = vector_literal(embedder.embed([query])[0])
     scope, scope_params = _scope_sql(_owner_id(owner), kinds)
     candidates = k if mode == "vector" else max(40, 4 * k)
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            # HNSW returns at most ef_search rows, so it must cover the candidates asked for.
-            ef_search = max(settings.MEMORY_HNSW_EF_SEARCH, candidates)
-            cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
+    # HNSW returns at most ef_search rows, so it must cover the candidates asked for.
+    _set_ef_search(max(settings.MEMORY_HNSW_EF_SEARCH, candidates))
+    with transaction.atomic() if exact else nullcontext():
         vector_rows = _vector_ranking(vector, scope, scope_params, candidates, exact)
-        if len(vector_rows) < candidates and not exact:
-            # The index filters after its scan: a narrow scope (few own entries among many
-            # other users') can starve it, so fall back to the exact scan of that scope.
+    if len(vector_rows) < candidates and not exact:
+        # The index filters after its scan: a narrow scope (few own entries among many
+        # other users') can starve it, so fall back to the exact scan of that scope.
+        with transaction.atomic():
             vector_rows = _vector_ranking(vector, scope, scope_params, candidates, exact=True)
-        if mode == "vector":
-            ranked = [(entry_id, 1.0 - distance) for entry_id, distance in vector_rows]
-        else:
-            text_ids = _text_ranking(query, scope, scope_params, candidates, fts)
-            ranked = rrf_fuse([[row[0] for row in vector_rows], text_ids])[:k]
-    entries = MemoryEntry.objects.in_bulk([entry_id for entry_id, _ in ranked])
-    return [
-        MemoryHit(id=entry_id, content=entries[entry_id].content, kind=entries[entry_id].kind,
-                  score=round(score, 6), metadata=entries[entry_id].metadata)
-        for entry_id, score in ranked
-        if entry_id in entries
-    ]
+    if mode == "vector":
+        ranked = [(entry_id, 1.0 - distance) for entry_id, distance in vector_rows]
+    else:
+        text_ids = _text_ranking(query, scope, scope_params, candidates, fts)
+        ranked = rrf_fuse([[row[0] for row in vector_rows], text_ids])[:k]
+    # The embedding column is left out: parsing 10 vectors would cost more than the search.
+    rows = {row["id"]: row for row in MemoryEntry.objects.filter(id__in=[entry_id for entry_id, _ in ranked])
+            .values("id", "content", "kind", "metadata")}
+    return [MemoryHit(score=round(score, 6), **rows[entry_id]) for entry_id, score in ranked if entry_id in rows]

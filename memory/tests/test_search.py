@@ -68,3 +68,44 @@ def test_rrf_fuse_scales_best_to_one():
     assert {item for item, _ in fused} == {1, 2, 3, 4}
     assert fused[0][1] < 1.0  # nobody is first in both lists
     assert rrf_fuse([[7], [7]])[0] == (7, 1.0)
+
+
+def test_owner_scoping_even_when_others_entries_are_closer(user, other_user):
+    for number in range(60):
+        memory_add(owner=other_user, content=f"Kafka topic partition rebalancing note {number}")
+    mine = memory_add(owner=user, content="Kafka consumer lag alert for the billing topic")
+    shared = memory_add(owner=None, content="Kafka stores messages in partitioned topics.")
+    for mode in ("vector", "hybrid"):
+        hits = memory_search(query="Kafka topic partition rebalancing", owner=user, k=10, mode=mode)
+        assert {hit.id for hit in hits} == {mine.id, shared.id}
+    # No owner: the shared knowledge base only.
+    assert [hit.id for hit in memory_search(query="Kafka topic", owner=None, k=10)] == [shared.id]
+
+
+def test_kinds_filter(user):
+    note = memory_add(owner=user, content="Deploys happen on Tuesdays.", kind="note")
+    result = memory_add(owner=user, content="Deploy report: Tuesday deploy succeeded.", kind="task_result")
+    assert [h.id for h in memory_search(query="deploy Tuesday", owner=user, kinds=["task_result"])] == [result.id]
+    assert {h.id for h in memory_search(query="deploy Tuesday", owner=user, kinds=["note", "task_result"])} == {
+        note.id, result.id}
+
+
+def test_hybrid_beats_or_equals_vector_on_keyword_queries(user):
+    from memory.defaults import load_defaults
+
+    load_defaults()
+    expected = {
+        "What is the GIL?": "(GIL) lets only one thread",
+        "What is a p-value?": "A p-value is",
+        "Who created Django?": "Adrian Holovaty",
+        "Who created Redis?": "Salvatore Sanfilippo",
+    }
+
+    def rank(query, mode):
+        contents = [hit.content for hit in memory_search(query=query, owner=user, k=10, mode=mode)]
+        return next((i for i, text in enumerate(contents, 1) if expected[query] in text), 99)
+
+    ranks = {query: (rank(query, "vector"), rank(query, "hybrid")) for query in expected}
+    assert all(hybrid <= vector for vector, hybrid in ranks.values()), ranks
+    assert sum(vector for vector, _ in ranks.values()) > sum(hybrid for _, hybrid in ranks.values()), ranks
+    assert ranks["What is the GIL?"][1] <= 2
