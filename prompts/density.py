@@ -55,11 +55,16 @@ def _compact_lines(lines: list[str]) -> list[str]:
     return kept
 
 
+def compact_plain(text: str) -> str:
+    """``text`` without whitespace runs, blank-line runs and repeated separator lines."""
+    normalized = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "\n".join(_compact_lines(normalized.split("\n")))
+
+
 def compact_text(text: str) -> tuple[str, int, int]:
     """(compacted text, tokens before, tokens after). The sequence of words is unchanged,
     except that a separator line directly repeating another one is removed."""
-    normalized = text.replace("\r\n", "\n").replace("\r", "\n")
-    compacted = "\n".join(_compact_lines(normalized.split("\n")))
+    compacted = compact_plain(text)
     return compacted, count_tokens(text), count_tokens(compacted)
 
 
@@ -122,7 +127,7 @@ def fit_to_budget(parts: list[Part], budget_tokens: int, *, separator: str = "\n
 
     tokens_before = count_tokens(joined())
     if compact:
-        texts = [compact_text(text)[0] for text in texts]
+        texts = [compact_plain(text) for text in texts]
     dropped: list[str] = []
     truncated: list[str] = []
     order = sorted(range(len(parts)), key=lambda index: (parts[index].priority, -index))

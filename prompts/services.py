@@ -13,10 +13,11 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F, Max
 
-from prompts.density import compact_text
+from prompts.density import compact_plain, compact_text
 from prompts.errors import PromptNotFound, PromptRenderError, PromptValidationError
 from prompts.models import PromptTemplate, PromptVersion
 from prompts.rendering import body_problems, render_body, schema_problems
+from prompts.tokens import count_tokens
 
 _UNSET: Any = object()
 
@@ -43,18 +44,18 @@ def active_version(*, slug: str) -> PromptVersion:
     return version
 
 
-def _render(version: PromptVersion, variables: dict[str, Any]) -> tuple[str, int, int]:
+def _render(version: PromptVersion, variables: dict[str, Any]) -> str:
     missing = sorted(set(version.template.required_variables or []) - set(variables))
     if missing:
         raise PromptRenderError(f"prompt {version.label}: missing required variable(s) {', '.join(missing)}")
-    text = render_body(body=version.body, variables=variables, label=version.label)
-    # Density: whitespace runs and repeated separators cost tokens and say nothing.
-    return compact_text(text)
+    return render_body(body=version.body, variables=variables, label=version.label)
 
 
 def prompt_version_render(*, version: PromptVersion, variables: dict[str, Any]) -> RenderedPrompt:
     """Render a given version (active or not); see prompt_render."""
-    text, _, tokens = _render(version, variables)
+    # Density: whitespace runs and repeated separators cost tokens and say nothing.
+    text = compact_plain(_render(version, variables))
+    tokens = count_tokens(text)
     return RenderedPrompt(version_id=version.pk, label=version.label, text=text, tokens=tokens,
                           response_schema=version.template.response_schema, temperature=version.temperature,
                           max_tokens=version.max_tokens)
@@ -62,7 +63,7 @@ def prompt_version_render(*, version: PromptVersion, variables: dict[str, Any]) 
 
 def prompt_version_preview(*, version: PromptVersion, variables: dict[str, Any]) -> tuple[str, int, int]:
     """(rendered text, tokens before compaction, tokens after) for the admin preview."""
-    return _render(version, variables)
+    return compact_text(_render(version, variables))
 
 
 def prompt_render(*, slug: str, variables: dict[str, Any]) -> RenderedPrompt:
