@@ -228,8 +228,8 @@ def task_status_changed(*, task_id: uuid.UUID | str, status: str) -> str | None:
     Called by the orchestrator, inside or after the transaction that commits the status.
     The event body is built now (so it shows the task as it was at this status, even if the
     job runs later) and the job is enqueued on commit. Returns the delivery id, or None when
-    there is nothing to send. Never raises into the caller's run loop for a notification
-    problem other than a database error.
+    there is nothing to send. The runner calls it after the step commit, guarded
+    (tasks/runner.py, _notify_status_changed).
     """
     event = EVENT_BY_STATUS.get(str(status))
     if event is None:
