@@ -7,6 +7,8 @@ free port), so a benchmark never shares queues or rows with a running system or 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -215,8 +217,10 @@ def django_environment(db_name: str, **settings_env: str) -> BenchEnvironment:
     from django.core.management import call_command
 
     django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
-    call_command("bootstrap", verbosity=0)
+    # The loaders' summaries would mix with the benchmark's one JSON object on stdout.
+    with contextlib.redirect_stdout(io.StringIO()):
+        call_command("migrate", verbosity=0, interactive=False)
+        call_command("bootstrap", verbosity=0)
     return BenchEnvironment(db_name=db_name, db_url=db_url, redis=redis)
 
 

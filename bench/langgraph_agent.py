@@ -78,43 +78,64 @@ def build_graph(checkpointer, script: list[str], timer: Timer):
     return graph.compile(checkpointer=checkpointer)
 
 
+class LangGraphSession:
+    """A compiled graph on a PostgresSaver connection; :meth:`run_one` runs one thread of the script."""
+
+    def __init__(self, url: str, script: list[str]) -> None:
+        from langgraph.checkpoint.postgres import PostgresSaver
+
+        self.script = script
+        self._context = PostgresSaver.from_conn_string(url)
+        saver = self._context.__enter__()
+        saver.setup()
+        self.timer = Timer()
+        self.graph = build_graph(saver, script, self.timer)
+
+    def close(self) -> None:
+        self._context.__exit__(None, None, None)
+
+    def run_one(self) -> tuple[list[float], float]:
+        """(per-step seconds with the fake model's time removed, wall seconds likewise) of one run."""
+        from langchain_core.messages import HumanMessage
+
+        config = {"configurable": {"thread_id": str(uuid.uuid4())}, "recursion_limit": len(self.script) + 10}
+        first_model = len(self.timer.model_seconds)
+        started = last = time.perf_counter()
+        deltas = []
+        # With durability="sync" a step's checkpoint is written before the next step starts,
+        # so the time between two updates covers one step and its write.
+        for _update in self.graph.stream({"messages": [HumanMessage(content="Compute 12 * 7 and 3 + 4")]},
+                                         config, stream_mode="updates", durability="sync"):
+            now = time.perf_counter()
+            deltas.append(now - last)
+            last = now
+        elapsed = time.perf_counter() - started
+        model_times = self.timer.model_seconds[first_model:]
+        model_iter = iter(model_times)
+        steps = [delta - (next(model_iter, 0.0) if kind == MODEL else 0.0)
+                 for kind, delta in zip(self.script, deltas, strict=False)]
+        return steps, elapsed - sum(model_times)
+
+
 @dataclass
 class LangGraphRun:
     step_seconds: list[float]  # per step, model time excluded
     wall_seconds: float
     steps: int
-    model_seconds: float
 
 
 def run_langgraph(*, url: str, tasks: int, script: list[str], warmup: int = 3) -> LangGraphRun:
-    """Run `tasks` threads of `script` one after another on a PostgresSaver; time every step."""
-    from langchain_core.messages import HumanMessage
-    from langgraph.checkpoint.postgres import PostgresSaver
-
-    with PostgresSaver.from_conn_string(url) as saver:
-        saver.setup()
-        timer = Timer()
-        graph = build_graph(saver, script, timer)
+    """Run `tasks` threads of `script` one after another; time every step."""
+    session = LangGraphSession(url, script)
+    try:
+        for _ in range(warmup):
+            session.run_one()
         step_seconds: list[float] = []
         wall = 0.0
-        for number in range(warmup + tasks):
-            config = {"configurable": {"thread_id": str(uuid.uuid4())}, "recursion_limit": len(script) + 10}
-            first_model = len(timer.model_seconds)
-            started = last = time.perf_counter()
-            deltas = []
-            for _update in graph.stream({"messages": [HumanMessage(content="Compute 12 * 7 and 3 + 4")]},
-                                        config, stream_mode="updates", durability="sync"):
-                now = time.perf_counter()
-                deltas.append(now - last)
-                last = now
-            elapsed = time.perf_counter() - started
-            model_times = timer.model_seconds[first_model:]
-            if number < warmup:
-                continue
-            model_iter = iter(model_times)
-            for kind, delta in zip(script, deltas, strict=False):
-                step_seconds.append(delta - (next(model_iter, 0.0) if kind == MODEL else 0.0))
-            wall += elapsed - sum(model_times)
-        measured_model = sum(timer.model_seconds[-tasks * script.count(MODEL):]) if tasks else 0.0
-    return LangGraphRun(step_seconds=step_seconds, wall_seconds=wall, steps=len(step_seconds),
-                        model_seconds=measured_model)
+        for _ in range(tasks):
+            steps, elapsed = session.run_one()
+            step_seconds += steps
+            wall += elapsed
+    finally:
+        session.close()
+    return LangGraphRun(step_seconds=step_seconds, wall_seconds=wall, steps=len(step_seconds))

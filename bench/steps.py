@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 import uuid
 
@@ -32,33 +33,59 @@ def query_with(clauses: int) -> str:
     return "Please " + ", then ".join(parts) + "."
 
 
-def run_agentos(*, tasks: int, query: str, warmup: int = 2) -> dict:
-    from bench.agentos_driver import LLMClock, create_tasks, per_step_seconds, run_to_end, step_rows
+class AgentOSSession:
+    """Tasks of one query run in this thread through the runner; per-step times, LLM time removed."""
 
-    user, _token = harness.bench_user()
-    clock = LLMClock()
-    clock.install()
-    for task_id in create_tasks(owner=user, query=query, count=warmup):
+    def __init__(self, query: str) -> None:
+        from bench.agentos_driver import LLMClock
+
+        self.query = query
+        self.user, _token = harness.bench_user()
+        self.clock = LLMClock()
+        self.clock.install()
+        self.task_ids: list[str] = []
+
+    def run_one(self, *, keep: bool = True) -> tuple[list[float], float, list[str]]:
+        """(per-step seconds, wall seconds minus LLM time, step kinds) of one task."""
+        from bench.agentos_driver import create_tasks, per_step_seconds, run_to_end, step_rows
+
+        (task_id,) = create_tasks(owner=self.user, query=self.query, count=1)
+        started = time.time()
         run_to_end(task_id)
-    task_ids = create_tasks(owner=user, query=query, count=tasks)
-    started: dict[str, float] = {}
-    wall_started = time.time()
-    for task_id in task_ids:
-        started[task_id] = time.time()
-        run_to_end(task_id)
-    wall = time.time() - wall_started
-    rows = step_rows(task_ids)
-    llm_seconds = clock.within(wall_started, wall_started + wall)
-    steps = sum(len(r) for r in rows.values())
-    kinds = [row["kind"] for row in rows[task_ids[0]]]
-    return {
-        "step_seconds": per_step_seconds(started=started, rows=rows, clock=clock),
-        "steps": steps,
-        "kinds": kinds,
-        "mean_ms_wall": round((wall - llm_seconds) / steps * 1000, 3),
-        "llm_ms_per_step": round(llm_seconds / steps * 1000, 3),
-        "task_ids": task_ids,
-    }
+        ended = time.time()
+        rows = step_rows([task_id])
+        if keep:
+            self.task_ids.append(task_id)
+        steps = per_step_seconds(started={task_id: started}, rows=rows, clock=self.clock)
+        return steps, (ended - started) - self.clock.within(started, ended), [r["kind"] for r in rows[task_id]]
+
+
+def run_interleaved(*, tasks: int, query: str, url: str, warmup: int = 2) -> dict:
+    """AgentOS and LangGraph tasks alternate, so both see the same machine load over time."""
+    from bench.langgraph_agent import LangGraphSession, script_from_kinds
+
+    agentos = AgentOSSession(query)
+    kinds: list[str] = []
+    for _ in range(warmup):
+        _steps, _wall, kinds = agentos.run_one(keep=False)
+    peer = LangGraphSession(url, script_from_kinds(kinds))
+    try:
+        for _ in range(warmup):
+            peer.run_one()
+        ours, theirs = {"steps": [], "wall": 0.0}, {"steps": [], "wall": 0.0}
+        for _ in range(tasks):
+            steps, wall, run_kinds = agentos.run_one()
+            if run_kinds != kinds:
+                raise RuntimeError(f"AgentOS runs differ: {run_kinds} vs {kinds}")
+            ours["steps"] += steps
+            ours["wall"] += wall
+            steps, wall = peer.run_one()
+            theirs["steps"] += steps
+            theirs["wall"] += wall
+    finally:
+        peer.close()
+    return {"agentos": ours, "langgraph": theirs, "kinds": kinds, "task_ids": agentos.task_ids,
+            "llm_seconds": sum(e - s for s, e in agentos.clock.calls)}
 
 
 def step_row_bytes(task_ids: list[str]) -> int:
@@ -100,32 +127,31 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     env = harness.django_environment(DB_NAME, OFFLINE_LLM_LATENCY_MS="0")
+    load_before = os.getloadavg()[0]
     try:
-        from bench.langgraph_agent import run_langgraph, script_from_kinds
-
-        agentos = run_agentos(tasks=args.tasks, query=query_with(args.clauses))
-        script = script_from_kinds(agentos["kinds"])
-        peer = run_langgraph(url=harness.psycopg_url(env.db_url), tasks=args.tasks, script=script)
-        row_bytes = step_row_bytes(agentos["task_ids"])
+        run = run_interleaved(tasks=args.tasks, query=query_with(args.clauses), url=harness.psycopg_url(env.db_url))
+        row_bytes = step_row_bytes(run["task_ids"])
         floor = run_floor(url=env.db_url, row_bytes=row_bytes)
     finally:
         env.close()
 
-    ours, theirs = harness.summary_ms(agentos["step_seconds"]), harness.summary_ms(peer.step_seconds)
+    ours, theirs = run["agentos"], run["langgraph"]
+    ours_ms, theirs_ms = harness.summary_ms(ours["steps"]), harness.summary_ms(theirs["steps"])
+    ours_mean = ours["wall"] / len(ours["steps"]) * 1000
+    theirs_mean = theirs["wall"] / len(theirs["steps"]) * 1000
     result = {
         "benchmark": "steps",
         "tasks": args.tasks,
-        "steps_per_task": len(agentos["kinds"]),
-        "step_kinds": agentos["kinds"],
-        "agentos": {**ours, "mean_ms_wall": agentos["mean_ms_wall"], "llm_ms_per_step_excluded":
-                    agentos["llm_ms_per_step"], "steps": agentos["steps"]},
-        "langgraph_postgres_sync": {**theirs, "mean_ms_wall": round(peer.wall_seconds / peer.steps * 1000, 3),
-                                    "steps": peer.steps},
+        "steps_per_task": len(run["kinds"]),
+        "step_kinds": run["kinds"],
+        "agentos": {**ours_ms, "mean_ms_wall": round(ours_mean, 3)},
+        "langgraph_postgres_sync": {**theirs_ms, "mean_ms_wall": round(theirs_mean, 3)},
         "floor_insert_commit": {**harness.summary_ms(floor), "row_bytes": row_bytes},
-        "ratio_median": round(ours["median_ms"] / theirs["median_ms"], 3),
-        "ratio_p95": round(ours["p95_ms"] / theirs["p95_ms"], 3),
-        "ratio_mean": round(agentos["mean_ms_wall"] / (peer.wall_seconds / peer.steps * 1000), 3),
+        "ratio_median": round(ours_ms["median_ms"] / theirs_ms["median_ms"], 3),
+        "ratio_p95": round(ours_ms["p95_ms"] / theirs_ms["p95_ms"], 3),
+        "ratio_mean": round(ours_mean / theirs_mean, 3),
         "target_ratio": 0.5,
+        "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "machine": harness.machine(),
     }
     result["meets_target"] = result["ratio_median"] <= 0.5
