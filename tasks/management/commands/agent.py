@@ -1,0 +1,134 @@
+"""`manage.py agent run "query"`: start a task from the terminal and follow it live.
+
+The task is created through the same service as the API (trigger ``cli``) and runs on the
+Celery workers. The command polls the step log (every 0.3 s), shows a progress bar and one
+line per step, and prints the result. Ctrl-C detaches without cancelling the task.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from agentos.api import ApplicationError
+from tasks.models import Task, TaskStatus, Trigger
+from tasks.selectors import steps_after
+from tasks.services import task_create, task_respond
+
+POLL_SECONDS = 0.3
+
+
+def step_line(step) -> str:
+    """One line describing a step for the terminal."""
+    data_in, data_out = step.input or {}, step.output if isinstance(step.output, dict) else {}
+    where = " ".join(part for part in (step.subtask_id, step.agent) if part)
+    if step.status == "error":
+        detail = f"error: {step.error}"
+    elif step.kind == "plan":
+        subtasks = data_out.get("subtasks", [])
+        detail = "; ".join(f"{s.get('id')} {s.get('agent')}: {s.get('description')}" for s in subtasks)
+    elif step.kind == "llm":
+        action = data_out.get("action")
+        arguments = json.dumps(data_out.get("arguments", {}))
+        detail = f"-> {data_out.get('tool')} {arguments}" if action == "tool" else action
+    elif step.kind == "tool":
+        detail = f"{data_in.get('tool')}: {json.dumps(data_out.get('result'), default=str)}"
+    elif step.kind == "human_request":
+        detail = f"asks: {data_in.get('question')}"
+    elif step.kind == "human_response":
+        detail = f"answer: {data_in.get('answer', data_in.get('approve'))}"
+    elif step.kind in ("summary", "synthesis", "result"):
+        detail = str(data_out.get("summary") or data_out.get("result") or "")
+    else:
+        detail = ""
+    line = f"#{step.index:<3} {step.kind:<14} {where:<14} {' '.join(str(detail).split())}"
+    return line if len(line) <= 160 else line[:159] + "…"
+
+
+class Command(BaseCommand):
+    help = "Run an agent task from the terminal: agent run \"query\" [--user NAME] [--no-wait] [--timeout S]"
+
+    def add_arguments(self, parser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        run = sub.add_parser("run", help="create a task and follow it")
+        run.add_argument("query")
+        run.add_argument("--user", help="owner of the task (default: the first superuser)")
+        run.add_argument("--wait", dest="wait", action="store_true", default=True, help="follow the task (default)")
+        run.add_argument("--no-wait", dest="wait", action="store_false", help="print the task id and return")
+        run.add_argument("--timeout", type=float, default=600.0, help="stop following after S seconds")
+
+    def handle(self, *args, **options) -> None:
+        owner = self._owner(options.get("user"))
+        try:
+            task = task_create(owner=owner, query=options["query"], trigger=Trigger.CLI,
+                               trigger_details={"command": "agent run"})
+        except ApplicationError as error:
+            raise CommandError(error.message)
+        self.stdout.write(f"task {task.id} queued")
+        if not options["wait"]:
+            return
+        try:
+            self._follow(task, options["timeout"])
+        except KeyboardInterrupt:
+            self.stdout.write(f"\ndetached; task {task.id} keeps running (it was not cancelled)")
+
+    def _owner(self, name: str | None):
+        users = get_user_model().objects
+        if name:
+            owner = users.filter(username=name).first()
+            if owner is None:
+                raise CommandError(f"no user named {name!r}")
+            return owner
+        owner = users.filter(is_superuser=True, is_active=True).order_by("pk").first()
+        if owner is None:
+            raise CommandError("no superuser exists; pass --user NAME")
+        return owner
+
+    def _follow(self, task: Task, timeout: float) -> None:
+        deadline, last = time.monotonic() + timeout, -1
+        with tqdm(total=100, unit="%", file=self.stdout._out, dynamic_ncols=True, leave=False,
+                  bar_format="{l_bar}{bar}| {n:.0f}%") as bar:
+            while True:
+                for step in steps_after(task=task, after=last):
+                    bar.write(step_line(step), file=self.stdout._out)
+                    last = step.index
+                task.refresh_from_db()
+                bar.n = round(task.progress * 100)
+                bar.set_description(task.status)
+                bar.refresh()
+                if task.finished:
+                    break
+                if task.status == TaskStatus.WAITING_HUMAN and task.waiting_for and sys.stdin.isatty():
+                    bar.clear()
+                    self._answer(task)
+                    continue
+                if time.monotonic() > deadline:
+                    raise CommandError(f"task {task.id} is still {task.status} after {timeout:g}s; it keeps running")
+                time.sleep(POLL_SECONDS)
+        self._report(task)
+
+    def _answer(self, task: Task) -> None:
+        waiting = task.waiting_for or {}
+        choices = waiting.get("choices") or []
+        prompt = f"{waiting.get('question')} " + (f"[{'/'.join(choices)}] " if choices else "") + "> "
+        answer = input(prompt).strip()
+        try:
+            if waiting.get("reason") == "approval":
+                task_respond(task=task, answer=answer)
+            else:
+                task_respond(task=task, answer=answer or "(no answer)")
+        except ApplicationError as error:
+            self.stderr.write(error.message)
+
+    def _report(self, task: Task) -> None:
+        if task.status == TaskStatus.COMPLETED:
+            self.stdout.write(self.style.SUCCESS(f"completed in {task.step_count} steps\n"))
+            self.stdout.write(task.result)
+            return
+        message = f"task {task.id} {task.status}" + (f": {task.error}" if task.error else "")
+        raise CommandError(message)
