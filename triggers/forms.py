@@ -18,7 +18,14 @@ def _clean_options(value) -> dict:
     return value
 
 
+def _callback_url_field() -> forms.URLField:
+    return forms.URLField(required=False, max_length=500, assume_scheme="https",
+                          help_text="Optional: receives task.completed / task.failed / task.waiting_human events.")
+
+
 class WebhookForm(forms.ModelForm):
+    callback_url = _callback_url_field()
+
     class Meta:
         model = Webhook
         fields = ["name", "owner", "enabled", "query_template", "options", "callback_url"]
@@ -43,6 +50,7 @@ class WebhookForm(forms.ModelForm):
 
 
 class ScheduledQueryForm(forms.ModelForm):
+    callback_url = _callback_url_field()
     interval_minutes = forms.IntegerField(
         required=False, min_value=1, label="Every (minutes)",
         help_text="Run every N minutes. Leave empty when using a crontab expression.")
