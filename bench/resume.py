@@ -1,0 +1,161 @@
+"""Recovery and resume latency.
+
+    python -m bench.resume [--rounds 5] [--lease-seconds 2] [--requeue-interval 0.5]
+
+1. Crash: two workers (threads pool) and beat run; a task is running with a simulated
+   200 ms model latency. The worker holding its lease is SIGKILLed; measured: time from
+   the kill to the next step of that task committed (by the other worker). It is bounded
+   by the lease (TASK_LEASE_SECONDS, here short) plus beat's re-enqueue interval
+   (TASK_REQUEUE_INTERVAL) plus the pickup.
+2. Resume: a task paused between two steps is resumed through the service
+   (tasks.services.task_resume, what the API and the page call); measured: time from the
+   call to the service's return (its "resume" step committed) and to the next step a worker
+   commits (message delivery, lease, state load, an offline model call at zero latency,
+   commit). Targets: crash < 5 s, resume < 10 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from bench import harness, processes
+
+DB_NAME = "agentos_bench"
+LONG_QUERY = "Please " + ", then ".join(f"compute {12 + i} * {7 + i}" for i in range(5)) + "."
+
+
+def _max_index(task_id: str) -> int:
+    from django.db import close_old_connections
+    from django.db.models import Max
+
+    from tasks.models import Step
+
+    close_old_connections()
+    highest = Step.objects.filter(task_id=task_id).aggregate(m=Max("index"))["m"]
+    return -1 if highest is None else highest
+
+
+def _wait(predicate, timeout: float, interval: float = 0.005):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return None
+
+
+def _holder(task_id: str, workers: list[processes.Service]) -> processes.Service | None:
+    from tasks.models import Task
+
+    owner = Task.objects.filter(pk=task_id).values_list("lease_owner", flat=True).first() or ""
+    pid = owner.split(":")[1] if owner.count(":") >= 2 else ""
+    return next((w for w in workers if w.alive() and str(w.process.pid) == pid), None)
+
+
+def crash_round(user, workers: list[processes.Service]) -> dict:
+    from bench.agentos_driver import create_tasks
+    from tasks.models import Step
+
+    (task_id,) = create_tasks(owner=user, query=LONG_QUERY, count=1)
+    holder = _wait(lambda: _max_index(task_id) >= 2 and _holder(task_id, workers), timeout=30)
+    if holder is None:
+        return {"error": "no worker held the task"}
+    killed_at = time.time()
+    holder.kill()
+    time.sleep(0.05)  # a COMMIT already on the wire may still land; it counts as before the kill
+    last = _max_index(task_id)
+    step = _wait(lambda: Step.objects.filter(task_id=task_id, index=last + 1).first(), timeout=60, interval=0.01)
+    holder.start()
+    if step is None:
+        return {"error": "no step after the kill within 60 s"}
+    return {"seconds": round(step.created_at.timestamp() - killed_at, 3), "after_index": last}
+
+
+def resume_round(user) -> dict:
+    from bench.agentos_driver import create_tasks
+    from tasks.models import Step, Task
+    from tasks.services import task_pause, task_resume
+
+    (task_id,) = create_tasks(owner=user, query=LONG_QUERY, count=1)
+    _wait(lambda: _max_index(task_id) >= 1, timeout=30)
+    task = Task.objects.get(pk=task_id)
+    try:
+        task_pause(task=task)
+    except Exception as error:
+        return {"error": f"pause: {error}"}
+    if not _wait(lambda: Task.objects.filter(pk=task_id, status="paused").exists(), timeout=30):
+        return {"error": "the task finished before the pause took effect"}
+    time.sleep(0.2)  # a quiet worker, as after any pause
+    task.refresh_from_db()
+    started = time.time()
+    task_resume(task=task)
+    returned = time.time()
+    resume_index = Step.objects.filter(task_id=task_id, kind="resume").order_by("-index").values_list(
+        "index", flat=True).first()
+    step = _wait(lambda: Step.objects.filter(task_id=task_id, index=resume_index + 1).first(), timeout=30)
+    if step is None:
+        return {"error": "no step after the resume"}
+    return {"service_ms": round((returned - started) * 1000, 3),
+            "next_step_ms": round((step.created_at.timestamp() - started) * 1000, 3), "next_kind": step.kind}
+
+
+def active_tasks() -> int:
+    from tasks.models import Task
+
+    return Task.objects.filter(status__in=("queued", "running")).count()
+
+
+def _series(rounds: list[dict], key: str, scale: float = 1.0) -> dict:
+    values = [r[key] / scale for r in rounds if key in r]
+    return {**harness.summary_ms(values), "max_ms": round(max(values) * 1000, 3) if values else None}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--lease-seconds", type=int, default=2)
+    parser.add_argument("--requeue-interval", type=float, default=0.5)
+    args = parser.parse_args(argv)
+
+    env = harness.django_environment(DB_NAME, OFFLINE_LLM_LATENCY_MS="0", TASK_LEASE_SECONDS=str(args.lease_seconds),
+                                     TASK_REQUEUE_INTERVAL=str(args.requeue_interval))
+    services: list[processes.Service] = []
+    try:
+        user, _ = harness.bench_user()
+        slow = harness.child_env(OFFLINE_LLM_LATENCY_MS="200")
+        workers = [processes.worker(slow, concurrency=4, name=f"worker{i}") for i in range(2)]
+        services = [*workers, processes.beat(slow)]
+        for service in services:
+            service.start()
+        crashes = [crash_round(user, workers) for _ in range(args.rounds)]
+        _wait(lambda: not active_tasks(), timeout=120, interval=0.5)
+        for service in services:
+            service.stop()
+        fast = processes.worker(harness.child_env(), concurrency=4, name="fast")
+        services = [fast.start()]
+        resumes = [resume_round(user) for _ in range(args.rounds)]
+    finally:
+        for service in services:
+            service.stop()
+        env.close()
+    crash = _series(crashes, "seconds")
+    resume_service = _series(resumes, "service_ms", 1000)
+    resume_next = _series(resumes, "next_step_ms", 1000)
+    result = {
+        "benchmark": "resume",
+        "lease_seconds": args.lease_seconds,
+        "requeue_interval_s": args.requeue_interval,
+        "kill_to_next_step": crash,
+        "resume_service_call": resume_service,
+        "resume_to_next_worker_step": resume_next,
+        "crash_rounds": crashes,
+        "resume_rounds": resumes,
+        "meets_target": bool(crash["n"]) and crash["max_ms"] < 5000 and resume_next["median_ms"] < 10,
+    }
+    return harness.emit("resume", result)
+
+
+if __name__ == "__main__":
+    main()
