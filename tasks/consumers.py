@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import json
 
-from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from agentos.api import ApplicationError, _first_validation_error, error_body
 from tasks.api.auth import query_param, scope_user
-from tasks.api.events import StepSequencer, group_name, parse_after, read_snapshot, task_for
+from tasks.api.events import StepSequencer, group_name, in_db_thread, parse_after, read_snapshot, task_for
 
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHENTICATED = 4401
@@ -58,7 +57,7 @@ class TaskConsumer(AsyncJsonWebsocketConsumer):
         if not self.user.is_authenticated:
             return await self._refuse(CLOSE_UNAUTHENTICATED)
         try:
-            self.task = await sync_to_async(task_for)(self.user, self.scope["url_route"]["kwargs"]["task_id"])
+            self.task = await in_db_thread(task_for)(self.user, self.scope["url_route"]["kwargs"]["task_id"])
             after = parse_after(query_param(self.scope.get("query_string", b""), "after"))
         except ApplicationError as exc:
             return await self._refuse(CLOSE_NOT_FOUND if exc.status_code == 404 else CLOSE_BAD_REQUEST)
@@ -69,7 +68,7 @@ class TaskConsumer(AsyncJsonWebsocketConsumer):
         self.group = group_name(self.task.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        snapshot = await sync_to_async(read_snapshot)(self.task, after)
+        snapshot = await in_db_thread(read_snapshot)(self.task, after)
         self.sequencer = StepSequencer(self.task, after)
         steps = self.sequencer.take_snapshot(snapshot)
         await self.send_json({"type": "snapshot", "task": snapshot.task, "steps": steps})
@@ -93,7 +92,7 @@ class TaskConsumer(AsyncJsonWebsocketConsumer):
             return
         action = content.get("action")
         try:
-            task = await sync_to_async(run_action)(user=self.user, task_id=self.task.pk, content=content)
+            task = await in_db_thread(run_action)(user=self.user, task_id=self.task.pk, content=content)
         except ApplicationError as exc:
             await self._reply_error(action, exc)
             return

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
+
+from tasks.api.events import in_db_thread
 
 TOKEN_KEYWORDS = ("token", "bearer")
 
@@ -53,7 +54,7 @@ async def request_user(request: HttpRequest):
     """
     key = token_from_header(request.headers.get("Authorization")) or request.GET.get("token")
     if key:
-        return await sync_to_async(user_for_token)(key) or AnonymousUser()
+        return await in_db_thread(user_for_token)(key) or AnonymousUser()
     return await request.auser()
 
 
@@ -61,9 +62,9 @@ async def scope_user(scope: dict):
     """The user of a websocket connection: ``?token=`` first, else the session's user."""
     key = query_param(scope.get("query_string", b""), "token")
     if key:
-        return await sync_to_async(user_for_token)(key) or AnonymousUser()
+        return await in_db_thread(user_for_token)(key) or AnonymousUser()
     user = scope.get("user")
     if user is None:
         return AnonymousUser()
-    # AuthMiddlewareStack puts a lazy object in the scope; resolving it touches the DB.
-    return await sync_to_async(lambda: user if user.is_authenticated else AnonymousUser())()
+    # AuthMiddlewareStack has already resolved the session's user into the lazy object.
+    return user if user.is_authenticated else AnonymousUser()

@@ -17,15 +17,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import uuid
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.db import connections
 
 from agentos.api import NotFound
 
 FINISHED = frozenset({"completed", "failed", "cancelled"})
+
+
+# Database reads of open streams run on this small pool: connections stay bounded by its
+# size however many clients are connected (a thread per stream would hold a connection per
+# stream), and the reads themselves take milliseconds.
+DB_THREADS = 8
+_db_executor = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="live-db")
+
+
+def in_db_thread(function):
+    """``function`` as a coroutine on the stream pool (connections health-checked around it)."""
+    return database_sync_to_async(function, thread_sensitive=False, executor=_db_executor)
+
+
+def close_db_connections() -> None:
+    """Close the connections the pool's threads hold (test teardown, shutdown)."""
+    # The barrier makes each of the DB_THREADS jobs run on a different thread.
+    barrier = threading.Barrier(DB_THREADS, timeout=5)
+
+    def close() -> None:
+        connections.close_all()
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait()
+
+    futures.wait([_db_executor.submit(close) for _ in range(DB_THREADS)])
 
 
 def group_name(task_id) -> str:
@@ -121,7 +150,7 @@ class StepSequencer:
 
     async def catch_up(self) -> list[dict]:
         """Step events for every committed step not sent yet (read from the database)."""
-        steps = await sync_to_async(read_steps)(self.task, self.last_index)
+        steps = await in_db_thread(read_steps)(self.task, self.last_index)
         return self._step_events(steps)
 
     def _step_events(self, steps: list[dict]) -> list[dict]:

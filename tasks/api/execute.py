@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tasks.api import serializers as s
-from tasks.api.events import FINISHED, TaskSubscription
+from tasks.api.events import FINISHED, TaskSubscription, in_db_thread
 from tasks.api.views import create_task, error_responses, task_urls
 
 # A task in these states needs a person (or a resume) before it can finish: stop waiting.
@@ -88,7 +88,7 @@ async def wait_for_task(task, timeout: float) -> dict:
     deadline = loop.time() + timeout
     # Subscribe first, then read: a change committed in between is seen by one or the other.
     async with TaskSubscription(task.pk) as subscription:
-        task_dict = await sync_to_async(_read_task)(task)
+        task_dict = await in_db_thread(_read_task)(task)
         while task_dict["status"] not in STOP_WAITING:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -96,7 +96,7 @@ async def wait_for_task(task, timeout: float) -> dict:
             event = await subscription.next(timeout=min(remaining, RECHECK_SECONDS))
             if event is not None and (event.get("task") or {}).get("status") not in STOP_WAITING:
                 continue
-            task_dict = await sync_to_async(_read_task)(task)
+            task_dict = await in_db_thread(_read_task)(task)
     return task_dict
 
 

@@ -27,12 +27,27 @@ def validate_query(value: str) -> str:
     return value
 
 
+class StrictCharField(serializers.CharField):
+    """A string, and only a string (DRF's CharField would turn 42 or true into text)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class TaskOptionsSerializer(serializers.Serializer):
+    """Options of a run (the keys tasks.services.task_create accepts)."""
+
     agents = serializers.ListField(child=serializers.SlugField(max_length=50), required=False, min_length=1,
                                    help_text="Restrict the plan to these agents (names of enabled agents).")
     step_budget = serializers.IntegerField(required=False, min_value=MIN_STEP_BUDGET, max_value=MAX_STEP_BUDGET,
                                            help_text="Model and tool steps the task may take.")
+    max_subtasks = serializers.IntegerField(required=False, min_value=1, max_value=10,
+                                            help_text="At most this many subtasks in the plan.")
     allow_human = serializers.BooleanField(required=False, help_text="May the agents ask a person (default true).")
+    require_approval = serializers.ListField(child=serializers.CharField(max_length=100), required=False,
+                                             help_text="Tool names whose calls wait for a person's approval.")
 
     def validate_agents(self, value: list[str]) -> list[str]:
         from tasks.models import AgentSpec
@@ -54,7 +69,7 @@ class TaskOptionsSerializer(serializers.Serializer):
 
 
 class TaskCreateInputSerializer(serializers.Serializer):
-    query = serializers.CharField(validators=[validate_query], help_text="What the agents should do.")
+    query = StrictCharField(validators=[validate_query], help_text="What the agents should do.")
     options = TaskOptionsSerializer(required=False)
 
 
@@ -74,14 +89,15 @@ class ExecuteInputSerializer(TaskCreateInputSerializer):
 
 
 class RespondInputSerializer(serializers.Serializer):
-    answer = serializers.CharField(required=False, validators=[validate_query],
-                                   help_text="The answer to the task's question.")
+    # 4000 = tasks.services.ANSWER_MAX_LENGTH
+    answer = StrictCharField(required=False, max_length=4000,
+                                   help_text='The answer to the question; for an approval also "yes" or "no".')
     approve = serializers.BooleanField(required=False, help_text="The decision on a tool call waiting for approval.")
     comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
     def validate(self, attrs: dict) -> dict:
-        if ("answer" in attrs) == ("approve" in attrs):
-            raise serializers.ValidationError({"answer": "Send either answer or approve (exactly one)."},
+        if "answer" not in attrs and "approve" not in attrs:
+            raise serializers.ValidationError({"answer": "Send answer (a question) or approve (an approval)."},
                                               code="required")
         return attrs
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -33,7 +32,7 @@ from rest_framework.views import APIView
 
 from agentos.api import ApplicationError, error_body
 from tasks.api.auth import request_user
-from tasks.api.events import StepSequencer, TaskSubscription, parse_after, read_snapshot, task_for
+from tasks.api.events import StepSequencer, TaskSubscription, in_db_thread, parse_after, read_snapshot, task_for
 from tasks.api.views import error_responses
 
 
@@ -64,7 +63,7 @@ async def event_stream(task, after: int | None) -> AsyncIterator[str]:
     # Subscribe before reading the snapshot: a step committed in between then arrives twice
     # (the sequencer drops the copy) instead of never.
     async with TaskSubscription(task.pk) as subscription:
-        snapshot = await sync_to_async(read_snapshot)(task, after)
+        snapshot = await in_db_thread(read_snapshot)(task, after)
         sequencer = StepSequencer(task, after)
         steps = sequencer.take_snapshot(snapshot)
         yield "retry: 2000\n\n"
@@ -78,7 +77,7 @@ async def event_stream(task, after: int | None) -> AsyncIterator[str]:
             if event is None:
                 yield ": heartbeat\n\n"
                 # One cheap read per heartbeat, in case a publish was lost while idle.
-                events = sequencer.reconcile(await sync_to_async(read_snapshot)(task, sequencer.last_index))
+                events = sequencer.reconcile(await in_db_thread(read_snapshot)(task, sequencer.last_index))
             else:
                 events = await sequencer.admit(event)
             for item in events:
@@ -100,7 +99,7 @@ async def task_stream(request: HttpRequest, task_id: str) -> HttpResponse:
     if not user.is_authenticated:
         return _error(401, "not_authenticated", "Authentication credentials were not provided or are invalid.")
     try:
-        task = await sync_to_async(task_for)(user, task_id)
+        task = await in_db_thread(task_for)(user, task_id)
         # Last-Event-ID (sent by a reconnecting EventSource) wins over ?after=.
         header = request.headers.get("Last-Event-ID")
         after = parse_after(header, "Last-Event-ID") if header else parse_after(request.GET.get("after"))
