@@ -169,8 +169,8 @@ def _fold_if_over_budget(state: TaskState, subtask: Subtask, history: list[StepR
     last_llm = max((i for i, r in enumerate(own) if r.kind == LLM), default=0)
     # Keep the latest exchange (the last LLM action and what followed it); fold the rest.
     to_fold = own[:last_llm]
-    if not to_fold:
-        return ()
+    if not any(r.kind != SUMMARY for r in to_fold):
+        return ()  # nothing new to fold: summarising a summary alone would not shrink the context
     previous = to_fold[0] if to_fold[0].kind == SUMMARY else None
     folded = set((previous.input or {}).get("fold", [])) if previous else set()
     return tuple(sorted(folded | {r.index for r in to_fold}))

@@ -266,3 +266,11 @@ def test_validators():
                                                              allowed_tools=tools, allow_human=True, final=True)
     assert "no person" in action_problem({"action": "ask_human", "question": "?"}, allowed_tools=tools,
                                          allow_human=False, final=False)
+
+
+def test_a_summary_alone_is_never_folded_again():
+    log = Log().plan().tool_call("s1", "web_search").tool("s1", "web_search", {"text": "x " * 3000})
+    log.tool_call("s1", "http_get").tool("s1", "http_get", {"text": "y " * 3000})
+    log.add("summary", agent="research", subtask="s1", input={"fold": [1, 2]}, output={"summary": "z " * 2000})
+    # Still over budget, but only the summary precedes the latest exchange: go on.
+    assert isinstance(decide(log.state(context_budget=500)), a.CallAgent)
