@@ -9,9 +9,8 @@ import pytest
 def agents_defaults(db):
     """Prompts, tools and agents (no knowledge base: faster than the full bootstrap)."""
     import prompts.defaults
-    import tools.defaults
-
     import tasks.defaults
+    import tools.defaults
 
     prompts.defaults.load_defaults()
     tools.defaults.load_defaults()
