@@ -111,8 +111,13 @@ def _validate_kind(kind: str, field_name: str = "kind") -> None:
 
 
 def _owner_id(owner: Any) -> int | None:
-    if owner is None or not getattr(owner, "is_authenticated", False):
+    """A User (or a user id) -> its id; None -> None (the shared knowledge base)."""
+    if owner is None:
         return None
+    if isinstance(owner, int) and not isinstance(owner, bool):
+        return owner
+    if not getattr(owner, "is_authenticated", False):
+        raise ApplicationError("an anonymous user has no memory", code="not_authenticated")
     return owner.pk
 
 

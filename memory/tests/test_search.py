@@ -109,3 +109,15 @@ def test_hybrid_beats_or_equals_vector_on_keyword_queries(user):
     assert all(hybrid <= vector for vector, hybrid in ranks.values()), ranks
     assert sum(vector for vector, _ in ranks.values()) > sum(hybrid for _, hybrid in ranks.values()), ranks
     assert ranks["What is the GIL?"][1] <= 2
+
+
+def test_owner_may_be_an_id_but_not_anonymous(user):
+    from django.contrib.auth.models import AnonymousUser
+
+    entry = memory_add(owner=user.pk, content="Staging uses port 8443.")
+    assert entry.owner_id == user.pk
+    assert memory_search(query="staging port", owner=user.pk)[0].id == entry.id
+    with pytest.raises(ApplicationError):
+        memory_add(owner=AnonymousUser(), content="should not become shared")
+    with pytest.raises(ApplicationError):
+        memory_search(query="staging", owner=AnonymousUser())
