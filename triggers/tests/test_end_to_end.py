@@ -73,3 +73,21 @@ def test_every_task_records_its_trigger_as_its_first_step(worker, defaults, clie
     first = Step.objects.get(task=task, index=0)
     recorded = json.dumps({"input": first.input, "output": first.output})
     assert "webhook" in recorded and str(webhook.pk) in recorded
+
+
+@pytest.mark.slow
+def test_a_failed_run_is_called_back_as_task_failed(callback_worker, defaults, receiver, client, user):
+    from prompts.models import PromptVersion
+
+    # Without an active plan prompt the run cannot even plan, and fails.
+    PromptVersion.objects.filter(template__slug="plan").update(is_active=False)
+    webhook = Webhook.objects.create(owner=user, name="broken", options={"allow_human": False},
+                                     callback_url=receiver.url)
+    response = signed_post(client, webhook, {"query": "Compare the three largest cities of Spain by population"})
+    assert response.status_code == 202, response.content
+    task = wait_for_status(response.json()["task_id"], {"completed", "failed"})
+    assert task.status == "failed", task.result
+    [request] = receiver.wait_for(1)
+    signing.verify(secret=webhook.secret, body=request["body"], header=request["headers"]["X-AgentOS-Signature"])
+    event = json.loads(request["body"])
+    assert event["event"] == "task.failed" and event["task"]["error"] == task.error
