@@ -130,3 +130,21 @@ def test_markdown_renders_the_usual_things():
     html = render_markdown("# T\n\n- a\n- **b**\n\n| x | y |\n|---|---|\n| 1 | 2 |\n\n[l](https://e.com)")
     assert "<h1>T</h1>" in html and "<strong>b</strong>" in html and "<td>1</td>" in html
     assert 'href="https://e.com"' in html and 'rel="noopener noreferrer nofollow"' in html
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_committed_catalogs_match_their_sources(language, tmp_path):
+    """The .mo files are committed (so running needs no gettext); they must be compiled from the .po."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from django.conf import settings
+
+    if not shutil.which("msgfmt"):
+        pytest.skip("gettext's msgfmt is not installed (.ci/run installs it)")
+    folder = Path(settings.BASE_DIR) / "locale" / language / "LC_MESSAGES"
+    compiled = tmp_path / "django.mo"
+    subprocess.run(["msgfmt", "--check-format", "-o", str(compiled), str(folder / "django.po")], check=True)
+    assert compiled.read_bytes() == (folder / "django.mo").read_bytes(), \
+        f"run: manage.py compilemessages (locale/{language} is stale)"
