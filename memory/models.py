@@ -10,8 +10,8 @@ from django.utils import timezone
 from pgvector.django import HnswIndex, VectorField
 
 # Fixed HNSW build parameters (chosen with bench/memory_search.py, see README "Memory").
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 64
+HNSW_M = 24
+HNSW_EF_CONSTRUCTION = 128
 HNSW_INDEX_NAME = "memory_entry_embedding_hnsw"
 
 

@@ -6,8 +6,10 @@ Public API (used by the orchestrator's pre-fetch and the memory tools):
   idempotency_key=None) -> MemoryEntry``
 - ``memory_search(*, query, owner, k=5, kinds=None, mode=None) -> list[MemoryHit]``
 
-``owner`` is a User or None (None = the shared knowledge base, readable by every user).
-A search sees the owner's entries plus the shared ones, never another user's.
+``owner`` is a User (or a user id) or None (None = the shared knowledge base, readable by
+every user); an anonymous user is refused. A search sees the owner's entries plus the
+shared ones, never another user's. Both raise ``EmbedderMismatch`` (503,
+``embedder_mismatch``) when stored vectors come from another embedder or dimension.
 
 Scores: in "vector" mode the cosine similarity (1 − cosine distance), 1.0 for the same
 text, about 0 for unrelated text. In "hybrid" mode the reciprocal-rank-fusion score scaled
