@@ -16,7 +16,7 @@ from typing import Any
 
 from agentos.llm import InvalidModelOutput, LLMError, LLMRequest, get_provider
 from prompts.errors import PromptError
-from prompts.services import prompt_render
+from prompts.services import RenderedPrompt, active_version, prompt_version_render
 from tasks.context import canonical
 from tasks.engine import actions as a
 from tasks.engine.context import build_messages, clip, messages_hash, transcript, visible_own
@@ -61,10 +61,20 @@ class Run:
     task: Any  # tasks.models.Task
     state: TaskState
     tools: dict  # enabled tool name -> ToolSpec
+    versions: dict = field(default_factory=dict)  # prompt slug -> active PromptVersion, for this slice
 
     @property
     def index(self) -> int:
         return self.state.next_index
+
+
+def prompt_render(*, slug: str, variables: dict, versions: dict) -> RenderedPrompt:
+    """The prompts app's rendering of the active version, looked up once per slice: a newly
+    activated version is used from the next slice on (a few seconds at most)."""
+    version = versions.get(slug)
+    if version is None:
+        version = versions[slug] = active_version(slug=slug)
+    return prompt_version_render(version=version, variables=variables)
 
 
 def _call_llm(run: Run, draft: StepDraft, *, slug: str, variables: dict, records: list[StepRecord],
@@ -72,7 +82,7 @@ def _call_llm(run: Run, draft: StepDraft, *, slug: str, variables: dict, records
     started = time.monotonic()
     variables = canonical(variables)
     try:
-        rendered = prompt_render(slug=slug, variables=variables)
+        rendered = prompt_render(slug=slug, variables=variables, versions=run.versions)
     except PromptError as error:
         draft.status, draft.error = "error", clip(" ".join(str(error).split()), 300)
         draft.duration_ms = int((time.monotonic() - started) * 1000)

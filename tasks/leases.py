@@ -21,8 +21,8 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connection
-from django.db.models import Case, Q, Value, When
+from django.db import connection
+from django.db.models import Q
 from django.db.models.functions import Now
 
 from tasks.models import ACTIVE_STATUSES, Task, TaskStatus
@@ -36,16 +36,25 @@ def new_worker_id() -> str:
 
 
 def lease_acquire(task_id, worker_id: str) -> Task | None:
-    """Take the lease (and move a queued task to running); the task, or None without a lease."""
-    lease = timedelta(seconds=settings.TASK_LEASE_SECONDS)
-    free = Q(lease_owner__isnull=True) | Q(lease_expires_at__lt=Now()) | Q(lease_owner=worker_id)
-    taken = Task.objects.filter(free, pk=task_id, status__in=ACTIVE_STATUSES).update(
-        lease_owner=worker_id, lease_expires_at=Now() + lease,
-        status=Case(When(status=TaskStatus.QUEUED, then=Value(TaskStatus.RUNNING)), default="status"),
-    )
-    if not taken:
+    """Take the lease (and move a queued task to running); the task, or None without a lease.
+
+    One statement: the conditional UPDATE returns the row it changed, so a slice starts with
+    a single round trip.
+    """
+    try:
+        ident = uuid.UUID(str(task_id))
+    except ValueError:
         return None
-    return Task.objects.get(pk=task_id)
+    table = Task._meta.db_table
+    rows = list(Task.objects.raw(
+        f"UPDATE {table} SET lease_owner = %s, "  # noqa: S608 (the table name comes from the model)
+        "lease_expires_at = now() + make_interval(secs => %s), "
+        "status = CASE WHEN status = %s THEN %s ELSE status END "
+        "WHERE id = %s AND status IN (%s, %s) "
+        "AND (lease_owner IS NULL OR lease_expires_at < now() OR lease_owner = %s) RETURNING *",
+        [worker_id, settings.TASK_LEASE_SECONDS, TaskStatus.QUEUED, TaskStatus.RUNNING, ident,
+         TaskStatus.QUEUED, TaskStatus.RUNNING, worker_id]))
+    return rows[0] if rows else None
 
 
 def lease_release(task_id, worker_id: str, **fields) -> bool:
@@ -117,7 +126,9 @@ class LeaseKeeper:
                 self._renew(held)
             except Exception:  # a database hiccup: try again next round, leases last 3 intervals
                 logger.warning("lease renewal failed", exc_info=True)
-                close_old_connections()
+            finally:
+                # Rounds are seconds apart: no idle connection is kept open between them.
+                connection.close()
 
     def _renew(self, held: dict[str, str]) -> None:
         with connection.cursor() as cursor:

@@ -6,13 +6,15 @@ websocket consumers and the SSE view relay it. Callers publish only after the co
 (``transaction.on_commit``), so a client never sees a step that could still roll back.
 
 ``async_to_sync(group_send)`` would start an event loop and a Redis connection for every
-call (about 8 ms); instead one background event loop per process keeps the connection and
-each publish waits for its send, so events of a task leave in commit order (about 0.5 ms).
+call (about 8 ms). Instead one background event loop per process keeps the connection, and
+``publish`` only hands the event to a queue that a single coroutine drains in order: the
+worker does not wait for Redis, and a task's events still leave in commit order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import threading
@@ -25,6 +27,7 @@ PUBLISH_TIMEOUT = 5.0
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
+_queue: asyncio.Queue | None = None
 _loop_pid: int | None = None
 
 
@@ -32,29 +35,65 @@ def group_name(task_id: Any) -> str:
     return f"task-{task_id}"
 
 
-def _background_loop() -> asyncio.AbstractEventLoop:
-    global _loop, _loop_pid
+async def _drain(queue: asyncio.Queue) -> None:
+    while True:
+        item = await queue.get()
+        if isinstance(item, asyncio.Future):  # a flush() marker: everything before it is sent
+            item.set_result(None)
+            continue
+        group, message = item
+        layer = get_channel_layer()
+        try:
+            await asyncio.wait_for(layer.group_send(group, message), PUBLISH_TIMEOUT)
+        except Exception:  # best effort: the step log stays the source of truth
+            logger.warning("could not publish event %s to %s", message["event"].get("seq"), group, exc_info=True)
+
+
+def _start() -> tuple[asyncio.AbstractEventLoop, asyncio.Queue]:
+    global _loop, _queue, _loop_pid
     with _lock:
         # A forked worker child must not reuse its parent's (threadless) loop.
         if _loop is None or _loop_pid != os.getpid() or _loop.is_closed():
-            _loop = asyncio.new_event_loop()
-            _loop_pid = os.getpid()
-            threading.Thread(target=_loop.run_forever, name="live-publish", daemon=True).start()
-        return _loop
+            loop = asyncio.new_event_loop()
+            queue: asyncio.Queue = asyncio.Queue()
+            threading.Thread(target=loop.run_forever, name="live-publish", daemon=True).start()
+            asyncio.run_coroutine_threadsafe(_drain(queue), loop)
+            _loop, _queue, _loop_pid = loop, queue, os.getpid()
+            atexit.register(_flush_at_exit)
+        return _loop, _queue
 
 
 def publish(task_id: Any, event: dict) -> None:
-    """Send ``event`` to the task's group. Never raises: live updates are best effort, the
-    step log stays the source of truth (clients catch up with ``?after=N``)."""
-    layer = get_channel_layer()
-    if layer is None:
+    """Queue ``event`` for the task's group and return at once. Never raises: live updates
+    are best effort; clients catch up from the step log (``?after=N``)."""
+    if get_channel_layer() is None:
         return
-    message = {"type": "task.event", "event": event}
     try:
-        future = asyncio.run_coroutine_threadsafe(layer.group_send(group_name(task_id), message), _background_loop())
-        future.result(PUBLISH_TIMEOUT)
+        loop, queue = _start()
+        loop.call_soon_threadsafe(queue.put_nowait, (group_name(task_id), {"type": "task.event", "event": event}))
     except Exception:
-        logger.warning("could not publish event %s of task %s", event.get("seq"), task_id, exc_info=True)
+        logger.warning("could not queue event %s of task %s", event.get("seq"), task_id, exc_info=True)
+
+
+def _flush_at_exit() -> None:
+    try:
+        flush(1.0)
+    except Exception:  # noqa: BLE001 (at exit, nothing else can be done about it)
+        logger.warning("live events still queued at exit were dropped")
+
+
+def flush(timeout: float = PUBLISH_TIMEOUT) -> None:
+    """Wait until every event queued so far has been sent (tests, short-lived commands)."""
+    if _loop is None or _loop_pid != os.getpid():
+        return
+    loop, queue = _start()
+
+    async def marker() -> None:
+        done = loop.create_future()
+        queue.put_nowait(done)
+        await done
+
+    asyncio.run_coroutine_threadsafe(marker(), loop).result(timeout)
 
 
 def step_event(task, step) -> dict:

@@ -6,7 +6,8 @@
 2. Load the step log once; the state then lives in memory for the slice and each committed
    step is appended to it (no re-read of the log per step).
 3. Loop, within TASK_SLICE_SECONDS / TASK_SLICE_STEPS: ``decide(state)``; execute the action
-   (LLM or tool call) OUTSIDE any transaction; then ONE transaction:
+   (LLM or tool call) OUTSIDE any transaction; then ONE statement (one round trip, one
+   implicit transaction) made of three parts:
    a. ``UPDATE tasks_task ... WHERE id = %s AND lease_owner = me AND lease_expires_at > now()
       RETURNING pause_requested, cancel_requested`` — the fencing check, the row lock, the
       task's new status/progress/counters and the lease renewal in one statement. No row:
@@ -15,7 +16,7 @@
       fails even if fencing were bypassed);
    c. count the prompt version's use (exactly once per committed LLM step).
    The flags come back from (a), so pause and cancel are seen after every commit.
-   After the commit: publish the step to ``task-<id>``.
+   After the commit: publish the step to ``task-<id>`` (non-blocking, see tasks/live.py).
 4. The slice's last commit also releases the lease; a still-running task is re-enqueued
    after that commit (fairness between tasks).
 """
@@ -27,7 +28,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection
 from django.utils import timezone
 
 from prompts.tokens import count_tokens
@@ -71,7 +72,9 @@ def load_state(task: Task) -> TaskState:
               for spec in AgentSpec.objects.filter(enabled=True)}
     approval = {spec.name for spec in all_tools() if spec.requires_approval}
     approval |= set(settings.TOOLS_REQUIRING_APPROVAL) | set(task.options.get("require_approval") or [])
-    steps = [record_from_step(step) for step in Step.objects.filter(task=task).order_by("index")]
+    # A task that has no step yet (the first slice of most tasks) needs no query for its log.
+    rows = Step.objects.filter(task=task).order_by("index") if task.step_count else []
+    steps = [record_from_step(step) for step in rows]
     return TaskState(
         query=task.query, agents=agents, steps=steps, step_budget=task.step_budget,
         allow_human=bool(task.options.get("allow_human", True)), approval_tools=frozenset(approval),
@@ -174,58 +177,90 @@ class _Slice:
                     subtask_id=draft.subtask_id, status=draft.status, input=record.input, output=record.output,
                     error=draft.error, prompt_label=draft.prompt_label, context=draft.context,
                     context_hash=draft.context_hash, tokens_in=draft.tokens_in, tokens_out=draft.tokens_out,
-                    duration_ms=draft.duration_ms)
+                    duration_ms=draft.duration_ms, created_at=changes["updated_at"])
         try:
-            with transaction.atomic():
-                flags = self._fenced_update(changes, release)
-                if flags is None:
-                    return None
-                step.save()
-                if draft.prompt_version_id:
-                    from prompts.services import prompt_version_record_use
-
-                    prompt_version_record_use(version_id=draft.prompt_version_id, success=draft.status == "ok",
-                                              tokens_in=draft.tokens_in, tokens_out=draft.tokens_out,
-                                              latency_ms=draft.duration_ms)
-                for name, value in changes.items():
-                    setattr(self.task, name, value)
-                event = live.step_event(self.task, step)
-                transaction.on_commit(lambda: live.publish(self.task.pk, event))
-                if requeue:
-                    from tasks.services import enqueue
-
-                    transaction.on_commit(lambda: enqueue(self.task.pk))
+            flags = self._fenced_update(changes, release, step, draft)
         except IntegrityError:
             # Someone else committed step N: our view of the log is stale, so stop here.
             return None
+        if flags is None:
+            return None
+        for name, value in changes.items():
+            setattr(self.task, name, value)
+        step._state.adding = False  # it is a row now: Step.save() refuses to rewrite it
         self.state.steps.append(record)
         self.state.pause_requested, self.state.cancel_requested = flags
+        live.publish(self.task.pk, live.step_event(self.task, step))
+        if requeue:
+            from tasks.services import enqueue
+
+            enqueue(self.task.pk)
         if changes["status"] in _NOTIFY_STATUSES:
             _notify_status_changed(self.task.pk, changes["status"])
         return changes["status"]
 
-    def _fenced_update(self, changes: dict, release: bool) -> tuple[bool, bool] | None:
+    def _fenced_update(self, changes: dict, release: bool, step: Step, draft: StepDraft) -> tuple[bool, bool] | None:
+        """ONE statement, so one round trip and one implicit transaction (autocommit):
+
+        - ``lease``: the fencing check (our lease, not expired), the row lock, the task's new
+          state and the lease renewal (or release); it returns the pause/cancel flags;
+        - ``step``: INSERT of the step, only when ``lease`` matched (``SELECT ... FROM lease``);
+        - ``used``: the prompt version's usage counters (the increments of
+          prompts.services.prompt_version_record_use), only when the step was inserted, so a
+          committed LLM step is counted exactly once.
+        Returns the flags, or None when the lease is no longer ours (nothing was written).
+        """
+        quote = connection.ops.quote_name
         sets, params = [], []
         for name in _UPDATE_FIELDS:
             if name in changes:
                 field = Task._meta.get_field(name)
-                sets.append(f"{connection.ops.quote_name(field.column)} = %s")
+                sets.append(f"{quote(field.column)} = %s")
                 params.append(field.get_db_prep_save(changes[name], connection))
         if release:
             sets.append("lease_owner = NULL, lease_expires_at = NULL")
         else:
             sets.append("lease_expires_at = now() + make_interval(secs => %s)")
             params.append(settings.TASK_LEASE_SECONDS)
-        # Column names come from the model's fields, every value is a query parameter.
+        params += [self.task.pk, self.worker_id]
+        fields = [f for f in Step._meta.concrete_fields if not f.primary_key]
+        columns = ", ".join(quote(f.column) for f in fields)
+        placeholders = ", ".join(["%s"] * len(fields))
+        params += [f.get_db_prep_save(getattr(step, f.attname), connection) for f in fields]
+        used = ""
+        if draft.prompt_version_id:
+            used, extra = _usage_update(draft)
+            params += extra
+        # Column names come from the models' fields; every value is a query parameter.
         sql = " ".join([
-            f"UPDATE tasks_task SET {', '.join(sets)}",  # noqa: S608
+            f"WITH lease AS (UPDATE {Task._meta.db_table} SET {', '.join(sets)}",  # noqa: S608
             "WHERE id = %s AND lease_owner = %s AND lease_expires_at > now()",
-            "RETURNING pause_requested, cancel_requested",
+            "RETURNING pause_requested, cancel_requested),",
+            f"step AS (INSERT INTO {Step._meta.db_table} ({columns})",
+            f"SELECT {placeholders} FROM lease RETURNING id){used}",  # noqa: S608
+            "SELECT lease.pause_requested, lease.cancel_requested, step.id FROM lease, step",
         ])
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, self.task.pk, self.worker_id])
+            cursor.execute(sql, params)
             row = cursor.fetchone()
-        return (bool(row[0]), bool(row[1])) if row else None
+        if row is None:
+            return None
+        step.pk = row[2]
+        return bool(row[0]), bool(row[1])
+
+
+def _usage_update(draft: StepDraft) -> tuple[str, list]:
+    from prompts.models import PromptVersion
+
+    column = {name: connection.ops.quote_name(PromptVersion._meta.get_field(name).column)
+              for name in ("uses", "successes", "failures", "tokens_in_total", "tokens_out_total", "latency_ms_total")}
+    ok = draft.status == "ok"
+    increments = [("uses", 1), ("successes", int(ok)), ("failures", int(not ok)), ("tokens_in_total", draft.tokens_in),
+                  ("tokens_out_total", draft.tokens_out), ("latency_ms_total", draft.duration_ms)]
+    sets = ", ".join(f"{column[name]} = {column[name]} + %s" for name, _ in increments)
+    sql = (f", used AS (UPDATE {PromptVersion._meta.db_table} SET {sets} "  # noqa: S608
+           "WHERE id = %s AND EXISTS (SELECT 1 FROM step))")
+    return sql, [value for _, value in increments] + [draft.prompt_version_id]
 
 
 # Statuses reported to a task's callback URL (triggers app), after the step that set them committed.
