@@ -47,11 +47,15 @@ class RespondForm(forms.Form):
 
     answer = forms.CharField(label=_("Your answer"), required=False, max_length=settings.QUERY_MAX_LENGTH,
                              widget=forms.Textarea(attrs={"rows": 2}))
+    # A suggested answer clicked as a button (the textarea is submitted with it, maybe empty).
+    choice = forms.CharField(required=False, max_length=settings.QUERY_MAX_LENGTH)
     decision = forms.ChoiceField(choices=[("approve", _("Approve")), ("deny", _("Deny"))], required=False)
     comment = forms.CharField(label=_("Comment (optional)"), required=False, max_length=2000)
 
     def clean(self) -> dict:
         data = super().clean()
+        if data.get("choice"):
+            data["answer"] = data["choice"]
         if not data.get("decision") and not data.get("answer"):
             raise forms.ValidationError(_("Write an answer first."))
         return data

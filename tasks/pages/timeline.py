@@ -94,8 +94,9 @@ def _kind_details(step: dict) -> dict:
     elif kind == "tool":
         details["tool"] = data_in.get("tool") or data_in.get("name") or ""
         details["arguments_json"] = pretty_json(data_in.get("arguments", data_in))
-        details["result_json"] = pretty_json(out["result"] if "result" in out else data_out) \
-            if data_out is not None else ""
+        # A failed call has no result, only its one-line error (shown for every kind).
+        ok = step.get("status") != "error" and data_out is not None
+        details["result_json"] = pretty_json(out["result"] if "result" in out else data_out) if ok else ""
     elif kind == "human_request":
         details["question"] = data_in.get("question") or out.get("question", "")
         details["choices"] = data_in.get("choices") or []

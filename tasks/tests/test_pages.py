@@ -249,6 +249,14 @@ def test_answer_form_appears_and_answers(client_for, user):
     assert task.steps.last().kind == "human_response" and task.steps.last().input["answer"] == "yes, go"
 
 
+def test_a_suggested_answer_button_answers(client_for, user):
+    task = waiting_task(user)
+    # The browser sends the clicked button and the (empty) textarea together.
+    client_for(user).post(reverse("page-task-respond", args=[task.id]), {"choice": "no", "answer": ""})
+    task.refresh_from_db()
+    assert task.status == "queued" and task.steps.last().input["answer"] == "no"
+
+
 def test_empty_answer_is_refused_without_a_change(client_for, user):
     task = waiting_task(user)
     response = client_for(user).post(reverse("page-task-respond", args=[task.id]), {"answer": ""}, follow=True)

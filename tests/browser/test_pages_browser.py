@@ -64,6 +64,7 @@ def test_submit_watch_pause_resume_answer_and_finish(page, stack, knowledge_base
     expect(answer).to_be_visible()
     expect(page.locator("#task-status")).to_have_text("Waiting for you")
     expect(page.locator(".waiting .question")).to_contain_text("confirm")
+    screenshot(page, "task-waiting-desktop")
     page.get_by_label("Your answer", exact=True).fill("Yes, that is fine")
     page.get_by_role("button", name="Send answer").click()
 
@@ -232,6 +233,7 @@ def test_admin_api_docs_and_catalog_pages_work_under_the_policy(page, stack, dja
     sign_in(page, stack, "root", "root-password-123")
     page.goto(f"{stack}/prompts/")
     expect(page.locator("#prompt-plan")).to_be_visible()
+    screenshot(page, "prompts-desktop")
     page.locator("section").filter(has=page.locator("#prompt-plan")).get_by_role("link", name="Edit in admin").click()
     expect(page.locator("#content h1, #content h2").first).to_be_visible()
     page.goto(f"{stack}/admin/prompts/promptversion/")
