@@ -163,7 +163,10 @@ def _fold_if_over_budget(state: TaskState, subtask: Subtask, history: list[StepR
                          records: list[StepRecord]) -> tuple[int, ...]:
     messages = build_messages(kind=LLM, system="", query=state.query, subtask=subtask.as_dict(), records=history)
     budget = max(state.context_budget - SYSTEM_PROMPT_SHARE, state.context_budget // 2)
-    if history_tokens(messages, state.count_tokens) <= budget:
+    # A token covers at least one UTF-8 byte, so a history with fewer bytes than the budget
+    # fits without running the tokenizer (the common case: most histories are short).
+    size = sum(len(str(m["content"]).encode()) for m in messages if m["role"] != "system")
+    if size <= budget or history_tokens(messages, state.count_tokens) <= budget:
         return ()
     own = visible_own(records)
     last_llm = max((i for i, r in enumerate(own) if r.kind == LLM), default=0)
