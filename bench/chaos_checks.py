@@ -132,16 +132,22 @@ def _uuid(task_id: str):
 
 
 def _side_effects(steps: dict[str, list[tuple]], memory_entry) -> dict:
-    """Each committed memory_store step stored exactly one entry, keyed <task>:<index>."""
-    expected = {f"{task_id}:{row[0]}" for task_id, rows in steps.items() for row in rows
+    """Each side effect happened once: one memory entry per committed memory_store step (keyed
+    by the step's idempotency key) and one for each completed task's result (``<task>:result``)."""
+    expected = {(row[4] or {}).get("idempotency_key") for rows in steps.values() for row in rows
                 if row[1] == "tool" and (row[4] or {}).get("tool") == "memory_store"}
+    expected |= {f"{task_id}:result" for task_id, rows in steps.items()
+                 if rows and rows[-1][1] == "result" and (rows[-1][4] or {}).get("memory_entry")}
+    expected.discard(None)
     entries = list(memory_entry.objects.filter(source_task_id__in=list(steps)).values_list(
-        "source_task_id", "idempotency_key"))
-    keys = [key for _task, key in entries]
-    unkeyed = sum(1 for key in keys if not key)
-    duplicates = len(keys) - len(set(keys)) + unkeyed + len(set(keys) - expected - {None})
+        "source_task_id", "idempotency_key", "content"))
+    keys = [key for _task, key, _content in entries]
+    # Twice the same effect under two keys, an effect without a key, or a key no step owns.
+    repeated = len(entries) - len({(task, content) for task, _key, content in entries})
+    unexpected = sum(1 for key in keys if not key or key not in expected)
     return {"side_effect_calls": len(expected), "side_effect_entries": len(entries),
-            "side_effect_duplicates": duplicates, "side_effect_missing": len(expected - set(keys))}
+            "side_effect_duplicates": repeated + unexpected + len(keys) - len(set(keys)),
+            "side_effect_missing": len(expected - set(keys))}
 
 
 def _websocket_gaps(streams: list[Stream], steps: dict[str, list[tuple]]) -> dict:
