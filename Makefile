@@ -20,5 +20,7 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 
+# Benchmark-only dependencies (LangGraph, its PostgreSQL checkpointer) stay out of requirements.txt.
 bench: $(VENV)/.installed
-	$(PY) -m bench.run_all
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) -m bench.run_all $(ARGS)
