@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--clauses", type=int, default=3)
     args = parser.parse_args(argv)
 
-    env = harness.django_environment("agentos_bench", OFFLINE_LLM_LATENCY_MS="0")
+    env = harness.django_environment("agentos_bench_breakdown", OFFLINE_LLM_LATENCY_MS="0")
     try:
         from django.db import connection
 

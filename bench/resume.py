@@ -21,7 +21,7 @@ import time
 
 from bench import harness, processes
 
-DB_NAME = "agentos_bench"
+DB_NAME = "agentos_bench_resume"
 LONG_QUERY = "Please " + ", then ".join(f"compute {12 + i} * {7 + i}" for i in range(5)) + "."
 
 

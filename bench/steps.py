@@ -8,7 +8,7 @@
    committed steps minus the provider's own time (LLM time excluded).
 2. LangGraph: the same sequence of model / tool / plain steps (taken from the AgentOS
    run) in a StateGraph with a fake model, a ToolNode and PostgresSaver, durability="sync",
-   on the same PostgreSQL server (database agentos_bench).
+   on the same PostgreSQL server and database (agentos_bench_steps).
 3. Floor: one INSERT + COMMIT of a row the size of an AgentOS step, on the same server.
 
 Prints one JSON object; ratio = AgentOS median / LangGraph median (target <= 0.5).
@@ -24,7 +24,7 @@ import uuid
 
 from bench import harness
 
-DB_NAME = "agentos_bench"
+DB_NAME = "agentos_bench_steps"
 
 
 def query_with(clauses: int) -> str:

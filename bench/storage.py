@@ -23,7 +23,7 @@ import time
 
 from bench import harness
 
-DB_NAME = "agentos_bench"
+DB_NAME = "agentos_bench_storage"
 LENGTHS = (10, 100, 1000)
 LANGGRAPH_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
 

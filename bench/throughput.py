@@ -20,7 +20,7 @@ import time
 
 from bench import harness
 
-DB_NAME = "agentos_bench"
+DB_NAME = "agentos_bench_throughput"
 MODEL_KINDS = ("plan", "llm", "summary", "synthesis")
 
 
