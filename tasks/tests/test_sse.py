@@ -200,6 +200,9 @@ def test_authentication_choices(user, other_user, staff_user):
         results["session"] = await status_of(session, stream_path(task))
         results["slash"] = await status_of(client_for(keys["user"]), stream_path(task) + "/")
         results["bad cursor"] = await status_of(client_for(keys["user"]), stream_path(task, "after=abc"))
+        results["bad id"] = await status_of(client_for(keys["user"]), "/api/v1/tasks/not-a-uuid/stream")
+        results["unknown id"] = await status_of(client_for(keys["user"]),
+                                                "/api/v1/tasks/00000000-0000-0000-0000-000000000000/stream")
         results["post"] = (await client_for(keys["user"]).post(stream_path(task))).status_code
         return results
 
@@ -210,4 +213,5 @@ def test_authentication_choices(user, other_user, staff_user):
     for name in ("query token", "staff", "session", "slash"):
         assert results[name][0] == 200 and step_ids(results[name][1]) == [0], name
     assert results["bad cursor"][0] == 400 and results["bad cursor"][1]["error"]["field"] == "after"
+    assert results["bad id"][0] == 404 and results["unknown id"][0] == 404
     assert results["post"] == 405
