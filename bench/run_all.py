@@ -52,9 +52,10 @@ def steps_rows(r: dict) -> list[Row]:
 def throughput_rows(r: dict) -> list[Row]:
     rows = []
     for run in r["runs"]:
-        rows.append((f"threads x {run['concurrency']}: model steps/s (ideal {run['ideal_model_steps_per_s']}), "
-                     f"peak RSS MB", f"{run['model_steps_per_s']} ({run['fraction_of_ideal']:.0%}), "
-                     f"{run['peak_rss_mb']}", ">= 90 %", _met(run["fraction_of_ideal"] >= 0.9)))
+        figure = (f"{run.get('workers', 1)} worker(s) x {run['concurrency']} threads: model steps/s "
+                  f"(ideal {run['ideal_model_steps_per_s']}), peak RSS MB")
+        value = f"{run['model_steps_per_s']} ({run['fraction_of_ideal']:.0%}), {run['peak_rss_mb']}"
+        rows.append((figure, value, ">= 90 %", _met(run["fraction_of_ideal"] >= 0.9)))
     return rows
 
 

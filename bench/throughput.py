@@ -3,11 +3,12 @@
     python -m bench.throughput [--tasks 500] [--latency-ms 1000] [--concurrency 32 128 ...]
 
 One Celery worker as the README starts it (pool ``threads``; concurrency from
-CELERY_WORKER_CONCURRENCY unless --concurrency lists values to compare) serves `--tasks`
-tasks created at once. A model step holds a worker thread for the latency, so the ideal
-is concurrency / latency model steps per second. Measured: model steps committed per
-second while every thread has work (between 10 % and 90 % of all model steps), all steps
-per second, and the worker's peak resident memory (psutil, sampled every 0.2 s).
+CELERY_WORKER_CONCURRENCY unless --concurrency lists values to compare; --workers 2 runs
+two such processes) serves `--tasks` tasks created at once. A model step holds a worker
+thread for the latency, so the ideal is concurrency / latency model steps per second.
+Measured: model steps committed per second while every thread has work (between 10 % and
+90 % of all model steps), all steps per second, and the workers' peak resident memory
+(psutil, sampled every 0.2 s).
 
 Target: >= 90 % of the ideal on this 2-core machine.
 """
@@ -25,13 +26,15 @@ MODEL_KINDS = ("plan", "llm", "summary", "synthesis")
 
 
 class RSSSampler(threading.Thread):
-    def __init__(self, pid: int) -> None:
+    """Peak of the summed resident memory of the worker processes."""
+
+    def __init__(self, pids: list[int]) -> None:
         super().__init__(daemon=True)
-        self.pid, self.peak, self.stopping = pid, 0, threading.Event()
+        self.pids, self.peak, self.stopping = pids, 0, threading.Event()
 
     def run(self) -> None:
         while not self.stopping.wait(0.2):
-            self.peak = max(self.peak, harness.rss_tree(self.pid))
+            self.peak = max(self.peak, sum(harness.rss_tree(pid) for pid in self.pids))
 
 
 def wait_finished(task_ids: list[str], timeout: float) -> int:
@@ -71,13 +74,14 @@ def rates(task_ids: list[str], latency_s: float, concurrency: int) -> dict:
     }
 
 
-def measure(*, concurrency: int, tasks: int, latency_ms: int, query: str, timeout: float) -> dict:
-    from agentos.testing import start_worker
+def measure(*, concurrency: int, tasks: int, latency_ms: int, query: str, timeout: float, workers: int = 1) -> dict:
+    from bench import processes
     from bench.agentos_driver import create_tasks
 
     user, _ = harness.bench_user()
-    worker = start_worker(concurrency=concurrency, pool="threads", env=harness.child_env(), timeout=60)
-    sampler = RSSSampler(worker.process.pid)
+    started_workers = [processes.worker(harness.child_env(), concurrency=concurrency, name=f"worker{i}").start()
+                       for i in range(workers)]
+    sampler = RSSSampler([w.process.pid for w in started_workers])
     sampler.start()
     try:
         started = time.monotonic()
@@ -87,10 +91,11 @@ def measure(*, concurrency: int, tasks: int, latency_ms: int, query: str, timeou
     finally:
         sampler.stopping.set()
         sampler.join()
-        worker.stop()
-    return {"concurrency": concurrency, "pool": "threads", "tasks": tasks, "unfinished": unfinished,
-            "seconds": round(elapsed, 1), "peak_rss_mb": round(sampler.peak / 2**20, 1),
-            **rates(task_ids, latency_ms / 1000, concurrency)}
+        for worker in started_workers:
+            worker.stop()
+    return {"workers": workers, "concurrency": concurrency, "pool": "threads", "tasks": tasks,
+            "unfinished": unfinished, "seconds": round(elapsed, 1), "peak_rss_mb": round(sampler.peak / 2**20, 1),
+            **rates(task_ids, latency_ms / 1000, concurrency * workers)}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -99,6 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--latency-ms", type=int, default=1000)
     parser.add_argument("--clauses", type=int, default=1, help="subtasks per task")
     parser.add_argument("--concurrency", type=int, nargs="*", help="default: CELERY_WORKER_CONCURRENCY")
+    parser.add_argument("--workers", type=int, nargs="*", default=[1], help="worker processes (one run per value)")
     parser.add_argument("--timeout", type=float, default=900)
     args = parser.parse_args(argv)
 
@@ -110,11 +116,11 @@ def main(argv: list[str] | None = None) -> dict:
 
         levels = args.concurrency or [settings.CELERY_WORKER_CONCURRENCY]
         runs = [measure(concurrency=c, tasks=args.tasks, latency_ms=args.latency_ms, query=query_with(args.clauses),
-                        timeout=args.timeout) for c in levels]
+                        timeout=args.timeout, workers=n) for n in args.workers for c in levels]
         default = settings.CELERY_WORKER_CONCURRENCY
     finally:
         env.close()
-    headline = next((r for r in runs if r["concurrency"] == default), runs[0])
+    headline = next((r for r in runs if r["concurrency"] == default and r["workers"] == 1), runs[0])
     result = {
         "benchmark": "throughput",
         "latency_ms": args.latency_ms,
