@@ -36,6 +36,22 @@ class LLMClock:
 
         provider.complete = timed  # the instance is cached, so the runner calls this wrapper
 
+    def install_call(self) -> None:
+        """Time the whole model call instead: prompt render, messages, provider (what a
+        LangGraph model node would contain)."""
+        from tasks import execution
+
+        original = execution._call_llm
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.calls.append((started, time.time()))
+
+        execution._call_llm = timed
+
     def within(self, start: float, end: float) -> float:
         return sum(max(0.0, min(e, end) - max(s, start)) for s, e in self.calls)
 
@@ -49,9 +65,8 @@ def create_tasks(*, owner: Any, query: str, count: int) -> list[str]:
 
 def run_to_end(task_id: str, *, worker_id: str = "bench-inline", max_slices: int = 1000) -> None:
     """Run slices in this thread until the task leaves queued/running (paused/waiting also stop)."""
-    from tasks.runner import run_slice
-
     from tasks.models import Task
+    from tasks.runner import run_slice
 
     for _ in range(max_slices):
         run_slice(task_id, worker_id=worker_id)
