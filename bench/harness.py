@@ -180,8 +180,10 @@ class BenchEnvironment:
     def close(self) -> None:
         from django.db import connections
 
-        connections.close_all()
-        self.redis.remove()
+        try:
+            connections.close_all()
+        finally:
+            self.redis.remove()
 
 
 def django_environment(db_name: str, **settings_env: str) -> BenchEnvironment:
@@ -198,6 +200,9 @@ def django_environment(db_name: str, **settings_env: str) -> BenchEnvironment:
             raise RuntimeError("django_environment() must run before Django is configured")
     from agentos import embedded
 
+    # SIGTERM (a timeout, Ctrl-C from a supervisor) unwinds like an exception, so the
+    # benchmark's `finally` stops the Redis server and the processes it started.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     db_url = recreate_database(db_name)
     redis = PrivateRedis.create(db_name)
     redis.start()
