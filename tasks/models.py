@@ -147,6 +147,7 @@ class Task(models.Model):
 
 
 class StepKind(models.TextChoices):
+    TRIGGER = "trigger"  # step 0: where the task came from (api, page, cli, webhook, schedule)
     PLAN = "plan"
     LLM = "llm"
     TOOL = "tool"

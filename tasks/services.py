@@ -77,6 +77,9 @@ def task_create(*, owner, query: str, trigger: str = Trigger.API, trigger_detail
             owner=owner, query=query, trigger=trigger, trigger_details=trigger_details or {}, options=cleaned,
             callback_url=callback_url or None, step_budget=cleaned.get("step_budget", settings.TASK_STEP_BUDGET),
             enqueued_at=timezone.now())
+        # Factor 11: the first step of every task says where it came from.
+        _write_step(task, StepKind.TRIGGER, input={"trigger": trigger, "details": trigger_details or {}})
+        task.save(update_fields=["step_count", "total_steps"])
         transaction.on_commit(lambda: enqueue(task.id))
     return task
 

@@ -14,6 +14,7 @@ from typing import Any
 PLAN, LLM, TOOL, SUMMARY, SYNTHESIS = "plan", "llm", "tool", "summary", "synthesis"
 HUMAN_REQUEST, HUMAN_RESPONSE = "human_request", "human_response"
 PAUSE, RESUME, CANCEL, ERROR, RESULT = "pause", "resume", "cancel", "error", "result"
+TRIGGER = "trigger"  # step 0, written by task_create; the workflow ignores it
 OK, FAILED = "ok", "error"
 
 # Steps that spend the task's step budget: model and tool calls. Control steps (pause,

@@ -21,6 +21,7 @@ from tasks.pages.markdown import render_markdown
 log = logging.getLogger(__name__)
 
 KIND_LABELS = {
+    "trigger": _("Started"),
     "plan": _("Plan"),
     "llm": _("Model decision"),
     "tool": _("Tool call"),
@@ -85,7 +86,9 @@ def _kind_details(step: dict) -> dict:
     kind, data_in, data_out = step["kind"], _as_dict(step.get("input")), step.get("output")
     out = _as_dict(data_out)
     details: dict[str, Any] = {}
-    if kind == "plan":
+    if kind == "trigger":
+        details["trigger"] = data_in.get("trigger", "")
+    elif kind == "plan":
         details["subtasks"] = [item for item in out.get("subtasks") or [] if isinstance(item, dict)]
     elif kind == "llm":
         details["action"] = out.get("action", "")
@@ -117,7 +120,7 @@ def _kind_details(step: dict) -> dict:
 
 def step_view(step: dict, messages: list[dict] | None = None) -> dict:
     """The template context of one step (``step`` is tasks.presenters.step_to_dict output)."""
-    known = step["kind"] in ("plan", "llm", "tool", "human_request", "human_response", "summary",
+    known = step["kind"] in ("trigger", "plan", "llm", "tool", "human_request", "human_response", "summary",
                              "synthesis", "result", "pause", "resume", "cancel")
     return {
         **step,

@@ -51,5 +51,5 @@ def test_follows_a_run_to_its_result(agents_defaults, user, make_worker):
     call_command("agent", "run", "Compute the average of 12, 15 and 30", "--user", "alice", "--timeout", "60",
                  stdout=out)
     text = out.getvalue()
-    assert "#0   plan" in text and "data_analysis" in text
+    assert "#0   trigger" in text and "#1   plan" in text and "data_analysis" in text
     assert "completed in" in text and "19" in text.split("completed in", 1)[1]

@@ -74,7 +74,7 @@ def test_two_runners_racing_never_both_commit(agents_defaults, user, settings):
     assert results["b"].steps == 2, results
     task.refresh_from_db()
     steps = assert_contiguous(task)
-    assert len(steps) == 2 and steps[0].kind == "plan"
+    assert len(steps) == 3 and [s.kind for s in steps[:2]] == ["trigger", "plan"]
     # Both runners called the model for step 0; only b's call became a step.
     assert task.lease_owner is None
 

@@ -27,11 +27,12 @@ def _leased(task: Task) -> None:
 
 
 def _waiting(task: Task, reason: str = "ask_human", **extra) -> Task:
-    Step.objects.create(task=task, index=0, kind="human_request", agent="research", subtask_id="s1",
+    # index 1: step 0 is the trigger step task_create writes
+    Step.objects.create(task=task, index=1, kind="human_request", agent="research", subtask_id="s1",
                         input={"reason": reason, "question": "Which?", **extra})
-    waiting = {"step": 0, "reason": reason, "question": "Which?", "choices": [], "subtask": "s1",
+    waiting = {"step": 1, "reason": reason, "question": "Which?", "choices": [], "subtask": "s1",
                "agent": "research", "tool_call": extra.get("tool_call")}
-    Task.objects.filter(pk=task.pk).update(status="waiting_human", waiting_for=waiting, step_count=1)
+    Task.objects.filter(pk=task.pk).update(status="waiting_human", waiting_for=waiting, step_count=2)
     task.refresh_from_db()
     return task
 
@@ -56,12 +57,14 @@ def test_task_create_queues_with_budget_and_trigger(user):
     task = task_create(owner=user, query="  hello  ", trigger="cli", options={"step_budget": 7, "allow_human": False})
     assert (task.query, task.status, task.trigger, task.step_budget) == ("hello", "queued", "cli", 7)
     assert task.enqueued_at is not None
+    [first] = steps_after(task=task)
+    assert (first.index, first.kind, first.input) == (0, "trigger", {"trigger": "cli", "details": {}})
 
 
 def test_pause_resume_cancel_without_a_worker_write_steps(user):
     task = task_create(owner=user, query="q")
     task_pause(task=task)
-    assert task.status == "paused" and [s.kind for s in steps_after(task=task)] == ["pause"]
+    assert task.status == "paused" and [s.kind for s in steps_after(task=task, after=0)] == ["pause"]
     with pytest.raises(Conflict):
         task_pause(task=task)
     task_resume(task=task)
@@ -70,8 +73,8 @@ def test_pause_resume_cancel_without_a_worker_write_steps(user):
         task_resume(task=task)
     task_cancel(task=task)
     assert task.status == "cancelled" and task.finished_at is not None
-    assert [s.kind for s in steps_after(task=task)] == ["pause", "resume", "cancel"]
-    assert [s.index for s in steps_after(task=task, after=0)] == [1, 2]
+    assert [s.kind for s in steps_after(task=task)] == ["trigger", "pause", "resume", "cancel"]
+    assert [s.index for s in steps_after(task=task, after=1)] == [2, 3]
     for change in (task_pause, task_resume, task_cancel):
         with pytest.raises(Conflict):
             change(task=task)
@@ -86,7 +89,8 @@ def test_with_a_live_lease_services_only_set_flags(user):
     assert not task.pause_requested and task.status == "running"
     task_cancel(task=task)
     assert task.cancel_requested and task.status == "running"
-    assert not Step.objects.filter(task=task).exists(), "the runner writes these steps, not the service"
+    assert not Step.objects.filter(task=task).exclude(kind="trigger").exists(), \
+        "the runner writes these steps, not the service"
 
 
 def test_an_expired_lease_does_not_block_a_cancel(user):
@@ -104,9 +108,9 @@ def test_respond_answers_the_question(user):
     assert caught.value.field == "answer"
     task_respond(task=task, answer="version 16")
     assert task.status == "queued" and task.waiting_for is None
-    response = Step.objects.get(task=task, index=1)
+    response = Step.objects.get(task=task, index=2)
     assert (response.kind, response.subtask_id, response.agent) == ("human_response", "s1", "research")
-    assert response.input == {"request": 0, "reason": "ask_human", "comment": "", "answer": "version 16"}
+    assert response.input == {"request": 1, "reason": "ask_human", "comment": "", "answer": "version 16"}
     with pytest.raises(Conflict):
         task_respond(task=task, answer="again")
 
@@ -118,7 +122,7 @@ def test_respond_to_an_approval(user):
         task_respond(task=task, answer="perhaps")
     assert caught.value.field == "approve"
     task_respond(task=task, approve=False, comment="not now")
-    step = Step.objects.get(task=task, index=1)
+    step = Step.objects.get(task=task, index=2)
     assert step.input["approve"] is False and step.input["comment"] == "not now" and step.input["tool_call"] == call
 
 
@@ -151,8 +155,8 @@ def test_presenters_have_the_documented_shapes(user):
     task_pause(task=task)
     data = task_to_dict(task)
     assert set(data) == TASK_KEYS
-    assert data["status"] == "paused" and data["current_step"] == 1 and data["result"] is None
+    assert data["status"] == "paused" and data["current_step"] == 2 and data["result"] is None
     assert data["created_at"].endswith("Z")
-    step = step_to_dict(Step.objects.get(task=task, index=0))
+    step = step_to_dict(Step.objects.get(task=task, index=1))
     assert set(step) == STEP_KEYS
     assert step["kind"] == "pause" and step["agent"] is None and step["prompt_version"] is None

@@ -64,13 +64,12 @@ def test_the_cli_records_trigger_cli(user):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="task_create stores trigger/trigger_details on the Task row only; step 0 is "
-                                       "the plan step, whose input is {memory, agents} (tasks/execution.py)")
 def test_every_task_records_its_trigger_as_its_first_step(worker, defaults, client, webhook):
     response = signed_post(client, webhook, {"query": "What is 2 + 2?"})
     assert response.status_code == 202
     task = wait_for_status(response.json()["task_id"], {"completed", "failed"})
     first = Step.objects.get(task=task, index=0)
+    assert first.kind == "trigger"
     recorded = json.dumps({"input": first.input, "output": first.output})
     assert "webhook" in recorded and str(webhook.pk) in recorded
 
