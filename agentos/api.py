@@ -12,7 +12,9 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.urls import URLPattern, re_path
-from rest_framework import exceptions, status
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -45,6 +47,36 @@ class Conflict(ApplicationError):
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "field": field}}
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    field = serializers.CharField(allow_null=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error response: a stable code, a message, and the offending field (or null)."""
+
+    error = ErrorDetailSerializer()
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Invalid input; `field` names the offending field.",
+    401: "Not authenticated.",
+    403: "Not allowed.",
+    404: "Not found, or another user's.",
+    409: "The object's state does not allow this action.",
+    415: "The body's media type is not accepted; send application/json.",
+    429: "Too many requests.",
+    503: "A component this request needs is unavailable or misconfigured.",
+}
+
+
+def error_responses(*codes: int, descriptions: dict[int, str] | None = None) -> dict[int, OpenApiResponse]:
+    """OpenAPI responses in the one error shape, for ``extend_schema(responses={...})``."""
+    texts = {**ERROR_DESCRIPTIONS, **(descriptions or {})}
+    return {code: OpenApiResponse(ErrorSerializer, description=texts[code]) for code in codes}
 
 
 def _first_validation_error(detail: Any, prefix: str = "") -> tuple[str | None, str, str]:
@@ -91,3 +123,13 @@ def slash_optional(route: str, view: Any, name: str | None = None) -> URLPattern
     ``$`` or the trailing slash, e.g. ``r"tasks/(?P<task_id>[0-9a-f-]+)"``.
     """
     return re_path(rf"^{route}/?$", view, name=name)
+
+
+class Pagination(LimitOffsetPagination):
+    """limit/offset pagination with bounds: a huge limit or offset is clamped, never a 500."""
+
+    max_limit = 200
+    max_offset = 10_000_000
+
+    def get_offset(self, request) -> int:
+        return min(super().get_offset(request), self.max_offset)

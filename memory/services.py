@@ -247,6 +247,19 @@ def _set_ef_search(value: int) -> None:
         raw._memory_ef_search = value
 
 
+def _vector_search(vector: str, scope: str, scope_params: list, candidates: int, exact: bool) -> list:
+    # HNSW returns at most ef_search rows, so it must cover the candidates asked for.
+    _set_ef_search(max(settings.MEMORY_HNSW_EF_SEARCH, candidates))
+    with transaction.atomic() if exact else nullcontext():
+        rows = _vector_ranking(vector, scope, scope_params, candidates, exact)
+    if len(rows) < candidates and not exact:
+        # The index filters after its scan: a narrow scope (few own entries among many
+        # other users') can starve it, so fall back to the exact scan of that scope.
+        with transaction.atomic():
+            rows = _vector_ranking(vector, scope, scope_params, candidates, exact=True)
+    return rows
+
+
 def memory_search(
     *, query: str, owner: Any, k: int = 5, kinds: list[str] | None = None, mode: str | None = None,
     exact: bool = False, fts: str = FTS_DEFAULT,
@@ -262,18 +275,15 @@ def memory_search(
         return []
     embedder = get_embedder()
     embedder_check(embedder.name, embedder.dimensions)
-    vector = vector_literal(embedder.embed([query])[0])
+    embedding = embedder.embed([query])[0]
     scope, scope_params = _scope_sql(_owner_id(owner), kinds)
     candidates = k if mode == "vector" else max(40, 4 * k)
-    # HNSW returns at most ef_search rows, so it must cover the candidates asked for.
-    _set_ef_search(max(settings.MEMORY_HNSW_EF_SEARCH, candidates))
-    with transaction.atomic() if exact else nullcontext():
-        vector_rows = _vector_ranking(vector, scope, scope_params, candidates, exact)
-    if len(vector_rows) < candidates and not exact:
-        # The index filters after its scan: a narrow scope (few own entries among many
-        # other users') can starve it, so fall back to the exact scan of that scope.
-        with transaction.atomic():
-            vector_rows = _vector_ranking(vector, scope, scope_params, candidates, exact=True)
+    if not any(embedding):
+        # A query with no features (e.g. only punctuation) embeds to the zero vector, whose
+        # cosine distance is NaN: there is no vector ranking, only the full-text one.
+        vector_rows: list = []
+    else:
+        vector_rows = _vector_search(vector_literal(embedding), scope, scope_params, candidates, exact)
     if mode == "vector":
         ranked = [(entry_id, 1.0 - distance) for entry_id, distance in vector_rows]
     else:

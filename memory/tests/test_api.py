@@ -82,3 +82,23 @@ def test_post_malformed_json_is_400(auth_client):
     response = auth_client.post("/api/v1/memory/", "{not json", content_type="application/json")
     assert response.status_code == 400
     assert "error" in response.json()
+
+
+@pytest.mark.parametrize("mode", ["vector", "hybrid"])
+def test_a_query_without_features_is_not_a_server_error(auth_client, entries, mode):
+    # "ÿ" and punctuation embed to the zero vector, whose cosine distance is NaN.
+    for query in ("ÿ", "!!!"):
+        response = auth_client.get("/api/v1/memory/", {"q": query, "mode": mode})
+        assert response.status_code == 200, response.content
+        assert all(hit["score"] == hit["score"] for hit in response.json()["results"])
+
+
+def test_multipart_body_is_415_in_the_error_shape(auth_client):
+    response = auth_client.generic("POST", "/api/v1/memory/", b"--x\r\nbroken", content_type="multipart/form-data")
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_huge_pagination_values_are_clamped(auth_client):
+    response = auth_client.get("/api/v1/prompts/", {"limit": "5" * 40, "offset": "9" * 40})
+    assert response.status_code == 200, response.content
