@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agentos.api import error_responses
 from memory.serializers import (
     MemoryCreateInput,
     MemoryEntryOutput,
@@ -19,9 +20,14 @@ from memory.serializers import (
 )
 from memory.services import memory_add, memory_search
 
+# EmbedderMismatch: stored vectors cannot be compared with the configured embedder's.
+_ERRORS = {503: "Stored vectors come from another embedder; run `manage.py memory_reembed`."}
+
 
 class MemoryView(APIView):
-    @extend_schema(parameters=[MemorySearchInput], responses=MemorySearchOutput)
+    @extend_schema(tags=["memory"], summary="Search memory",
+                   parameters=[MemorySearchInput],
+                   responses={200: MemorySearchOutput, **error_responses(400, 401, 429, 503, descriptions=_ERRORS)})
     def get(self, request: Request) -> Response:
         """Search the caller's entries and the shared knowledge base (never other users')."""
         params = MemorySearchInput(data=request.query_params)
@@ -33,7 +39,8 @@ class MemoryView(APIView):
         body = {"query": data["q"], "mode": mode, "results": [asdict(hit) for hit in hits]}
         return Response(MemorySearchOutput(body).data)
 
-    @extend_schema(request=MemoryCreateInput, responses={201: MemoryEntryOutput})
+    @extend_schema(tags=["memory"], summary="Add a memory entry", request=MemoryCreateInput,
+                   responses={201: MemoryEntryOutput, **error_responses(400, 401, 415, 429, 503, descriptions=_ERRORS)})
     def post(self, request: Request) -> Response:
         """Store a note (or document) owned by the caller."""
         payload = MemoryCreateInput(data=request.data)

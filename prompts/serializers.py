@@ -23,7 +23,8 @@ class PromptVersionStatsSerializer(serializers.ModelSerializer):
 class PromptVersionSerializer(serializers.ModelSerializer):
     label = serializers.CharField(read_only=True)
     used = serializers.BooleanField(read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # Null for versions shipped with the product (loaded from prompts/defaults, not by a person).
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     statistics = serializers.SerializerMethodField()
 
     class Meta:

@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agentos.api import ApplicationError, Conflict, NotFound
+from agentos.api import ApplicationError, Conflict, NotFound, error_responses
 from tools.dispatch import ToolContext, argument_problem, dispatch
 from tools.registry import ToolSpec, UnknownTool, enabled_tools, get_tool, is_enabled
 
@@ -39,8 +39,15 @@ class InvokeOutputSerializer(serializers.Serializer):
     duration_ms = serializers.IntegerField()
 
 
+class ToolListSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    results = ToolSerializer(many=True)
+
+
 class ToolListView(APIView):
-    @extend_schema(responses=ToolSerializer(many=True))
+    @extend_schema(tags=["tools"], operation_id="v1_tools_list",
+                   summary="The enabled tools, with the JSON Schema of their arguments",
+                   responses={200: ToolListSerializer, **error_responses(401, 429)})
     def get(self, request: Request) -> Response:
         tools = [spec.as_dict() for spec in enabled_tools()]
         return Response({"count": len(tools), "results": tools})
@@ -61,8 +68,22 @@ def invocable_tool(*, name: str, user) -> ToolSpec:
     return spec
 
 
+_INVOKE_ERRORS = {
+    400: "Invalid input or arguments that break the tool's schema; `field` names the offending one.",
+    403: "The tool needs approval: it runs only inside a task, or for staff.",
+    404: "No such tool, or it is disabled.",
+    409: "The tool waits for a person's answer, so it only runs inside a task.",
+}
+
+
 class ToolInvokeView(APIView):
-    @extend_schema(request=InvokeInputSerializer, responses=InvokeOutputSerializer)
+    @extend_schema(
+        tags=["tools"],
+        summary="Run a tool directly (a failure of the tool itself is 200 with ok false)",
+        request=InvokeInputSerializer,
+        responses={200: InvokeOutputSerializer,
+                   **error_responses(400, 401, 403, 404, 409, 415, 429, descriptions=_INVOKE_ERRORS)},
+    )
     def post(self, request: Request, name: str) -> Response:
         spec = invocable_tool(name=name, user=request.user)
         data = InvokeInputSerializer(data=request.data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
+from agentos.api import ErrorDetailSerializer, ErrorSerializer  # noqa: F401 (the one error shape, shared)
 from tasks.models import StepKind, StepStatus, TaskStatus, Trigger
 
 MIN_STEP_BUDGET = 5
@@ -180,13 +181,3 @@ class ExecuteResultSerializer(serializers.Serializer):
 
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField()
-
-
-class ErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    field = serializers.CharField(allow_null=True)
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = ErrorDetailSerializer()
