@@ -133,3 +133,4 @@ class Pagination(LimitOffsetPagination):
 
     def get_offset(self, request) -> int:
         return min(super().get_offset(request), self.max_offset)
+

@@ -104,9 +104,26 @@ TEMPLATES = [
 DATABASE_URL = env_url("DATABASE_URL", ("postgres", "postgresql", "postgis", "pgsql")) or embedded.postgres_url()
 DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
 DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
-DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+# A connection pool per process (psycopg_pool), shared by its threads. Django's connections
+# are per thread, and daphne runs each request on a fresh thread and Celery's fixup closes
+# the connection around every task, so without a pool nearly every request and task slice
+# opens a new PostgreSQL session. Sizes per process: web, a 32-thread worker and beat at
+# 40 each stay far below PostgreSQL's max_connections (300 here). 0 turns pooling off;
+# then DB_CONN_MAX_AGE keeps a thread's connection open that many seconds.
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 0, minimum=0, maximum=1000)
+if DB_POOL_MAX_SIZE:
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": env_int("DB_POOL_MIN_SIZE", 2, minimum=0, maximum=DB_POOL_MAX_SIZE),
+        "max_size": DB_POOL_MAX_SIZE,
+        # How long a request waits for a free connection before failing.
+        "timeout": env_float("DB_POOL_TIMEOUT", 10.0, minimum=0.1),
+    }
+# Django refuses persistent connections together with a pool: a closed connection goes back to it.
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 0 if DB_POOL_MAX_SIZE else 60, minimum=0)
+if DB_POOL_MAX_SIZE and DATABASES["default"]["CONN_MAX_AGE"]:
+    raise ImproperlyConfigured("DB_CONN_MAX_AGE must be 0 with a connection pool (or set DB_POOL_MAX_SIZE=0)")
 # Parallel test runs on one server each need their own test database.
 DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME", f"test_{DATABASES['default']['NAME']}")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -160,7 +177,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "agentos.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "agentos.api.Pagination",
     # JSON only: any other body is a 415 in the one error shape (malformed multipart never reaches a parser).
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["agentos.parsers.JSONParser"],
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {

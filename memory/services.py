@@ -284,6 +284,8 @@ def memory_search(
         vector_rows: list = []
     else:
         vector_rows = _vector_search(vector_literal(embedding), scope, scope_params, candidates, exact)
+        # An entry whose own content had no features has the zero vector: its distance is NaN.
+        vector_rows = [row for row in vector_rows if row[1] == row[1]]
     if mode == "vector":
         ranked = [(entry_id, 1.0 - distance) for entry_id, distance in vector_rows]
     else:

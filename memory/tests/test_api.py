@@ -102,3 +102,22 @@ def test_multipart_body_is_415_in_the_error_shape(auth_client):
 def test_huge_pagination_values_are_clamped(auth_client):
     response = auth_client.get("/api/v1/prompts/", {"limit": "5" * 40, "offset": "9" * 40})
     assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize("content", ['"\\ud8c4 lone surrogate"', '"nul \\u0000 inside"'])
+def test_text_postgresql_cannot_store_is_400(auth_client, content):
+    body = '{"content": ' + content + '}'
+    response = auth_client.generic("POST", "/api/v1/memory/", body.encode(), content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] in ("invalid_unicode", "null_characters_not_allowed")
+    assert response.json()["error"]["field"] == "content"
+
+
+def test_an_entry_without_features_does_not_break_vector_search(auth_client, user):
+    from memory.services import memory_add
+
+    memory_add(owner=user, content="ÿ", kind="note")  # embeds to the zero vector
+    memory_add(owner=user, content="PostgreSQL uses MVCC", kind="note")
+    response = auth_client.get("/api/v1/memory/", {"q": "MVCC PostgreSQL", "mode": "vector", "kind": "note", "k": 28})
+    assert response.status_code == 200, response.content
+    assert response.json()["results"][0]["content"] == "PostgreSQL uses MVCC"

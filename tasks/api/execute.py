@@ -19,11 +19,11 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agentos.parsers import JSONParser
 from tasks.api import serializers as s
 from tasks.api.events import FINISHED, TaskSubscription, in_db_thread
 from tasks.api.views import create_task, error_responses, task_urls
