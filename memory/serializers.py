@@ -9,7 +9,9 @@ from memory.services import MAX_K, MODES
 
 
 class MemorySearchInput(serializers.Serializer):
-    q = serializers.CharField(max_length=2000, trim_whitespace=True)
+    # 1,000 characters keep the URL under the HTTP server's request-line limit (16 KB) even
+    # when every character is percent-encoded UTF-8; longer text belongs in a POST.
+    q = serializers.CharField(max_length=1000, trim_whitespace=True)
     k = serializers.IntegerField(min_value=1, max_value=MAX_K, default=5)
     kind = serializers.ChoiceField(choices=MemoryEntry.Kind.values, required=False)
     mode = serializers.ChoiceField(choices=MODES, required=False)

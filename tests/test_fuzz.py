@@ -22,11 +22,13 @@ SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 def test_api_schema_fuzz_has_no_server_errors_or_schema_violations(defaults, user, capsys):
     from rest_framework.authtoken.models import Token
 
-    from agentos.testing import start_daphne, start_worker
+    from agentos.testing import process_env, start_daphne, start_worker
 
     token = Token.objects.create(user=user).key
     worker = start_worker(concurrency=8)
-    server = start_daphne()
+    # /execute waits up to its timeout for the task; keep that below the fuzzer's request
+    # timeout (30 s) so a long wait is an answer, not a network error.
+    server = start_daphne(env=process_env(EXECUTE_MAX_TIMEOUT="20", EXECUTE_DEFAULT_TIMEOUT="10"))
     try:
         command = [
             str(SCHEMATHESIS), "run", f"{server.extra['url']}/api/schema/",

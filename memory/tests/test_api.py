@@ -121,3 +121,9 @@ def test_an_entry_without_features_does_not_break_vector_search(auth_client, use
     response = auth_client.get("/api/v1/memory/", {"q": "MVCC PostgreSQL", "mode": "vector", "kind": "note", "k": 28})
     assert response.status_code == 200, response.content
     assert response.json()["results"][0]["content"] == "PostgreSQL uses MVCC"
+
+
+def test_search_query_longer_than_1000_characters_is_400(auth_client):
+    response = auth_client.get("/api/v1/memory/", {"q": "x" * 1001})
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "q"
