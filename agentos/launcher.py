@@ -79,11 +79,17 @@ def run() -> None:
     embedded = _embedded_mode()
     if embedded:
         _ensure_services()
-    _manage("check", "--fail-level", "ERROR")
-    _manage("migrate", "--noinput")
-    _manage("bootstrap")
-    _manage("ensure_admin")
-    from django.conf import settings  # noqa: F401  (settings import validated by `check` above)
+    try:
+        for command in (("check", "--fail-level", "ERROR"), ("migrate", "--noinput"), ("bootstrap",),
+                        ("ensure_admin",)):
+            _manage(*command)
+    except SystemExit:
+        # A failed set-up step must not leave the embedded servers running behind it.
+        if embedded:
+            from agentos import embedded as services
+
+            services.stop_all()
+        raise
 
     pool = os.environ.get("CELERY_WORKER_POOL", "threads")
     concurrency = os.environ.get("CELERY_WORKER_CONCURRENCY", "32")

@@ -102,3 +102,17 @@ def test_run_command_starts_everything_and_ctrl_c_stops_everything(tmp_path):
         for process in processes_with_var_dir(var_dir):
             process.kill()
     assert processes_with_var_dir(var_dir) == []
+
+
+@pytest.mark.slow
+def test_a_failed_set_up_step_stops_the_embedded_servers(tmp_path):
+    var_dir = tmp_path / "var"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "REDIS_URL", "AGENTOS_TESTING", "REDIS_DB_BASE", "SECRET_KEY")}
+    env.update(AGENTOS_VAR_DIR=str(var_dir), PORT=str(free_port()), LLM_PROVIDER="magic")
+    result = subprocess.run([sys.executable, "-m", "agentos.launcher", "run"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode != 0
+    assert "LLM_PROVIDER must be one of" in result.stderr
+    assert (var_dir / "postgres" / "pgdata" / "PG_VERSION").exists(), "the servers were started first"
+    assert processes_with_var_dir(var_dir) == []
