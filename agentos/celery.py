@@ -2,10 +2,22 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentos.settings")
 
 app = Celery("agentos")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(related_name="jobs")
+
+
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def close_old_database_connections(sender=None, **kwargs) -> None:
+    """Each job is treated like a web request: before and after it, a connection older than
+    DB_CONN_MAX_AGE or one that had an error is closed (settings: CELERY_DB_REUSE_MAX).
+    Not for a job run eagerly inside the caller (its connection is the caller's)."""
+    from django.db import close_old_connections
+
+    if not getattr(getattr(sender, "request", None), "is_eager", False):
+        close_old_connections()

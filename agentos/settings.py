@@ -106,6 +106,8 @@ DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
 DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+if __import__("os").environ.get("XP_SSB"):
+    DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
 # A connection pool per process (psycopg_pool), shared by its threads. Django's connections
 # are per thread, and daphne runs each request on a fresh thread and Celery's fixup closes
 # the connection around every task, so without a pool nearly every request and task slice
@@ -165,6 +167,12 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_POOL = env_choice("CELERY_WORKER_POOL", "threads", ("threads", "prefork", "solo", "gevent"))
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 32, minimum=1, maximum=2000)
 CELERY_TIMEZONE = "UTC"
+# Celery's Django fixup closes every database connection before and after each job unless
+# this is set, so every task slice opened a new PostgreSQL session (about 5 ms). With it, a
+# worker thread keeps its connection; agentos/celery.py applies Django's request rules
+# around each job instead (close_old_connections: DB_CONN_MAX_AGE, and a connection that
+# failed is dropped), and the fixup closes a thread's connection only every 2 x N jobs.
+CELERY_DB_REUSE_MAX = 1000
 
 # --- REST API ------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -245,8 +253,11 @@ MEMORY_DIMENSIONS = env_int("MEMORY_DIMENSIONS", 384, minimum=8, maximum=2000)
 # "hybrid" fuses the vector ranking with PostgreSQL full-text search (reciprocal rank
 # fusion); chosen as the default because it measured better on bench/memory_search.py.
 MEMORY_SEARCH_MODE = env_choice("MEMORY_SEARCH_MODE", "hybrid", ("vector", "hybrid"))
-# HNSW candidate list per query: 100 gave recall@10 0.96 on 100k entries (README "Memory").
-MEMORY_HNSW_EF_SEARCH = env_int("MEMORY_HNSW_EF_SEARCH", 100, minimum=10, maximum=1000)
+# HNSW candidate list per query (hnsw.ef_search), per mode: the smallest values that gave
+# recall@10 >= 0.95 with p95 < 10 ms on 100k entries (README "Memory"). Hybrid needs less
+# depth: the full-text ranking also brings the entries that share the query's words.
+MEMORY_HNSW_EF_SEARCH = env_int("MEMORY_HNSW_EF_SEARCH", 200, minimum=10, maximum=1000)
+MEMORY_HNSW_EF_SEARCH_HYBRID = env_int("MEMORY_HNSW_EF_SEARCH_HYBRID", 150, minimum=10, maximum=1000)
 OPENAI_EMBEDDINGS_MODEL = env_str("OPENAI_EMBEDDINGS_MODEL", "text-embedding-3-small")
 
 # --- Tools -----------------------------------------------------------------------------

@@ -170,25 +170,18 @@ def build_indexes(m: int, ef_construction: int) -> dict:
             "hnsw_size_mb": round(size / 2**20, 1), "gin_build_seconds": round(gin_seconds, 1)}
 
 
-def exact_results(queries: list[str], embedder) -> dict:
-    """Top-10 ids per query by exact (sequential scan) search, for vector and hybrid mode.
+def exact_results(queries: list[str]) -> dict:
+    """Top-10 ids per query by exact (sequential scan) search, for vector and hybrid mode:
+    the same statement as memory_search with the HNSW index bypassed."""
+    from memory.services import memory_search
 
-    One exact scan per query serves both: hybrid fuses the same 40 vector candidates that
-    memory_search uses with the full-text ranking.
-    """
-    from django.db import transaction
-
-    from memory.services import _scope_sql, _text_ranking, _vector_ranking, rrf_fuse, vector_literal
-
-    scope, params = _scope_sql(None, None)
     exact: dict = {"vector": {}, "hybrid": {}, "tenth_distance": {}}
     for query in queries:
-        with transaction.atomic():
-            rows = _vector_ranking(vector_literal(embedder.embed([query])[0]), scope, params, 40, exact=True)
-        exact["vector"][query] = {entry_id for entry_id, _ in rows[:10]}
-        exact["tenth_distance"][query] = rows[min(9, len(rows) - 1)][1]
-        text_ids = _text_ranking(query, scope, params, 40, "strict")
-        exact["hybrid"][query] = {entry_id for entry_id, _ in rrf_fuse([[row[0] for row in rows], text_ids])[:10]}
+        hits = memory_search(query=query, owner=None, k=10, mode="vector", exact=True)
+        exact["vector"][query] = {hit.id for hit in hits}
+        exact["tenth_distance"][query] = 1 - hits[-1].score if hits else 2.0
+        exact["hybrid"][query] = {hit.id for hit in memory_search(query=query, owner=None, k=10, mode="hybrid",
+                                                                   exact=True)}
     return exact
 
 
@@ -198,7 +191,7 @@ def measure(queries: list[str], ef_search: int, exact: dict) -> dict:
     from memory.services import memory_search
 
     report = {"ef_search": ef_search}
-    with override_settings(MEMORY_HNSW_EF_SEARCH=ef_search):
+    with override_settings(MEMORY_HNSW_EF_SEARCH=ef_search, MEMORY_HNSW_EF_SEARCH_HYBRID=ef_search):
         for mode in ("vector", "hybrid"):
             for query in queries[:10]:  # warm the cache and the connection
                 memory_search(query=query, owner=None, k=10, mode=mode)
@@ -265,7 +258,7 @@ def main() -> None:
             cursor.execute('DROP INDEX IF EXISTS "memory_entry_search_gin"')
     result["index"] = build_indexes(args.m or HNSW_M, args.ef_construction or HNSW_EF_CONSTRUCTION)
     started = time.perf_counter()
-    exact = exact_results(queries, embedder)
+    exact = exact_results(queries)
     result["exact_search_ms_mean"] = round((time.perf_counter() - started) * 1000 / len(queries), 1)
     result["by_ef_search"] = [measure(queries, int(value), exact) for value in args.ef_search.split(",")]
     result["load_average_at_end"] = os.getloadavg()

@@ -20,7 +20,7 @@ only gives 0.5); it orders results but is not a similarity.
 from __future__ import annotations
 
 import hashlib
-from contextlib import nullcontext
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,15 +83,23 @@ def _column_dimension() -> int:
     return _column_dimensions[alias]
 
 
-def embedder_check(name: str, dimensions: int) -> None:
-    """Raise EmbedderMismatch when stored vectors could not be compared with new ones."""
-    fix = "run `python manage.py memory_reembed` to re-embed every entry with the configured embedder"
+REEMBED_FIX = "run `python manage.py memory_reembed` to re-embed every entry with the configured embedder"
+
+
+def _check_dimension(name: str, dimensions: int) -> None:
     column = _column_dimension()
     if column != dimensions:
         raise EmbedderMismatch(
             f"memory.embedding holds {column}-dimensional vectors but the configured embedder {name} "
-            f"makes {dimensions}; {fix}"
+            f"makes {dimensions}; {REEMBED_FIX}"
         )
+
+
+def embedder_check(name: str, dimensions: int) -> None:
+    """Raise EmbedderMismatch when stored vectors could not be compared with new ones.
+
+    (memory_search makes the second check inside its own statement.)"""
+    _check_dimension(name, dimensions)
     # Two index range scans instead of `embedder <> name`, which would read every row.
     other = (
         MemoryEntry.objects.filter(Q(embedder__lt=name) | Q(embedder__gt=name))
@@ -101,7 +109,7 @@ def embedder_check(name: str, dimensions: int) -> None:
     other = list(other)
     if other:
         raise EmbedderMismatch(
-            f"memory entries were embedded with {other[0]} but the configured embedder is {name}; {fix}"
+            f"memory entries were embedded with {other[0]} but the configured embedder is {name}; {REEMBED_FIX}"
         )
 
 
@@ -176,19 +184,6 @@ def _scope_sql(owner_id: int | None, kinds: list[str] | None) -> tuple[str, list
     return sql, params
 
 
-def _vector_ranking(vector: str, scope: str, scope_params: list, limit: int, exact: bool) -> list[tuple]:
-    """[(id, cosine distance)] nearest first. exact=True skips the HNSW index (call it in a transaction)."""
-    with connection.cursor() as cursor:
-        if exact:
-            cursor.execute("SET LOCAL enable_indexscan = off")
-        cursor.execute(
-            f"SELECT id, embedding <=> %s::vector AS distance FROM memory_memoryentry "  # noqa: S608 - fixed fragments only
-            f"WHERE embedding IS NOT NULL AND {scope} ORDER BY embedding <=> %s::vector LIMIT %s",
-            [vector, *scope_params, vector, limit],
-        )
-        return cursor.fetchall()
-
-
 # Full-text side of hybrid search. Strict: websearch_to_tsquery (every term must match,
 # honours "quoted phrases" and -negation). Any-term: the query's English lexemes OR'ed,
 # ranked by ts_rank_cd so entries covering more terms, closer together, come first.
@@ -202,25 +197,62 @@ FTS_QUERIES = {
 FTS_DEFAULT = "strict"
 
 
-def _text_ranking(query: str, scope: str, scope_params: list, limit: int, fts: str) -> list[int]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id FROM memory_memoryentry, {FTS_QUERIES[fts]} AS fts(query) "  # noqa: S608 - fixed fragments only
-            f"WHERE search_vector @@ query AND {scope} "
-            "ORDER BY ts_rank_cd(search_vector, query) DESC, id LIMIT %s",
-            [query, *scope_params, limit],
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
 def rrf_fuse(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
-    """Reciprocal rank fusion: sum of 1/(k + rank) over the rankings, scaled to 1.0 at best."""
+    """Reciprocal rank fusion: sum of 1/(k + rank) over the rankings, scaled to 1.0 at best.
+
+    The reference for the SQL in _search_statement (same sums, same order), kept for tests."""
     scores: dict[int, float] = {}
     for ranking in rankings:
         for rank, item in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
     best = len(rankings) / (k + 1)
     return sorted(((item, score / best) for item, score in scores.items()), key=lambda pair: (-pair[1], pair[0]))
+
+
+def _search_statement(*, mode: str, with_vector: bool, exact: bool, fts: str, scope: str) -> str:
+    """One statement for a whole search: the candidate rankings, their fusion, the embedder
+    check and the content of the top k, so a search is one round trip.
+
+    Columns: other embedder (or NULL), vector candidates found, then per hit (NULL when
+    there is none): id, score, content, kind, metadata. Parameters, in order (see
+    _search): [vector, scope, vector, candidates] (with a vector); k (vector mode) or
+    query, scope, candidates, RRF k, RRF k, k (hybrid); the embedder name twice.
+    """
+    # "+ 0" keeps the planner off the HNSW index: the exact scan that benchmarks compare with.
+    order = "(embedding <=> %s::vector) + 0" if exact else "embedding <=> %s::vector"
+    ctes = []
+    if with_vector:
+        ctes.append(
+            f"v AS MATERIALIZED (SELECT id, embedding <=> %s::vector AS distance FROM memory_memoryentry "  # noqa: S608
+            f"WHERE embedding IS NOT NULL AND {scope} ORDER BY {order} LIMIT %s), "
+            # An entry whose content had no features has the zero vector: its distance is NaN.
+            "vr AS (SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rank FROM v "
+            "WHERE distance <> 'NaN'::float8)"
+        )
+    else:
+        ctes.append("v AS (SELECT NULL::bigint AS id WHERE false), vr AS (SELECT NULL::bigint AS id, "
+                    "NULL::float8 AS distance, NULL::bigint AS rank WHERE false)")
+    if mode == "vector":
+        ctes.append("hits AS (SELECT id, 1 - distance AS score FROM vr ORDER BY rank LIMIT %s)")
+    else:
+        ctes.append(
+            f"t AS MATERIALIZED (SELECT id, row_number() OVER (ORDER BY ts_rank_cd(search_vector, query) DESC, id) "  # noqa: S608
+            f"AS rank FROM memory_memoryentry, {FTS_QUERIES[fts]} AS fts(query) "
+            f"WHERE search_vector @@ query AND {scope} ORDER BY rank LIMIT %s), "
+            # Two rankings: rank 1 in both scores 2 / (k + 1), scaled to 1.0.
+            "fused AS (SELECT id, sum(1.0::float8 / (%s + rank)) AS score FROM "
+            "(SELECT id, rank FROM vr UNION ALL SELECT id, rank FROM t) AS ranked GROUP BY id), "
+            "hits AS (SELECT id, score / (2.0::float8 / (%s + 1)) AS score FROM fused ORDER BY score DESC, id LIMIT %s)"
+        )
+    # Every fragment is fixed text of this module; values are parameters.
+    return (
+        "WITH " + ", ".join(ctes) + " "  # noqa: S608
+        "SELECT check_row.other, check_row.found, e.id, hits.score, e.content, e.kind, e.metadata "
+        "FROM (SELECT (SELECT embedder FROM memory_memoryentry WHERE embedder < %s OR embedder > %s LIMIT 1) "
+        "AS other, (SELECT count(*) FROM v) AS found) AS check_row "
+        "LEFT JOIN hits ON true LEFT JOIN memory_memoryentry e ON e.id = hits.id "
+        "ORDER BY hits.score DESC, hits.id"
+    )
 
 
 def _validate_search(k: int, kinds: list[str] | None, mode: str | None) -> str:
@@ -240,6 +272,7 @@ def _set_ef_search(value: int) -> None:
     A session-level SET (not SET LOCAL) so a search needs no transaction of its own: two
     round trips fewer per query. Only memory queries read this setting.
     """
+    connection.ensure_connection()
     raw = connection.connection
     if getattr(raw, "_memory_ef_search", None) != value:
         with connection.cursor() as cursor:
@@ -247,17 +280,21 @@ def _set_ef_search(value: int) -> None:
         raw._memory_ef_search = value
 
 
-def _vector_search(vector: str, scope: str, scope_params: list, candidates: int, exact: bool) -> list:
-    # HNSW returns at most ef_search rows, so it must cover the candidates asked for.
-    _set_ef_search(max(settings.MEMORY_HNSW_EF_SEARCH, candidates))
-    with transaction.atomic() if exact else nullcontext():
-        rows = _vector_ranking(vector, scope, scope_params, candidates, exact)
-    if len(rows) < candidates and not exact:
-        # The index filters after its scan: a narrow scope (few own entries among many
-        # other users') can starve it, so fall back to the exact scan of that scope.
-        with transaction.atomic():
-            rows = _vector_ranking(vector, scope, scope_params, candidates, exact=True)
-    return rows
+def _search(*, mode: str, vector: str | None, query: str, scope: str, scope_params: list, k: int,
+            candidates: int, fts: str, exact: bool, embedder_name: str) -> list[tuple]:
+    """Rows of _search_statement: at least one (the embedder check), then one per hit."""
+    sql = _search_statement(mode=mode, with_vector=vector is not None, exact=exact, fts=fts, scope=scope)
+    params: list = []
+    if vector is not None:
+        params += [vector, *scope_params, vector, candidates]
+    if mode == "vector":
+        params += [k]
+    else:
+        params += [query, *scope_params, candidates, RRF_K, RRF_K, k]
+    params += [embedder_name, embedder_name]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def memory_search(
@@ -266,32 +303,41 @@ def memory_search(
 ) -> list[MemoryHit]:
     """Top-k entries for `query` among the owner's and the shared entries (best first).
 
-    `exact` bypasses the HNSW index (benchmarks compare against it); `fts` picks the
-    full-text query of hybrid mode ("strict" or "any", see FTS_QUERIES).
+    One statement per search (_search_statement). `exact` bypasses the HNSW index
+    (benchmarks compare against it); `fts` picks the full-text query of hybrid mode
+    ("strict" or "any", see FTS_QUERIES).
     """
     mode = _validate_search(k, kinds, mode)
     query = (query or "").strip()
     if not query:
         return []
     embedder = get_embedder()
-    embedder_check(embedder.name, embedder.dimensions)
     embedding = embedder.embed([query])[0]
+    _check_dimension(embedder.name, embedder.dimensions)
     scope, scope_params = _scope_sql(_owner_id(owner), kinds)
     candidates = k if mode == "vector" else max(40, 4 * k)
-    if not any(embedding):
-        # A query with no features (e.g. only punctuation) embeds to the zero vector, whose
-        # cosine distance is NaN: there is no vector ranking, only the full-text one.
-        vector_rows: list = []
-    else:
-        vector_rows = _vector_search(vector_literal(embedding), scope, scope_params, candidates, exact)
-        # An entry whose own content had no features has the zero vector: its distance is NaN.
-        vector_rows = [row for row in vector_rows if row[1] == row[1]]
-    if mode == "vector":
-        ranked = [(entry_id, 1.0 - distance) for entry_id, distance in vector_rows]
-    else:
-        text_ids = _text_ranking(query, scope, scope_params, candidates, fts)
-        ranked = rrf_fuse([[row[0] for row in vector_rows], text_ids])[:k]
-    # The embedding column is left out: parsing 10 vectors would cost more than the search.
-    rows = {row["id"]: row for row in MemoryEntry.objects.filter(id__in=[entry_id for entry_id, _ in ranked])
-            .values("id", "content", "kind", "metadata")}
-    return [MemoryHit(score=round(score, 6), **rows[entry_id]) for entry_id, score in ranked if entry_id in rows]
+    # A query with no features (e.g. only punctuation) embeds to the zero vector, whose
+    # cosine distance is NaN: there is no vector ranking, only the full-text one.
+    vector = vector_literal(embedding) if any(embedding) else None
+    if vector is None and mode == "vector":
+        embedder_check(embedder.name, embedder.dimensions)
+        return []
+    if vector is not None:
+        # HNSW returns at most ef_search rows, so it must cover the candidates asked for.
+        depth = settings.MEMORY_HNSW_EF_SEARCH if mode == "vector" else settings.MEMORY_HNSW_EF_SEARCH_HYBRID
+        _set_ef_search(max(depth, candidates))
+    rows = _search(mode=mode, vector=vector, query=query, scope=scope, scope_params=scope_params, k=k,
+                   candidates=candidates, fts=fts, exact=exact, embedder_name=embedder.name)
+    if vector is not None and not exact and rows[0][1] < candidates:
+        # The index filters after its scan: a narrow scope (few own entries among many
+        # other users') can starve it, so fall back to the exact scan of that scope.
+        rows = _search(mode=mode, vector=vector, query=query, scope=scope, scope_params=scope_params, k=k,
+                       candidates=candidates, fts=fts, exact=True, embedder_name=embedder.name)
+    if rows[0][0] is not None:
+        raise EmbedderMismatch(
+            f"memory entries were embedded with {rows[0][0]} but the configured embedder is {embedder.name}; "
+            f"{REEMBED_FIX}"
+        )
+    # Django leaves jsonb undecoded in raw queries (its JSONField decodes it for the ORM).
+    return [MemoryHit(id=entry_id, score=round(score, 6), content=content, kind=kind, metadata=json.loads(metadata))
+            for _other, _found, entry_id, score, content, kind, metadata in rows if entry_id is not None]

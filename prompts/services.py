@@ -8,6 +8,7 @@ which version is active is cached, so an activation takes effect on the very nex
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from django.db import transaction
@@ -27,10 +28,15 @@ class RenderedPrompt:
     version_id: int
     label: str
     text: str
-    tokens: int
     response_schema: dict | None
     temperature: float | None
     max_tokens: int | None
+
+    @cached_property
+    def tokens(self) -> int:
+        """o200k tokens of the text, counted on first use: the orchestrator renders on every
+        LLM step and does not need the count, which costs more than the rendering itself."""
+        return count_tokens(self.text)
 
 
 def active_version(*, slug: str) -> PromptVersion:
@@ -55,8 +61,7 @@ def prompt_version_render(*, version: PromptVersion, variables: dict[str, Any]) 
     """Render a given version (active or not); see prompt_render."""
     # Density: whitespace runs and repeated separators cost tokens and say nothing.
     text = compact_plain(_render(version, variables))
-    tokens = count_tokens(text)
-    return RenderedPrompt(version_id=version.pk, label=version.label, text=text, tokens=tokens,
+    return RenderedPrompt(version_id=version.pk, label=version.label, text=text,
                           response_schema=version.template.response_schema, temperature=version.temperature,
                           max_tokens=version.max_tokens)
 

@@ -139,7 +139,7 @@ def _memory_hits(run: Run) -> list[dict]:
     try:
         from memory.services import memory_search
 
-        hits = memory_search(query=run.state.query, owner=run.task.owner, k=MEMORY_HITS)
+        hits = memory_search(query=run.state.query, owner=run.task.owner_id, k=MEMORY_HITS)
     except Exception:  # the plan can go ahead without memory; the failure is logged
         logger.warning("memory pre-fetch failed for task %s", run.task.id, exc_info=True)
         return []
@@ -211,7 +211,8 @@ def execute_tool(run: Run, action: a.RunTool) -> StepDraft:
         draft.status = "error"
         draft.error = f"tool {action.tool!r} is not available to the {action.subtask.agent} agent"
         return draft
-    outcome = dispatch(name=action.tool, arguments=action.arguments,
+    # run.tools holds the tools enabled when the slice started (a slice lasts seconds).
+    outcome = dispatch(name=action.tool, arguments=action.arguments, known_enabled=True,
                        context=ToolContext(owner_id=run.task.owner_id, task_id=str(run.task.id), idempotency_key=key))
     draft.duration_ms = outcome.duration_ms
     if outcome.ok:
@@ -227,7 +228,7 @@ def complete_memory(run: Run, result: str) -> str | None:
     try:
         from memory.services import memory_add
 
-        entry = memory_add(owner=run.task.owner, content=f"{run.state.query}\n\n{result}", kind="task_result",
+        entry = memory_add(owner=run.task.owner_id, content=f"{run.state.query}\n\n{result}", kind="task_result",
                            metadata={"task_id": str(run.task.id)}, source_task_id=run.task.id,
                            idempotency_key=f"{run.task.id}:result")
     except Exception:  # the task's result stands even if memory is unavailable; logged

@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection
 from django.utils import timezone
 
+from agentos.db import prepared_cursor
 from prompts.tokens import count_tokens
 from tasks import live
 from tasks.context import record_from_step
@@ -195,7 +196,7 @@ class _Slice:
             from tasks.services import enqueue
 
             enqueue(self.task.pk)
-        if changes["status"] in _NOTIFY_STATUSES:
+        if changes["status"] in _NOTIFY_STATUSES and self.task.callback_url:
             _notify_status_changed(self.task.pk, changes["status"])
         return changes["status"]
 
@@ -225,7 +226,9 @@ class _Slice:
         params += [self.task.pk, self.worker_id]
         fields = [f for f in Step._meta.concrete_fields if not f.primary_key]
         columns = ", ".join(quote(f.column) for f in fields)
-        placeholders = ", ".join(["%s"] * len(fields))
+        # Typed: with server-side binding a parameter in a SELECT list has no type of its own.
+        # Strings as text (a cast to varchar(n) would truncate; the column's check raises).
+        placeholders = ", ".join(f"%s::{_cast_type(f)}" for f in fields)
         params += [f.get_db_prep_save(getattr(step, f.attname), connection) for f in fields]
         used = ""
         if draft.prompt_version_id:
@@ -240,13 +243,19 @@ class _Slice:
             f"SELECT {placeholders} FROM lease RETURNING id){used}",  # noqa: S608
             "SELECT lease.pause_requested, lease.cancel_requested, step.id FROM lease, step",
         ])
-        with connection.cursor() as cursor:
+        # Prepared (agentos/db.py): the text differs only by the columns a step changes, so a
+        # worker's connection plans each variant once.
+        with prepared_cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
         if row is None:
             return None
         step.pk = row[2]
         return bool(row[0]), bool(row[1])
+
+
+def _cast_type(field) -> str:
+    return "text" if field.get_internal_type() in ("CharField", "TextField") else field.db_type(connection)
 
 
 def _usage_update(draft: StepDraft) -> tuple[str, list]:

@@ -83,13 +83,16 @@ def _failure(code: str, message: str, started: float) -> ToolOutcome:
                        duration_ms=int((time.monotonic() - started) * 1000))
 
 
-def dispatch(*, name: str, arguments: dict, context: ToolContext) -> ToolOutcome:
+def dispatch(*, name: str, arguments: dict, context: ToolContext, known_enabled: bool = False) -> ToolOutcome:
+    """Validate and run one tool call. ``known_enabled``: the caller has just checked that an
+    administrator has not disabled the tool (a task slice loads the enabled tools when it
+    starts), so the settings query is skipped."""
     started = time.monotonic()
     try:
         spec = get_tool(name)
     except UnknownTool as error:
         return _failure("unknown_tool", str(error), started)
-    if not is_enabled(name):
+    if not known_enabled and not is_enabled(name):
         return _failure("disabled", f"tool '{name}' is disabled by an administrator", started)
     if spec.waits_for_human:
         return _failure("needs_task", f"{name} waits for a person's answer, so it only runs inside a task", started)

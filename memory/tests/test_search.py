@@ -121,3 +121,41 @@ def test_owner_may_be_an_id_but_not_anonymous(user):
         memory_add(owner=AnonymousUser(), content="should not become shared")
     with pytest.raises(ApplicationError):
         memory_search(query="staging", owner=AnonymousUser())
+
+
+@pytest.mark.parametrize("mode", ["vector", "hybrid"])
+def test_a_search_is_one_statement(notes, user, mode):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    # More entries than hybrid's 40 candidates: with fewer, the index cannot fill the list and
+    # the search repeats as an exact scan (the narrow-scope fallback), a second statement.
+    for number in range(45):
+        memory_add(owner=None, content=f"Filler note {number} about release engineering and databases.")
+    memory_search(query="warm up the connection", owner=user, k=3, mode=mode)
+    with CaptureQueriesContext(connection) as queries:
+        hits = memory_search(query="When was PostgreSQL first released?", owner=user, k=3, mode=mode)
+    assert hits[0].id == notes[0].id
+    assert len(queries) == 1, [q["sql"][:80] for q in queries]
+
+
+def test_hybrid_sql_fusion_matches_the_reference(notes, user):
+    from memory.embedders import get_embedder
+    from memory.services import FTS_DEFAULT, _scope_sql, _search, vector_literal
+
+    query = "first released"
+    vector = vector_literal(get_embedder().embed([query])[0])
+    scope, params = _scope_sql(user.pk, None)
+    vector_ids = [row[2] for row in _search(mode="vector", vector=vector, query=query, scope=scope,
+                                            scope_params=params, k=40, candidates=40, fts=FTS_DEFAULT, exact=True,
+                                            embedder_name=get_embedder().name)]
+    hybrid = memory_search(query=query, owner=user, k=5, mode="hybrid", exact=True)
+    # Same fusion in Python over the same two rankings (the text ranking: entries with both words).
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM memory_memoryentry, websearch_to_tsquery('english', %s) q "
+                       "WHERE search_vector @@ q ORDER BY ts_rank_cd(search_vector, q) DESC, id", [query])
+        text_ids = [row[0] for row in cursor.fetchall()]
+    expected = rrf_fuse([vector_ids, text_ids])[:5]
+    assert [(hit.id, hit.score) for hit in hybrid] == [(i, round(s, 6)) for i, s in expected]

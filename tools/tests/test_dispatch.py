@@ -105,3 +105,16 @@ def test_as_dict():
     assert set(ok) == {"ok", "result", "duration_ms"}
     failed = dispatch(name="nope", arguments={}, context=CONTEXT).as_dict()
     assert set(failed) == {"ok", "error", "error_code", "duration_ms"}
+
+
+@pytest.mark.django_db
+def test_known_enabled_skips_the_settings_query():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as checked:
+        assert dispatch(name="calculator", arguments={"expression": "2+3"}, context=CONTEXT).ok
+    with CaptureQueriesContext(connection) as known:
+        outcome = dispatch(name="calculator", arguments={"expression": "2+3"}, context=CONTEXT, known_enabled=True)
+    assert outcome.ok and outcome.result["result"] == 5
+    assert len(checked) == 1 and len(known) == 0
