@@ -14,18 +14,14 @@ from typing import Any
 import anthropic
 
 from agentos.llm.base import (
-    LLMAuthError,
-    LLMBadResponse,
     LLMError,
-    LLMRateLimited,
     LLMRequest,
     LLMResult,
-    LLMTimeout,
     Provider,
-    one_line,
     parse_json_output,
+    translate_sdk_error,
 )
-from agentos.llm.openai_provider import api_error_message, schema_instruction
+from agentos.llm.openai_provider import schema_instruction
 
 RESPOND_TOOL = "respond"
 DEFAULT_MAX_TOKENS = 2048
@@ -93,15 +89,4 @@ class AnthropicProvider(Provider):
 
 
 def translate_error(error: anthropic.AnthropicError) -> LLMError:
-    message = api_error_message(error)
-    if isinstance(error, anthropic.APITimeoutError):
-        return LLMTimeout("anthropic: the request timed out")
-    if isinstance(error, anthropic.APIConnectionError):
-        return LLMBadResponse(f"anthropic: cannot connect to the server ({message})", retryable=True)
-    if isinstance(error, (anthropic.AuthenticationError, anthropic.PermissionDeniedError)):
-        return LLMAuthError(f"anthropic: HTTP {error.status_code} authentication failed: {message}")
-    if isinstance(error, anthropic.RateLimitError):
-        return LLMRateLimited(f"anthropic: HTTP 429 rate limited after retries: {message}")
-    if isinstance(error, anthropic.APIStatusError):
-        return LLMBadResponse(f"anthropic: HTTP {error.status_code}: {message}", retryable=error.status_code >= 500)
-    return LLMBadResponse(f"anthropic: {type(error).__name__}: {one_line(str(error), 200)}")
+    return translate_sdk_error(error, anthropic, "anthropic")

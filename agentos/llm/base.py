@@ -146,3 +146,30 @@ def count_tokens(text: str) -> int:
 
 def messages_tokens(messages: list[dict[str, str]]) -> int:
     return sum(count_tokens(str(message.get("content", ""))) for message in messages)
+
+
+def api_error_message(error: Exception) -> str:
+    """The server's own message when it sent one, else the SDK's."""
+    body = getattr(error, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        if inner.get("message"):
+            return one_line(str(inner["message"]), 200)
+    return one_line(str(getattr(error, "message", None) or error), 200)
+
+
+def translate_sdk_error(error: Exception, sdk: Any, name: str) -> LLMError:
+    """An exception of the ``openai`` or ``anthropic`` SDK (same exception classes, both are
+    generated from one template) as one of ours, with a one-line message naming the cause."""
+    message = api_error_message(error)
+    if isinstance(error, sdk.APITimeoutError):
+        return LLMTimeout(f"{name}: the request timed out")
+    if isinstance(error, sdk.APIConnectionError):
+        return LLMBadResponse(f"{name}: cannot connect to the server ({message})", retryable=True)
+    if isinstance(error, (sdk.AuthenticationError, sdk.PermissionDeniedError)):
+        return LLMAuthError(f"{name}: HTTP {error.status_code} authentication failed: {message}")
+    if isinstance(error, sdk.RateLimitError):
+        return LLMRateLimited(f"{name}: HTTP 429 rate limited after retries: {message}")
+    if isinstance(error, sdk.APIStatusError):
+        return LLMBadResponse(f"{name}: HTTP {error.status_code}: {message}", retryable=error.status_code >= 500)
+    return LLMBadResponse(f"{name}: {type(error).__name__}: {message}")

@@ -20,29 +20,17 @@ from typing import Any
 import openai
 
 from agentos.llm.base import (
-    LLMAuthError,
     LLMBadResponse,
     LLMError,
-    LLMRateLimited,
     LLMRequest,
     LLMResult,
-    LLMTimeout,
     Provider,
     count_tokens,
     messages_tokens,
     one_line,
     parse_json_output,
+    translate_sdk_error,
 )
-
-
-def api_error_message(error: Exception) -> str:
-    """The server's own message when it sent one, else the SDK's."""
-    body = getattr(error, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error") if isinstance(body.get("error"), dict) else body
-        if inner.get("message"):
-            return one_line(str(inner["message"]), 200)
-    return one_line(str(getattr(error, "message", None) or error), 200)
 
 
 def strict_compatible(schema: Any) -> bool:
@@ -130,15 +118,4 @@ class OpenAIProvider(Provider):
 
 def translate_error(error: openai.OpenAIError) -> LLMError:
     """The SDK's exception as one of ours, with a one-line message naming the cause."""
-    message = api_error_message(error)
-    if isinstance(error, openai.APITimeoutError):
-        return LLMTimeout("openai: the request timed out")
-    if isinstance(error, openai.APIConnectionError):
-        return LLMBadResponse(f"openai: cannot connect to the server ({message})", retryable=True)
-    if isinstance(error, (openai.AuthenticationError, openai.PermissionDeniedError)):
-        return LLMAuthError(f"openai: HTTP {error.status_code} authentication failed: {message}")
-    if isinstance(error, openai.RateLimitError):
-        return LLMRateLimited(f"openai: HTTP 429 rate limited after retries: {message}")
-    if isinstance(error, openai.APIStatusError):
-        return LLMBadResponse(f"openai: HTTP {error.status_code}: {message}", retryable=error.status_code >= 500)
-    return LLMBadResponse(f"openai: {type(error).__name__}: {message}")
+    return translate_sdk_error(error, openai, "openai")
