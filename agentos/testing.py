@@ -82,8 +82,9 @@ class ManagedProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def _spawn(name: str, command: list[str], env: dict[str, str]) -> ManagedProcess:
-    log_dir = ROOT / "var" / "test-logs"
+def spawn(name: str, command: list[str], env: dict[str, str], *, log_dir: Path = ROOT / "var" / "test-logs"
+          ) -> ManagedProcess:
+    """Start `command` in its own session (a kill takes its children too), output to a log file."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}-{uuid.uuid4().hex[:8]}.log"
     handle = open(log_path, "wb")
@@ -102,7 +103,7 @@ def start_worker(*, concurrency: int = 8, pool: str = "threads", queues: str | N
                "--pool", pool, "--concurrency", str(concurrency), "--without-gossip", "--without-mingle"]
     if queues:
         command += ["-Q", queues]
-    worker = _spawn("worker", command, env or process_env())
+    worker = spawn("worker", command, env or process_env())
     worker.extra["node"] = node
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -118,14 +119,14 @@ def start_worker(*, concurrency: int = 8, pool: str = "threads", queues: str | N
 def start_beat(*, env: dict[str, str] | None = None) -> ManagedProcess:
     command = [sys.executable, "-m", "celery", "-A", "agentos", "beat", "-l", "INFO",
                "--max-interval", "1"]
-    return _spawn("beat", command, env or process_env())
+    return spawn("beat", command, env or process_env())
 
 
 def start_daphne(*, env: dict[str, str] | None = None, timeout: float = 30) -> ManagedProcess:
     """Start daphne on a free loopback port; `server.extra["url"]` is its base URL."""
     port = free_port()
     command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "agentos.asgi:application"]
-    server = _spawn("daphne", command, env or process_env())
+    server = spawn("daphne", command, env or process_env())
     server.extra["url"] = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -8,15 +8,13 @@ keeps one port across restarts so clients can reconnect to the same address.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from agentos.testing import ManagedProcess, spawn
 from bench.harness import ROOT, wait_for_port
 
 LOG_DIR = ROOT / "var" / "bench" / "logs"
@@ -24,24 +22,25 @@ LOG_DIR = ROOT / "var" / "bench" / "logs"
 
 @dataclass
 class Service:
-    """One restartable child process (its own session, so a kill takes its children too)."""
+    """One restartable child process (its own session, so a kill takes its children too).
+
+    Each start is an agentos.testing.ManagedProcess (kill, stop and log come from there)."""
 
     name: str
     command: list[str]
     env: dict[str, str]
     ready: str | None = None  # a line in the log that means "up"; None: wait for `port`
     port: int | None = None
-    process: subprocess.Popen | None = None
-    log_path: Path | None = None
+    current: ManagedProcess | None = None
     starts: int = 0
     extra: dict = field(default_factory=dict)
 
+    @property
+    def process(self) -> subprocess.Popen | None:
+        return self.current.process if self.current else None
+
     def start(self, timeout: float = 60) -> Service:
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        self.log_path = LOG_DIR / f"{self.name}-{uuid.uuid4().hex[:8]}.log"
-        handle = open(self.log_path, "wb")
-        self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=handle,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.current = spawn(self.name, self.command, self.env, log_dir=LOG_DIR)
         self.starts += 1
         self._wait_ready(timeout)
         return self
@@ -63,25 +62,19 @@ class Service:
         raise RuntimeError(f"{self.name} not ready within {timeout}s:\n{self.log()[-3000:]}")
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.current is not None and self.current.alive()
 
     def kill(self) -> None:
         """SIGKILL, like a crash or the OOM killer: no cleanup, no ack of messages in hand."""
-        if self.alive():
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.current:
+            self.current.kill()
 
     def stop(self, timeout: float = 15) -> None:
-        if not self.alive():
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        if self.current:
+            self.current.stop(timeout)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+        return self.current.log() if self.current else ""
 
 
 def worker(env: dict[str, str], *, concurrency: int, pool: str = "threads", name: str = "worker") -> Service:
