@@ -22,9 +22,20 @@ def canonical(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True, ensure_ascii=False, default=str))
 
 
+RECORD_FIELDS = ("index", "kind", "status", "agent", "subtask_id", "input", "output", "error")
+
+
 def record_from_step(step: Step) -> StepRecord:
-    return StepRecord(step.index, step.kind, step.status, step.agent, step.subtask_id, step.input or {},
-                      step.output, step.error)
+    return StepRecord(*(getattr(step, name) for name in RECORD_FIELDS[:5]), step.input or {}, step.output,
+                      step.error)
+
+
+def task_records(task_id: Any) -> list[StepRecord]:
+    """A task's step log as engine records, in order: only the fields a record has (not the
+    stored LLM context, the largest column), and no model instances."""
+    rows = Step.objects.filter(task_id=task_id).order_by("index").values_list(*RECORD_FIELDS)
+    return [StepRecord(index, kind, status, agent, subtask, data or {}, output, error)
+            for index, kind, status, agent, subtask, data, output, error in rows]
 
 
 def rebuild_messages(step: Step) -> list[dict] | None:

@@ -50,6 +50,9 @@ def test_a_connection_that_failed_is_dropped_before_the_next_job():
 @pytest.mark.slow
 def test_worker_runs_many_slices_on_a_few_sessions(agents_defaults, user, make_worker):
     name = f"agentos-test-{uuid.uuid4().hex[:8]}"
+    # Messages other tests left in the queue would open the worker's sessions before the
+    # task starts (and hide whether the task's slices open new ones).
+    app.control.purge()
     # One step per slice: every step is a Celery job of its own.
     make_worker(PGAPPNAME=name, TASK_SLICE_STEPS=1, OFFLINE_LLM_LATENCY_MS=150)
     with connection.cursor() as cursor:
