@@ -51,6 +51,7 @@ from tasks.execution import (
 )
 from tasks.leases import keeper, lease_acquire, lease_release, new_worker_id
 from tasks.models import AgentSpec, Step, Task, TaskStatus
+from tasks.sql import step_insert
 from tools.models import ToolSetting
 from tools.registry import all_tools
 
@@ -245,12 +246,8 @@ class _Slice:
             sets.append("lease_expires_at = now() + make_interval(secs => %s)")
             params.append(settings.TASK_LEASE_SECONDS)
         params += [self.task.pk, self.worker_id]
-        fields = [f for f in Step._meta.concrete_fields if not f.primary_key]
-        columns = ", ".join(quote(f.column) for f in fields)
-        # Typed: with server-side binding a parameter in a SELECT list has no type of its own.
-        # Strings as text (a cast to varchar(n) would truncate; the column's check raises).
-        placeholders = ", ".join(f"%s::{_cast_type(f)}" for f in fields)
-        params += [f.get_db_prep_save(getattr(step, f.attname), connection) for f in fields]
+        insert, insert_params = step_insert(step, source="lease")
+        params += insert_params
         used = ""
         if draft.prompt_version_id:
             used, extra = _usage_update(draft)
@@ -260,8 +257,7 @@ class _Slice:
             f"WITH lease AS (UPDATE {Task._meta.db_table} SET {', '.join(sets)}",  # noqa: S608
             "WHERE id = %s AND lease_owner = %s AND lease_expires_at > now()",
             "RETURNING pause_requested, cancel_requested),",
-            f"step AS (INSERT INTO {Step._meta.db_table} ({columns})",
-            f"SELECT {placeholders} FROM lease RETURNING id){used}",  # noqa: S608
+            f"step AS ({insert}){used}",
             "SELECT lease.pause_requested, lease.cancel_requested, step.id FROM lease, step",
         ])
         # Prepared (agentos/db.py): the text differs only by the columns a step changes, so a
@@ -273,10 +269,6 @@ class _Slice:
             return None
         step.pk = row[2]
         return bool(row[0]), bool(row[1])
-
-
-def _cast_type(field) -> str:
-    return "text" if field.get_internal_type() in ("CharField", "TextField") else field.db_type(connection)
 
 
 def _usage_update(draft: StepDraft) -> tuple[str, list]:

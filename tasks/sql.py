@@ -1,0 +1,40 @@
+"""SQL shared by the statements that append a step together with their task update.
+
+The runner's per-step commit and task_resume each write the task row and insert a step in
+ONE statement (a data-modifying CTE): ``step_insert`` is the INSERT ... SELECT part.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+
+from tasks.models import Step
+
+
+def _cast_type(field) -> str:
+    # Strings as text: a cast to varchar(n) would truncate, the column itself raises.
+    return "text" if field.get_internal_type() in ("CharField", "TextField") else field.db_type(connection)
+
+
+def step_insert(step: Step, *, source: str, index_sql: str | None = None) -> tuple[str, list]:
+    """``INSERT INTO tasks_step (...) SELECT ... FROM <source> RETURNING id`` and its
+    parameters: a row only when ``source`` (a CTE of the same statement) has one.
+
+    ``index_sql``: an SQL expression over ``source`` for the index column (the index is
+    then computed in the statement, e.g. from the task's step count). Every value is a
+    parameter, typed, because with server-side binding a parameter in a SELECT list has no
+    type of its own.
+    """
+    quote = connection.ops.quote_name
+    fields = [f for f in Step._meta.concrete_fields if not f.primary_key]
+    values, params = [], []
+    for field in fields:
+        if field.attname == "index" and index_sql:
+            values.append(index_sql)
+            continue
+        values.append(f"%s::{_cast_type(field)}")
+        params.append(field.get_db_prep_save(getattr(step, field.attname), connection))
+    columns = ", ".join(quote(f.column) for f in fields)
+    # Column names come from the model's fields.
+    sql = f"INSERT INTO {Step._meta.db_table} ({columns}) SELECT {', '.join(values)} FROM {source} RETURNING id"  # noqa: S608
+    return sql, params
