@@ -1,6 +1,7 @@
 """Every state change of a task happens here (API, pages, websocket, CLI, webhooks call these).
 
-Concurrency: each service locks the task row (SELECT ... FOR UPDATE). While a worker holds
+Concurrency: each service locks the task row (SELECT ... FOR UPDATE, or the conditional
+UPDATE of a one-statement service such as the resume of a paused task). While a worker holds
 a live lease, a service only sets a flag (pause_requested / cancel_requested) and the
 runner writes the step between two steps; without a live lease the service writes the
 control step itself, at the next index, under the row lock. A worker whose lease lapsed
