@@ -1,4 +1,4 @@
-"""The Celery application. Task modules are discovered in each app's tasks_celery.py."""
+"""The Celery application. Jobs are discovered in each app's jobs.py."""
 
 import os
 
