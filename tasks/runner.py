@@ -53,7 +53,7 @@ from tasks.leases import keeper, lease_acquire, lease_release, new_worker_id
 from tasks.models import AgentSpec, Step, Task, TaskStatus
 from tasks.sql import step_insert
 from tools.models import ToolSetting
-from tools.registry import all_tools
+from tools.registry import all_tools, enabled_tools
 
 logger = logging.getLogger(__name__)
 
@@ -89,9 +89,7 @@ def agents_and_disabled_tools() -> tuple[dict[str, AgentInfo], set[str]]:
     return agents, set(disabled)
 
 
-def load_state(task: Task, agents: dict[str, AgentInfo] | None = None) -> TaskState:
-    if agents is None:
-        agents, _disabled = agents_and_disabled_tools()
+def load_state(task: Task, agents: dict[str, AgentInfo]) -> TaskState:
     approval = {spec.name for spec in all_tools() if spec.requires_approval}
     approval |= set(settings.TOOLS_REQUIRING_APPROVAL) | set(task.options.get("require_approval") or [])
     # A task that has no step yet (the first slice of most tasks) needs no query for its log.
@@ -120,7 +118,7 @@ class _Slice:
     def __init__(self, task: Task, worker_id: str) -> None:
         self.task, self.worker_id = task, worker_id
         agents, disabled = agents_and_disabled_tools()
-        tools = {spec.name: spec for spec in all_tools() if spec.name not in disabled}
+        tools = {spec.name: spec for spec in enabled_tools(disabled)}
         self.run_ctx = Run(task=task, state=load_state(task, agents), tools=tools)
         self.started = time.monotonic()
 

@@ -180,21 +180,16 @@ def _resume_paused(task: Task) -> Task | None:
 
 @transaction.atomic
 def _resume_locked(task: Task) -> Task:
+    """The cases _resume_paused leaves: withdraw a pause not yet taken, or refuse."""
     row, _ = _locked(task)
     if row.status != TaskStatus.PAUSED:
         if row.pause_requested and not row.finished:
             row.pause_requested = False  # the pause had not taken effect yet: simply withdraw it
             return _sync(task, _save(row, None, ["pause_requested"]))
         raise Conflict(f"a {row.status} task cannot be resumed")
-    step = _write_step(row, StepKind.RESUME)
-    row.pause_requested = False
-    row.status = TaskStatus.WAITING_HUMAN if row.waiting_for else TaskStatus.QUEUED
-    fields = ["pause_requested", "status", "step_count", "total_steps"]
-    if row.status == TaskStatus.QUEUED:
-        row.enqueued_at = timezone.now()
-        fields.append("enqueued_at")
-        transaction.on_commit(lambda: enqueue(row.id))
-    return _sync(task, _save(row, step, fields))
+    # Paused after all (the runner committed the pause since _resume_paused looked): the
+    # one resume statement, now under this transaction's row lock.
+    return _sync(task, _resume_paused(row))
 
 
 @transaction.atomic

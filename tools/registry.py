@@ -105,7 +105,8 @@ def is_enabled(name: str) -> bool:
     return name not in disabled_names()
 
 
-def enabled_tools() -> list[ToolSpec]:
-    """Registered tools an administrator has not disabled (no settings row means enabled)."""
-    disabled = disabled_names()
+def enabled_tools(disabled: set[str] | None = None) -> list[ToolSpec]:
+    """Registered tools an administrator has not disabled (no settings row means enabled).
+    ``disabled``: the disabled names when the caller already read them."""
+    disabled = disabled_names() if disabled is None else disabled
     return [spec for spec in all_tools() if spec.name not in disabled]
