@@ -77,10 +77,12 @@ def run_to_end(task_id: str, *, worker_id: str = "bench-inline", max_slices: int
 
 
 def step_rows(task_ids: list[str]) -> dict[str, list[dict]]:
+    """The steps the runner committed, per task. The trigger step (index 0) is left out: the
+    service writes it when the task is created, before the runner starts."""
     from tasks.models import Step
 
     rows: dict[str, list[dict]] = {task_id: [] for task_id in task_ids}
-    for row in Step.objects.filter(task_id__in=task_ids).order_by("task_id", "index").values(
+    for row in Step.objects.filter(task_id__in=task_ids).exclude(kind="trigger").order_by("task_id", "index").values(
             "task_id", "index", "kind", "created_at"):
         rows[str(row["task_id"])].append(row)
     return rows

@@ -30,8 +30,8 @@ PHASES = [
     ("tasks.execution", "dispatch", "  tool dispatch"),
     ("tasks.runner", "_Slice._commit", "commit (all)"),
     ("tasks.runner", "_Slice._task_changes", "  task changes (progress, estimates)"),
-    ("tasks.runner", "_Slice._fenced_update", "  fenced UPDATE"),
-    ("tasks.runner", "live.publish", "  publish (after commit)"),
+    ("tasks.runner", "_Slice._send", "  send the fenced statement"),
+    ("tasks.runner", "_Slice._settle", "  wait for its reply, publish"),
     ("prompts.services", "prompt_version_record_use", "  prompt use counter UPDATE"),
     ("tasks.runner", "lease_release", "lease release"),
 ]

@@ -8,7 +8,7 @@ which version is active is cached, so an activation takes effect on the very nex
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from django.db import transaction
@@ -48,6 +48,26 @@ def active_version(*, slug: str) -> PromptVersion:
             raise PromptNotFound(f"prompt {slug}: no active version; activate one in the admin")
         raise PromptNotFound(f"prompt {slug}: no such template")
     return version
+
+
+@lru_cache(maxsize=256)
+def _version_with_template(version_id: int, template_stamp: str) -> PromptVersion:
+    return PromptVersion.objects.select_related("template").get(pk=version_id)
+
+
+def version_cached(*, version_id: int, template_stamp: str) -> PromptVersion:
+    """Version ``version_id`` with its template, kept per process (256 entries).
+
+    For callers that already know which version is active (the orchestrator reads the
+    active ids when a slice starts) and want no query per use. A version's content never
+    changes (immutable); its template's schema and variables can, so the key includes the
+    template's ``updated_at`` (``template_stamp``, any text that changes with it): an edit
+    in the admin gives a new key, never a stale entry. The instance is shared: read it only.
+    """
+    try:
+        return _version_with_template(version_id, template_stamp)
+    except PromptVersion.DoesNotExist:
+        raise PromptNotFound(f"prompt version {version_id}: no such version") from None
 
 
 def _render(version: PromptVersion, variables: dict[str, Any]) -> str:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from agentos.llm import InvalidModelOutput, LLMError, LLMRequest, get_provider
 from prompts.errors import PromptError
-from prompts.services import RenderedPrompt, active_version, prompt_version_render
+from prompts.services import RenderedPrompt, active_version, prompt_version_render, version_cached
 from tasks.context import canonical
 from tasks.engine import actions as a
 from tasks.engine.context import build_messages, clip, messages_hash, transcript, visible_own
@@ -62,18 +63,30 @@ class Run:
     state: TaskState
     tools: dict  # enabled tool name -> ToolSpec
     versions: dict = field(default_factory=dict)  # prompt slug -> active PromptVersion, for this slice
+    # prompt slug -> (active version id, template stamp), read when the slice started
+    active_prompts: dict = field(default_factory=dict)
+    # Called right before the provider is called: the runner settles the previous step's
+    # commit there (it may still be in flight while the prompt is rendered; see tasks/runner.py).
+    before_call: Callable[[], None] = lambda: None
 
     @property
     def index(self) -> int:
         return self.state.next_index
 
 
-def prompt_render(*, slug: str, variables: dict, versions: dict) -> RenderedPrompt:
+def prompt_render(*, slug: str, variables: dict, versions: dict, active: dict | None = None) -> RenderedPrompt:
     """The prompts app's rendering of the active version, looked up once per slice: a newly
-    activated version is used from the next slice on (a few seconds at most)."""
+    activated version is used from the next slice on (a few seconds at most). ``active``
+    (slug -> (version id, template stamp), read at the slice's start) lets the version come
+    from the process's cache of immutable versions instead of a query."""
     version = versions.get(slug)
     if version is None:
-        version = versions[slug] = active_version(slug=slug)
+        known = (active or {}).get(slug)
+        if known:
+            version = version_cached(version_id=known[0], template_stamp=known[1])
+        else:
+            version = active_version(slug=slug)
+        versions[slug] = version
     return prompt_version_render(version=version, variables=variables)
 
 
@@ -82,7 +95,7 @@ def _call_llm(run: Run, draft: StepDraft, *, slug: str, variables: dict, records
     started = time.monotonic()
     variables = canonical(variables)
     try:
-        rendered = prompt_render(slug=slug, variables=variables, versions=run.versions)
+        rendered = prompt_render(slug=slug, variables=variables, versions=run.versions, active=run.active_prompts)
     except PromptError as error:
         draft.status, draft.error = "error", clip(" ".join(str(error).split()), 300)
         draft.duration_ms = int((time.monotonic() - started) * 1000)
@@ -95,6 +108,7 @@ def _call_llm(run: Run, draft: StepDraft, *, slug: str, variables: dict, records
     draft.context_hash = messages_hash(messages)
     request = LLMRequest(messages=messages, response_schema=narrow(rendered.response_schema), schema_name=slug,
                          temperature=rendered.temperature, max_tokens=rendered.max_tokens, variables=variables)
+    run.before_call()
     try:
         result = get_provider().complete(request)
     except LLMError as error:

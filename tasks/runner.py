@@ -16,7 +16,15 @@
       fails even if fencing were bypassed);
    c. count the prompt version's use (exactly once per committed LLM step).
    The flags come back from (a), so pause and cancel are seen after every commit.
-   After the commit: publish the step to ``task-<id>`` (non-blocking, see tasks/live.py).
+   The statement is sent without waiting for its reply (agentos.db.send): while PostgreSQL
+   executes and commits it, the next action is decided and, when it is an LLM call or a
+   call of a tool without side effects, prepared (prompt rendered, tool run). The reply is
+   read before anything that depends on it: the provider call, any other query, a tool
+   with side effects or any decision step, the next commit, the end of the slice. Once
+   confirmed, the step is published to ``task-<id>`` (non-blocking, see tasks/live.py).
+   A reply with no row (lease lost) ends the slice and drops the prepared work; a reply
+   whose pause/cancel flags changed drops it and decides again. Nothing is written ahead
+   of the log: step N+1 is only sent after step N's reply.
 4. The slice's last commit also releases the lease; a still-running task is re-enqueued
    after that commit (fairness between tasks).
 """
@@ -27,12 +35,13 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
-from django.db import IntegrityError, connection
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections
 from django.utils import timezone
 
-from agentos.db import prepared_cursor
+from agentos.db import prepared_cursor, send
 from prompts.tokens import count_tokens
 from tasks import live
 from tasks.context import task_records
@@ -51,7 +60,7 @@ from tasks.execution import (
 )
 from tasks.leases import keeper, lease_acquire, lease_release, new_worker_id
 from tasks.models import AgentSpec, Step, Task, TaskStatus
-from tasks.sql import step_insert
+from tasks.sql import step_insert, step_insert_sql
 from tools.models import ToolSetting
 from tools.registry import all_tools, enabled_tools
 
@@ -70,23 +79,38 @@ class SliceResult:
     steps: int = 0
 
 
-def agents_and_disabled_tools() -> tuple[dict[str, AgentInfo], set[str]]:
-    """The enabled agents (in AgentSpec's order, by name) and the names of the tools an
-    administrator disabled, in one round trip: what a slice needs besides the task."""
+@dataclass
+class SliceLookups:
+    agents: dict[str, AgentInfo]  # the enabled agents, by name
+    disabled_tools: set[str]  # tools an administrator disabled
+    active_prompts: dict[str, tuple[int, str]]  # prompt slug -> (active version id, template stamp)
+
+
+def slice_lookups() -> SliceLookups:
+    """What a slice needs besides the task, in one round trip: the enabled agents, the
+    tools an administrator disabled, and which prompt versions are active (their content
+    then comes from the process's cache of immutable versions, prompts.services.version_cached)."""
+    from prompts.models import PromptTemplate, PromptVersion
+
     agent_table, setting_table = AgentSpec._meta.db_table, ToolSetting._meta.db_table
+    version_table, template_table = PromptVersion._meta.db_table, PromptTemplate._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             # Table names from the models; no values in this statement.
             "SELECT (SELECT coalesce(json_agg(json_build_array(name, description, prompt_slug, allowed_tools, "  # noqa: S608
             f"max_steps) ORDER BY name), '[]') FROM {agent_table} WHERE enabled), "
-            f"(SELECT coalesce(array_agg(name), '{{}}') FROM {setting_table} WHERE NOT enabled)"
+            f"(SELECT coalesce(array_agg(name), '{{}}') FROM {setting_table} WHERE NOT enabled), "
+            f"(SELECT coalesce(json_object_agg(t.slug, json_build_array(v.id, t.updated_at)), '{{}}') "
+            f"FROM {version_table} v JOIN {template_table} t ON t.id = v.template_id WHERE v.is_active)"
         )
-        agent_rows, disabled = cursor.fetchone()
-    if isinstance(agent_rows, str):  # Django leaves json undecoded in raw queries
-        agent_rows = json.loads(agent_rows)
+        agent_rows, disabled, active = cursor.fetchone()
+    # Django leaves json undecoded in raw queries.
+    agent_rows = json.loads(agent_rows) if isinstance(agent_rows, str) else agent_rows
+    active = json.loads(active) if isinstance(active, str) else active
     agents = {name: AgentInfo(name, description, slug, tuple(tools or ()), max_steps)
               for name, description, slug, tools, max_steps in agent_rows}
-    return agents, set(disabled)
+    prompts = {slug: (int(ident), str(stamp)) for slug, (ident, stamp) in active.items()}
+    return SliceLookups(agents, set(disabled), prompts)
 
 
 def load_state(task: Task, agents: dict[str, AgentInfo]) -> TaskState:
@@ -114,40 +138,96 @@ def run_slice(task_id, worker_id: str | None = None) -> SliceResult:
         keeper.unregister(worker_id)
 
 
+class _Stale(Exception):
+    """The previous step's commit, settled during the next action, changed what decide()
+    would choose (pause or cancel requested, or the lease lost): re-decide."""
+
+
+# Actions that may start while the previous step's commit is still in flight: LLM calls,
+# up to the provider call (Run.before_call settles the commit there), and calls of tools
+# without side effects that need no approval (settled before their step is sent; if the
+# reply says the lease is lost or a pause/cancel arrived, the result is dropped, as when a
+# worker dies during a call). Every other action (a side effect, memory, decisions) starts
+# only after the commit is confirmed, so it always follows a durable log.
+_OVERLAPPING = (a.CallAgent, a.CallSummary, a.CallSynthesis)
+
+
+@dataclass
+class _Pending:
+    """A sent, unconfirmed step commit."""
+
+    inflight: object  # agentos.db.InFlight, or _Confirmed when the statement ran synchronously
+    event: dict  # the live event to publish once confirmed
+    step: Step
+
+
+@dataclass
+class _Confirmed:
+    row: tuple | None
+
+    def result(self) -> tuple | None:
+        return self.row
+
+
 class _Slice:
     def __init__(self, task: Task, worker_id: str) -> None:
         self.task, self.worker_id = task, worker_id
-        agents, disabled = agents_and_disabled_tools()
-        tools = {spec.name: spec for spec in enabled_tools(disabled)}
-        self.run_ctx = Run(task=task, state=load_state(task, agents), tools=tools)
+        lookups = slice_lookups()
+        tools = {spec.name: spec for spec in enabled_tools(lookups.disabled_tools)}
+        self.run_ctx = Run(task=task, state=load_state(task, lookups.agents), tools=tools,
+                           active_prompts=lookups.active_prompts, before_call=self._settle_or_stale)
         self.started = time.monotonic()
+        self.pending: _Pending | None = None
+        self.lost = False
+        self.done = 0  # confirmed commits
 
     @property
     def state(self) -> TaskState:
         return self.run_ctx.state
 
     def run(self) -> SliceResult:
+        # Any query of this thread first settles a commit in flight (the connection carries
+        # one statement at a time).
+        with connection.execute_wrapper(self._settle_before_query):
+            try:
+                return self._loop()
+            finally:
+                self._drain()
+
+    def _loop(self) -> SliceResult:
         if self.task.status == TaskStatus.RUNNING and not self.state.steps:
             live.publish(self.task.pk, live.status_event(self.task))
-        done = 0
         while True:
             action = decide(self.state)
-            if isinstance(action, (a.Done, a.Idle, a.Wait)):
-                return self._settle(action, done)
-            if keeper.lost(self.worker_id):
-                return SliceResult("lost_lease", done)
-            draft = self._execute(action)
+            try:
+                if not self._may_overlap(action):
+                    self._settle_or_stale()
+                if isinstance(action, (a.Done, a.Idle, a.Wait)):
+                    return self._finish(action)
+                if keeper.lost(self.worker_id):
+                    return SliceResult("lost_lease", self.done)
+                draft = self._execute(action)
+                self._settle_or_stale()  # an action that ended before its provider call
+            except _Stale:
+                if self.lost:
+                    return SliceResult("lost_lease", self.done)
+                continue
             elapsed = time.monotonic() - self.started
-            last = done + 1 >= settings.TASK_SLICE_STEPS or elapsed >= settings.TASK_SLICE_SECONDS
+            last = self.done + 1 >= settings.TASK_SLICE_STEPS or elapsed >= settings.TASK_SLICE_SECONDS
             status = self._commit(action, draft, release=last)
             if status is None:
-                logger.warning("task %s: lease lost before step %s could commit", self.task.pk, self.state.next_index)
-                return SliceResult("lost_lease", done)
-            done += 1
+                return SliceResult("lost_lease", self.done)
             if status != TaskStatus.RUNNING:
-                return SliceResult({"paused": "paused", "waiting_human": "waiting"}.get(status, "finished"), done)
+                return SliceResult({"paused": "paused", "waiting_human": "waiting"}.get(status, "finished"), self.done)
             if last:
-                return SliceResult("continue", done)
+                return SliceResult("continue", self.done)
+
+    def _may_overlap(self, action) -> bool:
+        if isinstance(action, a.RunTool):
+            spec = self.run_ctx.tools.get(action.tool)
+            return bool(spec) and not (spec.side_effects or spec.requires_approval or spec.waits_for_human
+                                       or action.tool in self.state.approval_tools or action.approved)
+        return isinstance(action, _OVERLAPPING)
 
     def _execute(self, action) -> StepDraft:
         executor = EXECUTORS.get(type(action))
@@ -155,7 +235,7 @@ class _Slice:
             return executor(self.run_ctx, action)
         return _decision_step(self.run_ctx, action)
 
-    def _settle(self, action, done: int) -> SliceResult:
+    def _finish(self, action) -> SliceResult:
         """Nothing to run now: make the status match the log and give the lease back."""
         fields: dict = {}
         if isinstance(action, a.Wait):
@@ -163,7 +243,47 @@ class _Slice:
         elif isinstance(action, a.Idle):
             fields = {"status": TaskStatus.PAUSED}
         lease_release(self.task.pk, self.worker_id, **fields)
-        return SliceResult({a.Wait: "waiting", a.Idle: "paused"}.get(type(action), "finished"), done)
+        return SliceResult({a.Wait: "waiting", a.Idle: "paused"}.get(type(action), "finished"), self.done)
+
+    def _settle(self) -> str:
+        """Read the reply of the commit in flight: "ok", "changed" (the pause/cancel flags
+        differ from those decide() saw) or "lost" (nothing was written: the lease is gone
+        or another worker wrote that index). Publishes the step once it is confirmed."""
+        pending, self.pending = self.pending, None
+        try:
+            row = pending.inflight.result()
+        except IntegrityError:
+            # Someone else committed step N: our view of the log is stale, so stop here.
+            row = None
+        if row is None:
+            self.lost = True
+            logger.warning("task %s: lease lost before step %s could commit", self.task.pk, pending.step.index)
+            return "lost"
+        pending.step.pk = int(row[2])
+        self.done += 1
+        live.publish(self.task.pk, pending.event)
+        flags = (_true(row[0]), _true(row[1]))
+        changed = flags != (self.state.pause_requested, self.state.cancel_requested)
+        self.state.pause_requested, self.state.cancel_requested = flags
+        return "changed" if changed else "ok"
+
+    def _settle_or_stale(self) -> None:
+        if self.pending is not None and self._settle() != "ok":
+            raise _Stale
+
+    def _settle_before_query(self, execute, sql, params, many, context):
+        self._settle_or_stale()
+        return execute(sql, params, many, context)
+
+    def _drain(self) -> None:
+        """On the way out of a failed slice: never leave a reply unread on the connection."""
+        if self.pending is None:
+            return
+        try:
+            self._settle()
+        except Exception:  # the connection is in an unknown state: drop it
+            logger.warning("task %s: could not read the reply of the last step commit", self.task.pk, exc_info=True)
+            connection.close()
 
     def _task_changes(self, action, record) -> dict:
         steps = [*self.state.steps, record]
@@ -186,7 +306,12 @@ class _Slice:
         return changes
 
     def _commit(self, action, draft: StepDraft, *, release: bool) -> str | None:
-        """Fenced commit of one step; the task's new status, or None when the lease was lost."""
+        """Send the fenced commit of one step; the task's new status, or None when the lease
+        was lost. A RUNNING step of a slice that goes on stays in flight (self.pending) while
+        the next action starts; the slice's last step, and any step that changes the status,
+        is confirmed here."""
+        if self.lost:
+            return None
         index = self.state.next_index
         record = draft.record(index)
         changes = self._task_changes(action, record)
@@ -199,19 +324,18 @@ class _Slice:
                     error=draft.error, prompt_label=draft.prompt_label, context=draft.context,
                     context_hash=draft.context_hash, tokens_in=draft.tokens_in, tokens_out=draft.tokens_out,
                     duration_ms=draft.duration_ms, created_at=changes["updated_at"])
-        try:
-            flags = self._fenced_update(changes, release, step, draft)
-        except IntegrityError:
-            # Someone else committed step N: our view of the log is stale, so stop here.
-            return None
-        if flags is None:
-            return None
+        inflight = self._send(changes, release, step, draft)
+        # What the next decide() sees, ahead of the confirmation; if the commit fails the
+        # slice ends and this state is dropped with it.
         for name, value in changes.items():
             setattr(self.task, name, value)
         step._state.adding = False  # it is a row now: Step.save() refuses to rewrite it
         self.state.steps.append(record)
-        self.state.pause_requested, self.state.cancel_requested = flags
-        live.publish(self.task.pk, live.step_event(self.task, step))
+        self.pending = _Pending(inflight, live.step_event(self.task, step), step)
+        if not release:
+            return changes["status"]
+        if self._settle() == "lost":
+            return None
         if requeue:
             from tasks.services import enqueue
 
@@ -220,7 +344,7 @@ class _Slice:
             _notify_status_changed(self.task.pk, changes["status"])
         return changes["status"]
 
-    def _fenced_update(self, changes: dict, release: bool, step: Step, draft: StepDraft) -> tuple[bool, bool] | None:
+    def _send(self, changes: dict, release: bool, step: Step, draft: StepDraft):
         """ONE statement, so one round trip and one implicit transaction (autocommit):
 
         - ``lease``: the fencing check (our lease, not expired), the row lock, the task's new
@@ -229,58 +353,74 @@ class _Slice:
         - ``used``: the prompt version's usage counters (the increments of
           prompts.services.prompt_version_record_use), only when the step was inserted, so a
           committed LLM step is counted exactly once.
-        Returns the flags, or None when the lease is no longer ours (nothing was written).
+        Its reply (no row: the lease is no longer ours and nothing was written) is read by
+        _settle. Sent without waiting (agentos.db.send); inside a caller's transaction,
+        where it would commit nothing, it runs at once.
         """
-        quote = connection.ops.quote_name
-        sets, params = [], []
-        for name in _UPDATE_FIELDS:
-            if name in changes:
-                field = Task._meta.get_field(name)
-                sets.append(f"{quote(field.column)} = %s")
-                params.append(field.get_db_prep_save(changes[name], connection))
-        if release:
-            sets.append("lease_owner = NULL, lease_expires_at = NULL")
-        else:
-            sets.append("lease_expires_at = now() + make_interval(secs => %s)")
+        changed = tuple(name for name in _UPDATE_FIELDS if name in changes)
+        sql, fields = _commit_sql(changed, release, bool(draft.prompt_version_id))
+        db = connections[DEFAULT_DB_ALIAS]  # the thread's connection, looked up once
+        params = [field.get_db_prep_save(changes[field.name], db) for field in fields]
+        if not release:
             params.append(settings.TASK_LEASE_SECONDS)
         params += [self.task.pk, self.worker_id]
-        insert, insert_params = step_insert(step, source="lease")
-        params += insert_params
-        used = ""
+        params += step_insert(step, source="lease")[1]
         if draft.prompt_version_id:
-            used, extra = _usage_update(draft)
-            params += extra
-        # Column names come from the models' fields; every value is a query parameter.
-        sql = " ".join([
-            f"WITH lease AS (UPDATE {Task._meta.db_table} SET {', '.join(sets)}",  # noqa: S608
-            "WHERE id = %s AND lease_owner = %s AND lease_expires_at > now()",
-            "RETURNING pause_requested, cancel_requested),",
-            f"step AS ({insert}){used}",
-            "SELECT lease.pause_requested, lease.cancel_requested, step.id FROM lease, step",
-        ])
-        # Prepared (agentos/db.py): the text differs only by the columns a step changes, so a
-        # worker's connection plans each variant once.
-        with prepared_cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        step.pk = row[2]
-        return bool(row[0]), bool(row[1])
+            ok = draft.status == "ok"
+            params += [1, int(ok), int(not ok), draft.tokens_in, draft.tokens_out, draft.duration_ms,
+                       draft.prompt_version_id]
+        inflight = send(sql, params)
+        if inflight is not None:
+            return inflight
+        try:
+            # Prepared (agentos/db.py): the text differs only by the columns a step changes.
+            with prepared_cursor() as cursor:
+                cursor.execute(sql, params)
+                return _Confirmed(cursor.fetchone())
+        except IntegrityError:
+            return _Confirmed(None)
 
 
-def _usage_update(draft: StepDraft) -> tuple[str, list]:
+def _true(value) -> bool:
+    """A boolean column of a reply: bool from a cursor, "t"/"f" text from agentos.db.InFlight."""
+    return value is True or value == "t"
+
+
+@lru_cache(maxsize=64)
+def _commit_sql(changed: tuple[str, ...], release: bool, usage: bool) -> tuple[str, tuple]:
+    """The text of the per-step statement for one shape (which task columns change, lease
+    renewed or released, prompt usage counted or not) and the Task fields whose values are
+    its first parameters. Built once per shape: only the values change from step to step."""
+    quote = connection.ops.quote_name
+    fields = tuple(Task._meta.get_field(name) for name in changed)
+    sets = [f"{quote(field.column)} = %s" for field in fields]
+    if release:
+        sets.append("lease_owner = NULL, lease_expires_at = NULL")
+    else:
+        sets.append("lease_expires_at = now() + make_interval(secs => %s)")
+    insert = step_insert_sql(source="lease")
+    # Column names come from the models' fields; every value is a query parameter.
+    sql = " ".join([
+        f"WITH lease AS (UPDATE {Task._meta.db_table} SET {', '.join(sets)}",  # noqa: S608
+        "WHERE id = %s AND lease_owner = %s AND lease_expires_at > now()",
+        "RETURNING pause_requested, cancel_requested),",
+        f"step AS ({insert}){_usage_sql() if usage else ''}",
+        "SELECT lease.pause_requested, lease.cancel_requested, step.id FROM lease, step",
+    ])
+    return sql, fields
+
+
+def _usage_sql() -> str:
+    """The prompt version's usage counters (prompts.services.prompt_version_record_use's
+    increments), only when the step was inserted. Parameters: uses, successes, failures,
+    tokens in, tokens out, latency, version id."""
     from prompts.models import PromptVersion
 
     column = {name: connection.ops.quote_name(PromptVersion._meta.get_field(name).column)
               for name in ("uses", "successes", "failures", "tokens_in_total", "tokens_out_total", "latency_ms_total")}
-    ok = draft.status == "ok"
-    increments = [("uses", 1), ("successes", int(ok)), ("failures", int(not ok)), ("tokens_in_total", draft.tokens_in),
-                  ("tokens_out_total", draft.tokens_out), ("latency_ms_total", draft.duration_ms)]
-    sets = ", ".join(f"{column[name]} = {column[name]} + %s" for name, _ in increments)
-    sql = (f", used AS (UPDATE {PromptVersion._meta.db_table} SET {sets} "  # noqa: S608
-           "WHERE id = %s AND EXISTS (SELECT 1 FROM step))")
-    return sql, [value for _, value in increments] + [draft.prompt_version_id]
+    sets = ", ".join(f"{quoted} = {quoted} + %s" for quoted in column.values())
+    return (f", used AS (UPDATE {PromptVersion._meta.db_table} SET {sets} "  # noqa: S608
+            "WHERE id = %s AND EXISTS (SELECT 1 FROM step))")
 
 
 # Statuses reported to a task's callback URL (triggers app), after the step that set them committed.

@@ -2,21 +2,53 @@
 
 The runner's per-step commit and task_resume each write the task row and insert a step in
 ONE statement (a data-modifying CTE): ``step_insert`` is the INSERT ... SELECT part.
+
+These statements run on every step, so their text is built once per shape and cached
+(``lru_cache``): only the parameter values are computed per step. Building the text from
+the models' field metadata (column names, casts) each time cost more than the round trip
+to PostgreSQL.
 """
 
 from __future__ import annotations
 
-from django.db import connection
+from functools import lru_cache
+
+from django.db import connections
 
 from tasks.models import Step
 
 
-def _cast_type(field) -> str:
+def _cast_type(field, connection) -> str:
     # Strings as text: a cast to varchar(n) would truncate, the column itself raises.
     return "text" if field.get_internal_type() in ("CharField", "TextField") else field.db_type(connection)
 
 
-def step_insert(step: Step, *, source: str, index_sql: str | None = None) -> tuple[str, list]:
+@lru_cache(maxsize=16)
+def _step_insert_sql(source: str, index_sql: str | None, alias: str) -> tuple[str, tuple]:
+    """The INSERT text for one (source, index expression) and the fields whose values are
+    its parameters, in order."""
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    fields = [f for f in Step._meta.concrete_fields if not f.primary_key]
+    values, bound = [], []
+    for field in fields:
+        if field.attname == "index" and index_sql:
+            values.append(index_sql)
+            continue
+        values.append(f"%s::{_cast_type(field, connection)}")
+        bound.append(field)
+    columns = ", ".join(quote(f.column) for f in fields)
+    # Column names come from the model's fields.
+    sql = f"INSERT INTO {Step._meta.db_table} ({columns}) SELECT {', '.join(values)} FROM {source} RETURNING id"  # noqa: S608
+    return sql, tuple(bound)
+
+
+def step_insert_sql(*, source: str, index_sql: str | None = None, alias: str = "default") -> str:
+    """The text ``step_insert`` returns, without computing any value."""
+    return _step_insert_sql(source, index_sql, alias)[0]
+
+
+def step_insert(step: Step, *, source: str, index_sql: str | None = None, alias: str = "default") -> tuple[str, list]:
     """``INSERT INTO tasks_step (...) SELECT ... FROM <source> RETURNING id`` and its
     parameters: a row only when ``source`` (a CTE of the same statement) has one.
 
@@ -25,16 +57,6 @@ def step_insert(step: Step, *, source: str, index_sql: str | None = None) -> tup
     parameter, typed, because with server-side binding a parameter in a SELECT list has no
     type of its own.
     """
-    quote = connection.ops.quote_name
-    fields = [f for f in Step._meta.concrete_fields if not f.primary_key]
-    values, params = [], []
-    for field in fields:
-        if field.attname == "index" and index_sql:
-            values.append(index_sql)
-            continue
-        values.append(f"%s::{_cast_type(field)}")
-        params.append(field.get_db_prep_save(getattr(step, field.attname), connection))
-    columns = ", ".join(quote(f.column) for f in fields)
-    # Column names come from the model's fields.
-    sql = f"INSERT INTO {Step._meta.db_table} ({columns}) SELECT {', '.join(values)} FROM {source} RETURNING id"  # noqa: S608
-    return sql, params
+    sql, fields = _step_insert_sql(source, index_sql, alias)
+    connection = connections[alias]
+    return sql, [field.get_db_prep_save(getattr(step, field.attname), connection) for field in fields]

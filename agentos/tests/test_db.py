@@ -44,3 +44,72 @@ def test_django_query_log_and_execute_wrappers_see_prepared_statements():
         assert cursor.fetchone() == ("logged",)
     assert len(queries) == 1
     assert seen == ["SELECT %s::text"]
+
+
+# --- agentos.db.send: a statement in flight -----------------------------------------------
+
+def test_send_inside_a_transaction_runs_nothing_and_says_so():
+    from agentos.db import send
+
+    # The test's own transaction (django_db without transaction=True): the caller must run
+    # the statement itself, where it commits with the transaction.
+    assert send("SELECT %s::int", [1]) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sent_statement_commits_and_returns_its_row_later():
+    from django.test.utils import CaptureQueriesContext
+
+    from agentos.db import send
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE probe_inflight (id int PRIMARY KEY, flag bool, body jsonb)")
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            inflight = send("INSERT INTO probe_inflight VALUES (%s, %s, %s::jsonb) RETURNING id, flag, body",
+                            [7, True, '{"text": "it\'s \\"quoted\\""}'])
+            # Committed by itself: another connection sees the row before the reply is read.
+            other = connection.copy()
+            try:
+                with other.cursor() as cursor:
+                    for _ in range(200):
+                        cursor.execute("SELECT count(*) FROM probe_inflight")
+                        if cursor.fetchone() == (1,):
+                            break
+                    else:
+                        pytest.fail("the sent statement never committed")
+            finally:
+                other.close()
+            assert inflight.result() == ("7", "t", '{"text": "it\'s \\"quoted\\""}')
+        assert [q["sql"] for q in queries] == [
+            "INSERT INTO probe_inflight VALUES (%s, %s, %s::jsonb) RETURNING id, flag, body"]
+        with pytest.raises(RuntimeError):
+            inflight.result()
+        # No reply left on the connection: the next query works.
+        assert send("SELECT id FROM probe_inflight WHERE id = %s", [8]).result() is None
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            assert cursor.fetchone() == (1,)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE probe_inflight")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sent_statement_errors_are_djangos_and_leave_the_connection_usable():
+    from django.db import DataError
+
+    from agentos.db import send
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE probe_inflight_unique (id int PRIMARY KEY)")
+    try:
+        send("INSERT INTO probe_inflight_unique VALUES (%s)", [1]).result()
+        with pytest.raises(IntegrityError):
+            send("INSERT INTO probe_inflight_unique VALUES (%s)", [1]).result()
+        with pytest.raises(DataError):
+            send("SELECT %s::int", ["not a number"]).result()
+        assert send("SELECT count(*) FROM probe_inflight_unique", []).result() == ("1",)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE probe_inflight_unique")

@@ -103,3 +103,23 @@ def test_model_save_refuses_changing_a_used_version(used_version):
     used_version.body = "sneaky {{ name }}"
     with pytest.raises(PromptError, match="greet@1 has been used"):
         used_version.save()
+
+
+def test_cached_version_is_read_once_and_a_template_edit_is_a_new_key(template, version, django_assert_num_queries):
+    from prompts.services import prompt_version_render, version_cached
+
+    stamp = str(template.updated_at)
+    with django_assert_num_queries(1):
+        first = version_cached(version_id=version.pk, template_stamp=stamp)
+    with django_assert_num_queries(0):
+        again = version_cached(version_id=version.pk, template_stamp=stamp)
+    assert again is first and first.template.slug == "greet"
+    assert prompt_version_render(version=first, variables={"name": "Ada"}).text == "Say hello to Ada."
+    # An edit of the template (its schema, its variables) changes updated_at: a new key.
+    template.description = "edited"
+    template.save()
+    with django_assert_num_queries(1):
+        edited = version_cached(version_id=version.pk, template_stamp=str(template.updated_at))
+    assert edited.template.description == "edited"
+    with pytest.raises(PromptNotFound):
+        version_cached(version_id=version.pk + 1000, template_stamp=stamp)

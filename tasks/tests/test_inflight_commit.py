@@ -1,0 +1,215 @@
+"""A step's commit stays in flight while the next LLM step renders its prompt.
+
+The runner sends step N's fenced statement without waiting (agentos.db.send) and reads its
+reply before anything that depends on it: the provider call of step N+1, any query, any
+tool or decision step, the end of the slice. These tests drive run_slice in this thread on
+committed data (transaction=True, so the connection is in autocommit and the in-flight path
+is the one used) and change the task row from a second connection at the moment a chosen
+step's statement is sent.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from django.db import connection
+
+from agentos.llm import get_provider
+from tasks import execution, runner
+from tasks.models import Step, Task
+from tasks.runner import run_slice
+from tasks.services import task_create
+from tasks.tests.waiting import assert_contiguous
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUERY = "Please compute 12 * 7, then compute 13 * 8."
+
+
+def other_connection() -> psycopg.Connection:
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    return psycopg.connect(**params, autocommit=True)
+
+
+@pytest.fixture
+def sends(monkeypatch):
+    """Every statement the runner sends: (step index, whether it went in flight)."""
+    seen: list[tuple[int, bool]] = []
+    hooks: dict[int, callable] = {}
+    original = runner.send
+
+    def spy(sql, params):
+        step_index = spy.next_index
+        if step_index in hooks:
+            hooks[step_index]()
+        inflight = original(sql, params)
+        seen.append((step_index, inflight is not None))
+        return inflight
+
+    spy.next_index = None
+    original_commit = runner._Slice._commit
+
+    def commit(self, action, draft, *, release):
+        spy.next_index = self.state.next_index
+        return original_commit(self, action, draft, release=release)
+
+    monkeypatch.setattr(runner, "send", spy)
+    monkeypatch.setattr(runner._Slice, "_commit", commit)
+    return seen, hooks
+
+
+@pytest.fixture
+def provider_calls(monkeypatch):
+    provider = get_provider()
+    calls = []
+    original = provider.complete
+
+    def counted(request):
+        calls.append(request.schema_name)
+        return original(request)
+
+    monkeypatch.setattr(provider, "complete", counted)
+    return calls
+
+
+def run_to_end(task) -> list:
+    outcomes = []
+    for _ in range(50):
+        outcomes.append(run_slice(task.id, worker_id="inflight-test"))
+        task.refresh_from_db()
+        if task.status not in ("queued", "running"):
+            break
+    return outcomes
+
+
+def test_steps_commit_in_flight_and_every_step_is_written_once(agents_defaults, user, sends, provider_calls):
+    seen, _hooks = sends
+    task = task_create(owner=user, query=QUERY)
+    run_to_end(task)
+    assert task.status == "completed", task.error
+    steps = assert_contiguous(task)
+    # Every runner step was sent in flight (autocommit), each index once, in order.
+    assert [index for index, _ in seen] == [s.index for s in steps[1:]]
+    assert all(inflight for _, inflight in seen)
+    # One provider call per committed LLM step: nothing was called twice.
+    assert len(provider_calls) == sum(s.kind in ("plan", "llm", "summary", "synthesis") for s in steps)
+    # The connection is usable afterwards (no reply left unread).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)
+
+
+def llm_before_llm(user) -> int:
+    """Index of an LLM step followed by another LLM step (which overlaps its commit), from a
+    reference run of the same query (the offline provider is deterministic)."""
+    task = task_create(owner=user, query=QUERY)
+    run_to_end(task)
+    kinds = [s.kind for s in Step.objects.filter(task=task).order_by("index")]
+    return next(i for i in range(1, len(kinds) - 1) if kinds[i] == "llm" and kinds[i + 1] == "llm")
+
+
+def test_pause_seen_in_the_reply_stops_the_next_llm_step_before_its_call(agents_defaults, user, sends,
+                                                                         provider_calls):
+    index = llm_before_llm(user)
+    provider_calls.clear()
+    _seen, hooks = sends
+    task = task_create(owner=user, query=QUERY)
+    with other_connection() as other:
+        # Asked while step `index` is being sent: its reply carries pause_requested.
+        hooks[index] = lambda: other.execute("UPDATE tasks_task SET pause_requested = true WHERE id = %s", [task.id])
+        outcomes = run_to_end(task)
+    assert task.status == "paused"
+    assert outcomes[-1].outcome == "paused"
+    steps = assert_contiguous(task)
+    assert [s.kind for s in steps][index:] == ["llm", "pause"]
+    # The next LLM step was decided before the reply but never reached its provider call.
+    assert len(provider_calls) == sum(s.kind in ("plan", "llm", "summary", "synthesis") for s in steps)
+
+
+def test_lease_lost_in_flight_ends_the_slice_with_nothing_more_written(agents_defaults, user, sends,
+                                                                        provider_calls):
+    index = llm_before_llm(user)
+    _seen, hooks = sends
+    task = task_create(owner=user, query=QUERY)
+    with other_connection() as other:
+        # Another worker takes the lease just before step `index` is sent: its fenced
+        # statement matches no row, and the step after it must not be written either.
+        hooks[index] = lambda: other.execute("UPDATE tasks_task SET lease_owner = 'someone-else' WHERE id = %s",
+                                             [task.id])
+        result = run_slice(task.id, worker_id="inflight-test")
+    assert result.outcome == "lost_lease"
+    assert result.steps == index - 1  # confirmed commits of this slice: steps 1 .. index-1
+    assert Step.objects.filter(task=task).count() == index
+    assert Task.objects.get(pk=task.pk).lease_owner == "someone-else"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)
+
+
+def test_an_error_while_a_commit_is_in_flight_still_reads_its_reply(agents_defaults, user, sends, monkeypatch):
+    index = llm_before_llm(user)
+    seen, _hooks = sends
+    seen.clear()
+    task = task_create(owner=user, query=QUERY)
+    original = execution.build_messages
+
+    def failing(**kwargs):
+        # Building the messages of the step after `index`, while `index` is in flight.
+        if seen and seen[-1][0] == index:
+            raise RuntimeError("broken while step N is in flight")
+        return original(**kwargs)
+
+    monkeypatch.setattr(execution, "build_messages", failing)
+    with pytest.raises(RuntimeError, match="in flight"):
+        run_to_end(task)
+    assert seen[-1] == (index, True)
+    # Step `index` was sent before the failure, its reply read on the way out: it is committed
+    # and the connection carries no unread reply.
+    assert Step.objects.filter(task=task).count() == index + 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)
+
+
+def test_a_slice_reads_the_active_prompts_once_and_renders_without_a_query(agents_defaults, user, monkeypatch):
+    from prompts import services as prompt_services
+    from prompts.models import PromptVersion
+    from tasks.runner import slice_lookups
+
+    lookups = slice_lookups()
+    active = dict(PromptVersion.objects.filter(is_active=True).values_list("template__slug", "pk"))
+    assert {slug: ident for slug, (ident, _stamp) in lookups.active_prompts.items()} == active
+    # The slice renders every prompt from the versions it read at its start.
+    calls = []
+    monkeypatch.setattr(execution, "active_version",
+                        lambda **kwargs: calls.append(kwargs) or prompt_services.active_version(**kwargs))
+    task = task_create(owner=user, query=QUERY)
+    run_to_end(task)
+    assert task.status == "completed", task.error
+    assert calls == []
+
+
+def test_side_effect_tools_start_only_after_the_previous_commit_is_confirmed(agents_defaults, user, monkeypatch):
+    from tasks.engine import actions as a
+
+    seen = []
+    original = runner._Slice._execute
+
+    def execute(self, action):
+        if isinstance(action, a.RunTool):
+            seen.append((action.tool, self.pending is None))
+        return original(self, action)
+
+    monkeypatch.setattr(runner._Slice, "_execute", execute)
+    task = task_create(owner=user, query="Research the history of PostgreSQL, compute the average of 12, 15 and 30, "
+                                         "and save a summary of both")
+    run_to_end(task)
+    assert task.status == "completed", task.error
+    tools = {tool for tool, _ in seen}
+    assert {"memory_store"} <= tools and len(tools) > 1, seen
+    # A side effect never runs before the step that decided it is durable ...
+    assert all(confirmed for tool, confirmed in seen if tool == "memory_store")
+    # ... while a tool without side effects runs as the previous commit travels.
+    assert any(not confirmed for tool, confirmed in seen if tool != "memory_store")
