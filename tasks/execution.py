@@ -65,8 +65,9 @@ class Run:
     versions: dict = field(default_factory=dict)  # prompt slug -> active PromptVersion, for this slice
     # prompt slug -> (active version id, template stamp), read when the slice started
     active_prompts: dict = field(default_factory=dict)
-    # Called right before the provider is called: the runner settles the previous step's
-    # commit there (it may still be in flight while the prompt is rendered; see tasks/runner.py).
+    # Called right before the provider is called, and while a tool runs: the runner reads
+    # the previous step's commit reply there (it may still be in flight while the prompt is
+    # rendered or the tool call validated and started; see tasks/runner.py).
     before_call: Callable[[], None] = lambda: None
 
     @property
@@ -226,7 +227,7 @@ def execute_tool(run: Run, action: a.RunTool) -> StepDraft:
         draft.error = f"tool {action.tool!r} is not available to the {action.subtask.agent} agent"
         return draft
     # run.tools holds the tools enabled when the slice started (a slice lasts seconds).
-    outcome = dispatch(name=action.tool, arguments=action.arguments, known_enabled=True,
+    outcome = dispatch(name=action.tool, arguments=action.arguments, known_enabled=True, while_running=run.before_call,
                        context=ToolContext(owner_id=run.task.owner_id, task_id=str(run.task.id), idempotency_key=key))
     draft.duration_ms = outcome.duration_ms
     if outcome.ok:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -83,10 +84,14 @@ def _failure(code: str, message: str, started: float) -> ToolOutcome:
                        duration_ms=int((time.monotonic() - started) * 1000))
 
 
-def dispatch(*, name: str, arguments: dict, context: ToolContext, known_enabled: bool = False) -> ToolOutcome:
+def dispatch(*, name: str, arguments: dict, context: ToolContext, known_enabled: bool = False,
+             while_running: Callable[[], None] | None = None) -> ToolOutcome:
     """Validate and run one tool call. ``known_enabled``: the caller has just checked that an
     administrator has not disabled the tool (a task slice loads the enabled tools when it
-    starts), so the settings query is skipped."""
+    starts), so the settings query is skipped. ``while_running``: called in the caller's
+    thread once the handler has started in its own (the orchestrator reads the previous
+    step's commit reply there); an exception it raises is the caller's, and the call's
+    result is then dropped."""
     started = time.monotonic()
     try:
         spec = get_tool(name)
@@ -100,8 +105,10 @@ def dispatch(*, name: str, arguments: dict, context: ToolContext, known_enabled:
     if problem:
         return _failure("invalid_arguments", problem[0], started)
     future = _EXECUTOR.submit(_run, spec, arguments, context)
+    if while_running is not None:
+        while_running()
     try:
-        result = future.result(timeout=spec.timeout_s)
+        result = future.result(timeout=max(0.0, spec.timeout_s - (time.monotonic() - started)))
     except FutureTimeout:
         future.cancel()
         return _failure("timeout", f"{name} did not finish within {spec.timeout_s:g} s", started)

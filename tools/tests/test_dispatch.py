@@ -118,3 +118,39 @@ def test_known_enabled_skips_the_settings_query():
         outcome = dispatch(name="calculator", arguments={"expression": "2+3"}, context=CONTEXT, known_enabled=True)
     assert outcome.ok and outcome.result["result"] == 5
     assert len(checked) == 1 and len(known) == 0
+
+
+def test_while_running_is_called_once_the_handler_has_started(monkeypatch):
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    order = []
+
+    def handler(arguments, context):
+        started.set()
+        release.wait(5)
+        order.append("handler done")
+        return {"ok": True}
+
+    def while_running():
+        assert started.wait(5), "called before the handler started"
+        order.append("while_running")
+        release.set()
+
+    temporary_tool(monkeypatch, "overlapped", handler, timeout_s=5.0)
+    outcome = dispatch(name="overlapped", arguments={}, context=CONTEXT, while_running=while_running)
+    assert outcome.ok and outcome.result == {"ok": True}
+    assert order == ["while_running", "handler done"]
+
+
+def test_an_exception_of_while_running_is_the_callers(monkeypatch):
+    temporary_tool(monkeypatch, "quick", lambda arguments, context: {"ok": True})
+
+    class Stop(Exception):
+        pass
+
+    def while_running():
+        raise Stop
+
+    with pytest.raises(Stop):
+        dispatch(name="quick", arguments={}, context=CONTEXT, while_running=while_running)
