@@ -36,22 +36,6 @@ class LLMClock:
 
         provider.complete = timed  # the instance is cached, so the runner calls this wrapper
 
-    def install_call(self) -> None:
-        """Time the whole model call instead: prompt render, messages, provider (what a
-        LangGraph model node would contain)."""
-        from tasks import execution
-
-        original = execution._call_llm
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.time()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self.calls.append((started, time.time()))
-
-        execution._call_llm = timed
-
     def within(self, start: float, end: float) -> float:
         return sum(max(0.0, min(e, end) - max(s, start)) for s, e in self.calls)
 
