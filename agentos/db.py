@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import select
 import time
+import weakref
 
 from django.db import connection
 from django.db.backends.postgresql.base import ServerBindingCursor
@@ -48,58 +49,111 @@ def _wait(fd: int, event: int) -> None:
     poller.poll()
 
 
+PREPARED_MAX = 64  # statements InFlight prepares per connection
+_PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # psycopg connection -> {(sql, types): name}
+
+
+def _numbered(sql: str) -> str:
+    """``%s`` placeholders as PostgreSQL's ``$1, $2, ...`` (``%%`` is a literal ``%``)."""
+    parts = sql.split("%s")
+    text = parts[0]
+    for number, part in enumerate(parts[1:], start=1):
+        text += f"${number}{part}"
+    return text.replace("%%", "%")
+
+
 class InFlight:
     """A statement sent on this thread's connection whose result is read later.
 
-    ``send()`` writes the statement (parameters bound on the client, as Django does) and
-    returns at once; PostgreSQL executes and commits it (autocommit: one implicit
-    transaction) while the caller goes on with work that needs no database. ``result()``
-    waits for the reply without holding the GIL and returns the first row, raising
-    Django's database errors. Until ``result()`` has returned the connection must not be
-    used for anything else: callers settle it before their next query (see the runner's
-    execute wrapper). Execute wrappers do not see the statement; Django's query log does
-    (when it is on), with the time from send to result.
+    ``send()`` writes the statement and returns at once; PostgreSQL executes and commits it
+    (autocommit: one implicit transaction) while the caller goes on with work that needs no
+    database. ``result()`` waits for the reply without holding the GIL and returns the
+    first row, raising Django's database errors. Until ``result()`` has returned the
+    connection must not be used for anything else: callers settle it before their next
+    query (see the runner's execute wrapper). Execute wrappers do not see the statement;
+    Django's query log does (when it is on), with the time from send to result.
+
+    Like ``prepared_cursor``, the statement is prepared on first use per connection
+    (named ``agentos_<n>``; the first use waits for the PREPARE) and its values are bound
+    on the server, so a step's JSON is never quoted into SQL text. Placeholders are ``%s``.
     """
 
     def __init__(self, db, sql: str, params: list) -> None:
-        from psycopg import ClientCursor
+        from psycopg.adapt import PyFormat, Transformer
 
         self.db, self.sql, self.started = db, sql, time.perf_counter()
         raw = db.connection
-        self.pgconn = raw.pgconn
-        self.encoding = raw.info.encoding
+        self.raw, self.pgconn, self.encoding = raw, raw.pgconn, raw.info.encoding
         with db.wrap_database_errors:
-            query = ClientCursor(raw).mogrify(sql, params)
-            self.pgconn.send_query(query.encode(self.encoding))
-            while self.pgconn.flush():  # nonblocking connection: wait until it is all written
-                _wait(self.pgconn.socket, select.POLLOUT)
+            transformer = Transformer(raw)
+            self.values = transformer.dump_sequence(params, [PyFormat.AUTO] * len(params))
+            self.types, self.formats = transformer.types, transformer.formats
+            self._send()
         self.done = False
+
+    def _send(self) -> None:
+        # Keyed by the parameter types too (psycopg dumps 1 as int2 and 40000 as int4, and a
+        # prepared statement keeps the types it was prepared with), as psycopg's own cache is.
+        names = _PREPARED.setdefault(self.raw, {})
+        key = (self.sql, tuple(self.types))
+        name = names.get(key)
+        if name is None and len(names) < PREPARED_MAX:
+            name = f"agentos_{len(names)}"
+            self._check(self.pgconn.prepare(name.encode(), _numbered(self.sql).encode(self.encoding), self.types))
+            names[key] = name
+        if name is None:  # past the cap: bound on the server, planned each time
+            self.pgconn.send_query_params(_numbered(self.sql).encode(self.encoding), self.values,
+                                          param_types=self.types, param_formats=self.formats)
+        else:
+            self.pgconn.send_query_prepared(name.encode(), self.values, param_formats=self.formats)
+        while self.pgconn.flush():  # nonblocking connection: wait until it is all written
+            _wait(self.pgconn.socket, select.POLLOUT)
+
+    def _check(self, res) -> None:
+        import psycopg
+        from psycopg import pq
+
+        if res.status == pq.ExecStatus.FATAL_ERROR:
+            sqlstate = (res.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode()
+            message = res.get_error_message(self.encoding)
+            raise psycopg.errors.lookup(sqlstate)(message) if sqlstate else psycopg.DatabaseError(message)
+
+    def _receive(self) -> list:
+        import psycopg
+
+        pgconn = self.pgconn
+        try:
+            pgconn.consume_input()
+            while pgconn.is_busy():
+                _wait(pgconn.socket, select.POLLIN)  # releases the GIL while waiting
+                pgconn.consume_input()
+            results = []
+            while (res := pgconn.get_result()) is not None:
+                results.append(res)
+        except psycopg.pq.PQerror as error:  # the connection broke
+            raise psycopg.OperationalError(str(error)) from None
+        return results
 
     def result(self) -> tuple | None:
         """The statement's first row (text values), or None when it returned no row."""
         import psycopg
-        from psycopg import pq
 
         if self.done:
             raise RuntimeError("the result of this statement was already read")
         self.done = True
-        pgconn = self.pgconn
         with self.db.wrap_database_errors:
+            results = self._receive()
             try:
-                pgconn.consume_input()
-                while pgconn.is_busy():
-                    _wait(pgconn.socket, select.POLLIN)  # releases the GIL while waiting
-                    pgconn.consume_input()
-                results = []
-                while (res := pgconn.get_result()) is not None:
-                    results.append(res)
-            except psycopg.pq.PQerror as error:  # the connection broke
-                raise psycopg.OperationalError(str(error)) from None
-            for res in results:
-                if res.status == pq.ExecStatus.FATAL_ERROR:
-                    sqlstate = (res.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode()
-                    message = res.get_error_message(self.encoding)
-                    raise psycopg.errors.lookup(sqlstate)(message) if sqlstate else psycopg.DatabaseError(message)
+                for res in results:
+                    self._check(res)
+            except psycopg.errors.InvalidSqlStatementName:
+                # psycopg runs DEALLOCATE ALL after a rollback on a connection where it
+                # prepared statements itself: the statement did not run; prepare it again.
+                _PREPARED.pop(self.raw, None)
+                self._send()
+                results = self._receive()
+                for res in results:
+                    self._check(res)
         if self.db.queries_logged:
             self.db.queries_log.append({"sql": self.sql, "time": f"{time.perf_counter() - self.started:.3f}"})
         last = results[-1] if results else None

@@ -113,3 +113,20 @@ def test_sent_statement_errors_are_djangos_and_leave_the_connection_usable():
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE probe_inflight_unique")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sent_statements_are_prepared_per_parameter_types_and_survive_deallocate_all():
+    from agentos.db import send
+
+    sql = "SELECT %s::bigint + 1 AS inflight_probe"
+    # 1 dumps as int2, 40000 as int4, 2**40 as int8: one prepared statement per type.
+    assert [send(sql, [value]).result() for value in (1, 2, 40000, 2**40)] == [
+        ("2",), ("3",), ("40001",), (str(2**40 + 1),)]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'agentos_%%' "
+                       "AND statement LIKE %s", ["%inflight_probe%"])
+        assert cursor.fetchone() == (3,)
+        # What psycopg runs after a rollback on a connection where it prepared statements.
+        cursor.execute("DEALLOCATE ALL")
+    assert send(sql, [5]).result() == ("6",)
