@@ -50,6 +50,7 @@ def _wait(fd: int, event: int) -> None:
 
 
 PREPARED_MAX = 64  # statements InFlight prepares per connection
+_TRANSFORMERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # psycopg connection -> Transformer
 _PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # psycopg connection -> {(sql, types): name}
 
 
@@ -85,9 +86,12 @@ class InFlight:
         raw = db.connection
         self.raw, self.pgconn, self.encoding = raw, raw.pgconn, raw.info.encoding
         with db.wrap_database_errors:
-            transformer = Transformer(raw)
+            # One per connection, as a psycopg cursor keeps one for all its statements.
+            transformer = _TRANSFORMERS.get(raw)
+            if transformer is None:
+                transformer = _TRANSFORMERS[raw] = Transformer(raw)
             self.values = transformer.dump_sequence(params, [PyFormat.AUTO] * len(params))
-            self.types, self.formats = transformer.types, transformer.formats
+            self.types, self.formats = tuple(transformer.types), tuple(transformer.formats)
             self._send()
         self.done = False
 

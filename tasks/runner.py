@@ -303,6 +303,11 @@ class _Slice:
             changes["status"] = TaskStatus.PAUSED
         elif isinstance(action, a.AskHuman):
             changes.update(status=TaskStatus.WAITING_HUMAN, waiting_for=waiting_for(record))
+        # Derived columns that most steps leave as they are (the subtask results change at
+        # a subtask's end) are not rewritten: a smaller statement, no JSON to serialise.
+        for name in ("progress", "total_steps", "intermediate_results"):
+            if changes[name] == getattr(self.task, name):
+                del changes[name]
         return changes
 
     def _commit(self, action, draft: StepDraft, *, release: bool) -> str | None:
