@@ -164,9 +164,12 @@ def memory_add(
         idempotency_key=idempotency_key or None,
     )
     try:
-        # A savepoint, so a concurrent duplicate key does not break the caller's transaction.
-        with transaction.atomic():
-            entry.save()
+        if connection.in_atomic_block:
+            # A savepoint, so a concurrent duplicate key does not break the caller's transaction.
+            with transaction.atomic():
+                entry.save()
+        else:
+            entry.save()  # one INSERT commits by itself: no BEGIN/COMMIT round trips
     except IntegrityError:
         if idempotency_key:
             existing = MemoryEntry.objects.filter(idempotency_key=idempotency_key).first()

@@ -52,6 +52,34 @@ def test_idempotency_key_stores_once(user):
     assert MemoryEntry.objects.count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_racing_duplicate_key_returns_the_first_entry_in_or_out_of_a_transaction(user, monkeypatch):
+    """The lookup before the INSERT misses (another writer got there in between): the
+    unique key refuses the second row and the first one is returned, with no transaction
+    around (autocommit: one INSERT) and inside a caller's transaction (a savepoint)."""
+    from django.db import connection, transaction
+    from django.db.models.query import QuerySet
+    from django.test.utils import CaptureQueriesContext
+
+    first = memory_add(owner=user, content="the answer is 42", idempotency_key="race:1")
+    original_first, calls = QuerySet.first, []
+
+    def first_misses_once(queryset):
+        calls.append(1)
+        return None if len(calls) == 1 else original_first(queryset)
+
+    monkeypatch.setattr(QuerySet, "first", first_misses_once)
+    with CaptureQueriesContext(connection) as queries:
+        again = memory_add(owner=user, content="the answer is 42", idempotency_key="race:1")
+    assert again.pk == first.pk
+    assert not any(q["sql"].startswith(("BEGIN", "SAVEPOINT")) for q in queries)
+    calls.clear()
+    with transaction.atomic():
+        inside = memory_add(owner=user, content="the answer is 42", idempotency_key="race:1")
+        assert MemoryEntry.objects.count() == 1  # the caller's transaction is still usable
+    assert inside.pk == first.pk
+
+
 def test_invalid_input_is_an_application_error(user):
     with pytest.raises(ApplicationError):
         memory_add(owner=user, content="   ")
@@ -130,7 +158,9 @@ def test_a_search_is_one_statement(notes, user, mode):
 
     # More entries than hybrid's 40 candidates: with fewer, the index cannot fill the list and
     # the search repeats as an exact scan (the narrow-scope fallback), a second statement.
-    for number in range(45):
+    # Well over 40: the index also holds entries of earlier tests' rolled-back transactions
+    # (no VACUUM between tests), which take candidate slots and are then filtered out.
+    for number in range(120):
         memory_add(owner=None, content=f"Filler note {number} about release engineering and databases.")
     memory_search(query="warm up the connection", owner=user, k=3, mode=mode)
     with CaptureQueriesContext(connection) as queries:
