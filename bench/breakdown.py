@@ -6,6 +6,9 @@ Runs the steps benchmark's workload in this process with timers wrapped around t
 runner's phases (lease, load, execute, prompt render, token counting, the provider,
 tool dispatch, the fenced commit, the publish) and every SQL statement timed by a Django
 execute wrapper, grouped by statement. The wrappers add a few microseconds per call.
+The per-step statement is sent in flight (agentos.db.InFlight), which execute wrappers do
+not see: its cost shows as "send the fenced statement" plus "wait for its reply", and the
+wait is nested in "execute action" when the reply is read before a provider or tool call.
 Prints one JSON object: milliseconds per committed step for each phase and statement.
 """
 
