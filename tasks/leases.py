@@ -35,23 +35,27 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-def lease_acquire(task_id, worker_id: str) -> Task | None:
+def lease_acquire(task_id, worker_id: str, *, also: str = "") -> Task | None:
     """Take the lease (and move a queued task to running); the task, or None without a lease.
 
     One statement: the conditional UPDATE returns the row it changed, so a slice starts with
-    a single round trip.
+    a single round trip. ``also``: an SQL expression without parameters evaluated in the
+    same statement (the runner reads what a slice needs besides the task there); its value
+    is the returned task's ``also`` attribute.
     """
     try:
         ident = uuid.UUID(str(task_id))
     except ValueError:
         return None
     table = Task._meta.db_table
+    extra = f", ({also}) AS also" if also else ""
     rows = list(Task.objects.raw(
-        f"UPDATE {table} SET lease_owner = %s, "  # noqa: S608 (the table name comes from the model)
+        f"WITH leased AS (UPDATE {table} SET lease_owner = %s, "  # noqa: S608 (the table name comes from the model)
         "lease_expires_at = now() + make_interval(secs => %s), "
         "status = CASE WHEN status = %s THEN %s ELSE status END "
         "WHERE id = %s AND status IN (%s, %s) "
-        "AND (lease_owner IS NULL OR lease_expires_at < now() OR lease_owner = %s) RETURNING *",
+        f"AND (lease_owner IS NULL OR lease_expires_at < now() OR lease_owner = %s) RETURNING *) "
+        f"SELECT leased.*{extra} FROM leased",
         [worker_id, settings.TASK_LEASE_SECONDS, TaskStatus.QUEUED, TaskStatus.RUNNING, ident,
          TaskStatus.QUEUED, TaskStatus.RUNNING, worker_id]))
     return rows[0] if rows else None

@@ -2,7 +2,8 @@
 
 ``run_slice(task_id)`` (called by the ``run_task`` Celery job):
 
-1. Take the lease (tasks/leases.py); without it, return.
+1. Take the lease (tasks/leases.py), and in the same statement read the enabled agents,
+   the disabled tools and the active prompt versions; without the lease, return.
 2. Load the step log once; the state then lives in memory for the slice and each committed
    step is appended to it (no re-read of the log per step).
 3. Loop, within TASK_SLICE_SECONDS / TASK_SLICE_STEPS: ``decide(state)``; execute the action
@@ -86,31 +87,41 @@ class SliceLookups:
     active_prompts: dict[str, tuple[int, str]]  # prompt slug -> (active version id, template stamp)
 
 
-def slice_lookups() -> SliceLookups:
-    """What a slice needs besides the task, in one round trip: the enabled agents, the
-    tools an administrator disabled, and which prompt versions are active (their content
-    then comes from the process's cache of immutable versions, prompts.services.version_cached)."""
+@lru_cache(maxsize=1)
+def _lookups_sql() -> str:
+    """One JSON array: the enabled agents, the names of the disabled tools, the active prompt
+    versions (slug -> [version id, template stamp]). No parameters."""
     from prompts.models import PromptTemplate, PromptVersion
 
     agent_table, setting_table = AgentSpec._meta.db_table, ToolSetting._meta.db_table
     version_table, template_table = PromptVersion._meta.db_table, PromptTemplate._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            # Table names from the models; no values in this statement.
-            "SELECT (SELECT coalesce(json_agg(json_build_array(name, description, prompt_slug, allowed_tools, "  # noqa: S608
-            f"max_steps) ORDER BY name), '[]') FROM {agent_table} WHERE enabled), "
-            f"(SELECT coalesce(array_agg(name), '{{}}') FROM {setting_table} WHERE NOT enabled), "
-            f"(SELECT coalesce(json_object_agg(t.slug, json_build_array(v.id, t.updated_at)), '{{}}') "
-            f"FROM {version_table} v JOIN {template_table} t ON t.id = v.template_id WHERE v.is_active)"
-        )
-        agent_rows, disabled, active = cursor.fetchone()
-    # Django leaves json undecoded in raw queries.
-    agent_rows = json.loads(agent_rows) if isinstance(agent_rows, str) else agent_rows
-    active = json.loads(active) if isinstance(active, str) else active
+    # Table names from the models; no values in this expression.
+    return (
+        "SELECT json_build_array("  # noqa: S608
+        "(SELECT coalesce(json_agg(json_build_array(name, description, prompt_slug, allowed_tools, max_steps) "
+        f"ORDER BY name), '[]') FROM {agent_table} WHERE enabled), "
+        f"(SELECT coalesce(json_agg(name), '[]') FROM {setting_table} WHERE NOT enabled), "
+        f"(SELECT coalesce(json_object_agg(t.slug, json_build_array(v.id, t.updated_at)), '{{}}') "
+        f"FROM {version_table} v JOIN {template_table} t ON t.id = v.template_id WHERE v.is_active))"
+    )
+
+
+def _parse_lookups(value) -> SliceLookups:
+    agent_rows, disabled, active = json.loads(value) if isinstance(value, str) else value
     agents = {name: AgentInfo(name, description, slug, tuple(tools or ()), max_steps)
               for name, description, slug, tools, max_steps in agent_rows}
     prompts = {slug: (int(ident), str(stamp)) for slug, (ident, stamp) in active.items()}
     return SliceLookups(agents, set(disabled), prompts)
+
+
+def slice_lookups() -> SliceLookups:
+    """What a slice needs besides the task: the enabled agents, the tools an administrator
+    disabled, and which prompt versions are active (their content then comes from the
+    process's cache of immutable versions, prompts.services.version_cached). run_slice
+    reads them in the lease's statement; this is the same read on its own."""
+    with connection.cursor() as cursor:
+        cursor.execute(_lookups_sql())
+        return _parse_lookups(cursor.fetchone()[0])
 
 
 def load_state(task: Task, agents: dict[str, AgentInfo]) -> TaskState:
@@ -128,7 +139,8 @@ def load_state(task: Task, agents: dict[str, AgentInfo]) -> TaskState:
 
 def run_slice(task_id, worker_id: str | None = None) -> SliceResult:
     worker_id = worker_id or new_worker_id()
-    task = lease_acquire(task_id, worker_id)
+    # The lease and the slice's lookups in one statement: a slice starts with one round trip.
+    task = lease_acquire(task_id, worker_id, also=_lookups_sql())
     if task is None:
         return SliceResult("no_lease")
     keeper.register(task.pk, worker_id)
@@ -172,7 +184,7 @@ class _Confirmed:
 class _Slice:
     def __init__(self, task: Task, worker_id: str) -> None:
         self.task, self.worker_id = task, worker_id
-        lookups = slice_lookups()
+        lookups = _parse_lookups(task.also)
         tools = {spec.name: spec for spec in enabled_tools(lookups.disabled_tools)}
         self.run_ctx = Run(task=task, state=load_state(task, lookups.agents), tools=tools,
                            active_prompts=lookups.active_prompts, before_call=self._settle_or_stale)

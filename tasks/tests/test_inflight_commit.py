@@ -191,6 +191,27 @@ def test_a_slice_reads_the_active_prompts_once_and_renders_without_a_query(agent
     assert calls == []
 
 
+def test_a_slice_starts_with_the_lease_statement_and_the_step_log(agents_defaults, user, settings):
+    from django.test.utils import CaptureQueriesContext
+
+    settings.TASK_SLICE_STEPS = 1
+    task = task_create(owner=user, query=QUERY)
+    run_slice(task.id, worker_id="inflight-test")  # the first slice: no step log to read yet
+    task.refresh_from_db()
+    assert task.status == "running" and task.step_count == 2
+    with CaptureQueriesContext(connection) as queries:
+        result = run_slice(task.id, worker_id="inflight-test")
+    assert result.steps == 1
+    sqls = [q["sql"] for q in queries]
+    # The lease statement also reads the agents, disabled tools and active prompt versions;
+    # then the step log; then the step's own statement (its last in the slice). In between,
+    # at most the content of a prompt version this process has not read before.
+    assert sqls[0].startswith("WITH leased AS (UPDATE") and "json_object_agg" in sqls[0], sqls[:3]
+    assert 'FROM "tasks_step"' in sqls[1], sqls[:3]
+    assert sqls[-1].startswith("WITH lease AS (UPDATE"), sqls[-1][:80]
+    assert all('FROM "prompts_promptversion"' in sql for sql in sqls[2:-1]), sqls
+
+
 def test_side_effect_tools_start_only_after_the_previous_commit_is_confirmed(agents_defaults, user, monkeypatch):
     from tasks.engine import actions as a
 

@@ -34,3 +34,12 @@ def test_only_active_tasks_are_leased(user, status):
     task = Task.objects.create(owner=user, query="q", status=status)
     assert lease_acquire(task.pk, "w1") is None
     assert lease_acquire("not-a-uuid", "w1") is None
+
+
+def test_acquire_reads_more_in_the_same_statement(user):
+    task = Task.objects.create(owner=user, query="q")
+    with CaptureQueriesContext(connection) as queries:
+        taken = lease_acquire(task.pk, "w1", also="SELECT 40 + 2")
+    assert len(queries) == 1
+    assert taken.lease_owner == "w1" and taken.also == 42
+    assert lease_acquire(task.pk, "w2", also="SELECT 1") is None
