@@ -89,9 +89,10 @@ def dispatch(*, name: str, arguments: dict, context: ToolContext, known_enabled:
     """Validate and run one tool call. ``known_enabled``: the caller has just checked that an
     administrator has not disabled the tool (a task slice loads the enabled tools when it
     starts), so the settings query is skipped. ``while_running``: called in the caller's
-    thread once the handler has started in its own (the orchestrator reads the previous
-    step's commit reply there); an exception it raises is the caller's, and the call's
-    result is then dropped."""
+    thread right after the handler was handed to its own thread, so both run at once (the
+    orchestrator reads the previous step's commit reply there); the handler's timeout
+    counts from the start of the call. An exception it raises is the caller's, and the
+    call's result is then dropped."""
     started = time.monotonic()
     try:
         spec = get_tool(name)
