@@ -18,7 +18,7 @@ import select
 import time
 import weakref
 
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.db.backends.postgresql.base import ServerBindingCursor
 
 PREPARE_THRESHOLD = 5  # psycopg's default; prepare=True below prepares on first use anyway
@@ -69,7 +69,7 @@ class InFlight:
     ``send()`` writes the statement and returns at once; PostgreSQL executes and commits it
     (autocommit: one implicit transaction) while the caller goes on with work that needs no
     database. ``result()`` waits for the reply without holding the GIL and returns the
-    first row, raising Django's database errors. Until ``result()`` has returned the
+    first row (typed as a Django cursor's), raising Django's database errors. Until ``result()`` has returned the
     connection must not be used for anything else: callers settle it before their next
     query (see the runner's execute wrapper). Execute wrappers do not see the statement;
     Django's query log does (when it is on), with the time from send to result.
@@ -139,7 +139,7 @@ class InFlight:
         return results
 
     def result(self) -> tuple | None:
-        """The statement's first row (text values), or None when it returned no row."""
+        """The statement's first row, or None when it returned no row."""
         import psycopg
 
         if self.done:
@@ -163,16 +163,39 @@ class InFlight:
         last = results[-1] if results else None
         if last is None or last.ntuples == 0:
             return None
-        return tuple(None if (value := last.get_value(0, column)) is None else value.decode(self.encoding)
-                     for column in range(last.nfields))
+        # Typed like a cursor's row, by the connection's loaders.
+        transformer = _TRANSFORMERS[self.raw]
+        transformer.set_pgresult(last)
+        return transformer.load_row(0, tuple)
 
 
-def send(sql: str, params: list) -> InFlight | None:
-    """Send ``sql`` on this thread's connection and return without waiting (see InFlight);
-    None inside a transaction, where a statement commits nothing by itself: the caller
-    then runs it the usual way."""
+class _Done:
+    """A statement that already ran (inside a transaction); its row or its error, later."""
+
+    def __init__(self, sql: str, params: list) -> None:
+        self.row, self.error = None, None
+        try:
+            # A savepoint: an error leaves the caller's transaction usable, as a failed
+            # statement in flight leaves the connection.
+            with transaction.atomic(), prepared_cursor() as cursor:
+                cursor.execute(sql, params)
+                self.row = cursor.fetchone()
+        except DatabaseError as error:
+            self.error = error
+
+    def result(self) -> tuple | None:
+        if self.error is not None:
+            raise self.error
+        return self.row
+
+
+def send(sql: str, params: list) -> InFlight | _Done:
+    """Send ``sql`` on this thread's connection and return without waiting (see InFlight).
+    Inside a transaction, where a statement commits nothing by itself, it runs at once (a
+    prepared statement); ``result()`` then returns its row or raises its error, the same
+    way."""
     db = connection
     db.ensure_connection()
     if db.in_atomic_block or not db.get_autocommit():
-        return None
+        return _Done(sql, params)
     return InFlight(db, sql, params)

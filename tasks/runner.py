@@ -42,7 +42,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections
 from django.utils import timezone
 
-from agentos.db import prepared_cursor, send
+from agentos.db import send
 from prompts.tokens import count_tokens
 from tasks import live
 from tasks.context import task_records
@@ -89,8 +89,10 @@ class SliceLookups:
 
 @lru_cache(maxsize=1)
 def _lookups_sql() -> str:
-    """One JSON array: the enabled agents, the names of the disabled tools, the active prompt
-    versions (slug -> [version id, template stamp]). No parameters."""
+    """What a slice needs besides the task, read in the lease's statement: one JSON array of
+    the enabled agents, the names of the disabled tools and the active prompt versions
+    (slug -> [version id, template stamp]; their content then comes from the process's
+    cache of immutable versions, prompts.services.version_cached). No parameters."""
     from prompts.models import PromptTemplate, PromptVersion
 
     agent_table, setting_table = AgentSpec._meta.db_table, ToolSetting._meta.db_table
@@ -112,16 +114,6 @@ def _parse_lookups(value) -> SliceLookups:
               for name, description, slug, tools, max_steps in agent_rows}
     prompts = {slug: (int(ident), str(stamp)) for slug, (ident, stamp) in active.items()}
     return SliceLookups(agents, set(disabled), prompts)
-
-
-def slice_lookups() -> SliceLookups:
-    """What a slice needs besides the task: the enabled agents, the tools an administrator
-    disabled, and which prompt versions are active (their content then comes from the
-    process's cache of immutable versions, prompts.services.version_cached). run_slice
-    reads them in the lease's statement; this is the same read on its own."""
-    with connection.cursor() as cursor:
-        cursor.execute(_lookups_sql())
-        return _parse_lookups(cursor.fetchone()[0])
 
 
 def load_state(task: Task, agents: dict[str, AgentInfo]) -> TaskState:
@@ -168,17 +160,9 @@ _OVERLAPPING = (a.CallAgent, a.CallSummary, a.CallSynthesis)
 class _Pending:
     """A sent, unconfirmed step commit."""
 
-    inflight: object  # agentos.db.InFlight, or _Confirmed when the statement ran synchronously
+    inflight: object  # what agentos.db.send returned: its result() is the reply
     event: dict  # the live event to publish once confirmed
     step: Step
-
-
-@dataclass
-class _Confirmed:
-    row: tuple | None
-
-    def result(self) -> tuple | None:
-        return self.row
 
 
 class _Slice:
@@ -271,10 +255,10 @@ class _Slice:
             self.lost = True
             logger.warning("task %s: lease lost before step %s could commit", self.task.pk, pending.step.index)
             return "lost"
-        pending.step.pk = int(row[2])
+        pending.step.pk = row[2]
         self.done += 1
         live.publish(self.task.pk, pending.event)
-        flags = (_true(row[0]), _true(row[1]))
+        flags = (bool(row[0]), bool(row[1]))
         changed = flags != (self.state.pause_requested, self.state.cancel_requested)
         self.state.pause_requested, self.state.cancel_requested = flags
         return "changed" if changed else "ok"
@@ -371,8 +355,8 @@ class _Slice:
           prompts.services.prompt_version_record_use), only when the step was inserted, so a
           committed LLM step is counted exactly once.
         Its reply (no row: the lease is no longer ours and nothing was written) is read by
-        _settle. Sent without waiting (agentos.db.send); inside a caller's transaction,
-        where it would commit nothing, it runs at once.
+        _settle. Sent without waiting (agentos.db.send; inside a caller's transaction it runs
+        at once).
         """
         changed = tuple(name for name in _UPDATE_FIELDS if name in changes)
         sql, fields = _commit_sql(changed, release, bool(draft.prompt_version_id))
@@ -386,21 +370,7 @@ class _Slice:
             ok = draft.status == "ok"
             params += [1, int(ok), int(not ok), draft.tokens_in, draft.tokens_out, draft.duration_ms,
                        draft.prompt_version_id]
-        inflight = send(sql, params)
-        if inflight is not None:
-            return inflight
-        try:
-            # Prepared (agentos/db.py): the text differs only by the columns a step changes.
-            with prepared_cursor() as cursor:
-                cursor.execute(sql, params)
-                return _Confirmed(cursor.fetchone())
-        except IntegrityError:
-            return _Confirmed(None)
-
-
-def _true(value) -> bool:
-    """A boolean column of a reply: bool from a cursor, "t"/"f" text from agentos.db.InFlight."""
-    return value is True or value == "t"
+        return send(sql, params)
 
 
 @lru_cache(maxsize=64)

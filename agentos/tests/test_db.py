@@ -48,12 +48,25 @@ def test_django_query_log_and_execute_wrappers_see_prepared_statements():
 
 # --- agentos.db.send: a statement in flight -----------------------------------------------
 
-def test_send_inside_a_transaction_runs_nothing_and_says_so():
-    from agentos.db import send
+def test_send_inside_a_transaction_runs_at_once_and_answers_the_same_way():
+    from agentos.db import InFlight, send
 
-    # The test's own transaction (django_db without transaction=True): the caller must run
-    # the statement itself, where it commits with the transaction.
-    assert send("SELECT %s::int", [1]) is None
+    # The test's own transaction (django_db without transaction=True): the statement runs
+    # at once, inside it, and result() gives its row or raises its error like InFlight's.
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE probe_done (id int PRIMARY KEY, flag bool)")
+    done = send("INSERT INTO probe_done VALUES (%s, %s) RETURNING id, flag", [1, True])
+    assert not isinstance(done, InFlight)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM probe_done")
+        assert cursor.fetchone() == (1,)
+    assert done.result() == (1, True)
+    duplicate = send("INSERT INTO probe_done VALUES (%s, %s) RETURNING id", [1, False])
+    with pytest.raises(IntegrityError):
+        duplicate.result()
+    with connection.cursor() as cursor:  # the transaction is still usable
+        cursor.execute("SELECT count(*) FROM probe_done")
+        assert cursor.fetchone() == (1,)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -80,7 +93,8 @@ def test_sent_statement_commits_and_returns_its_row_later():
                         pytest.fail("the sent statement never committed")
             finally:
                 other.close()
-            assert inflight.result() == ("7", "t", '{"text": "it\'s \\"quoted\\""}')
+            # Typed as a Django cursor types them (json stays text: the field decodes it).
+            assert inflight.result() == (7, True, '{"text": "it\'s \\"quoted\\""}')
         assert [q["sql"] for q in queries] == [
             "INSERT INTO probe_inflight VALUES (%s, %s, %s::jsonb) RETURNING id, flag, body"]
         with pytest.raises(RuntimeError):
@@ -109,7 +123,7 @@ def test_sent_statement_errors_are_djangos_and_leave_the_connection_usable():
             send("INSERT INTO probe_inflight_unique VALUES (%s)", [1]).result()
         with pytest.raises(DataError):
             send("SELECT %s::int", ["not a number"]).result()
-        assert send("SELECT count(*) FROM probe_inflight_unique", []).result() == ("1",)
+        assert send("SELECT count(*) FROM probe_inflight_unique", []).result() == (1,)
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE probe_inflight_unique")
@@ -122,11 +136,11 @@ def test_sent_statements_are_prepared_per_parameter_types_and_survive_deallocate
     sql = "SELECT %s::bigint + 1 AS inflight_probe"
     # 1 dumps as int2, 40000 as int4, 2**40 as int8: one prepared statement per type.
     assert [send(sql, [value]).result() for value in (1, 2, 40000, 2**40)] == [
-        ("2",), ("3",), ("40001",), (str(2**40 + 1),)]
+        (2,), (3,), (40001,), (2**40 + 1,)]
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'agentos_%%' "
                        "AND statement LIKE %s", ["%inflight_probe%"])
         assert cursor.fetchone() == (3,)
         # What psycopg runs after a rollback on a connection where it prepared statements.
         cursor.execute("DEALLOCATE ALL")
-    assert send(sql, [5]).result() == ("6",)
+    assert send(sql, [5]).result() == (6,)

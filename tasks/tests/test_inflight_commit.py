@@ -176,9 +176,11 @@ def test_an_error_while_a_commit_is_in_flight_still_reads_its_reply(agents_defau
 def test_a_slice_reads_the_active_prompts_once_and_renders_without_a_query(agents_defaults, user, monkeypatch):
     from prompts import services as prompt_services
     from prompts.models import PromptVersion
-    from tasks.runner import slice_lookups
+    from tasks.leases import lease_acquire
+    from tasks.runner import _lookups_sql, _parse_lookups
 
-    lookups = slice_lookups()
+    probe = task_create(owner=user, query=QUERY)
+    lookups = _parse_lookups(lease_acquire(probe.id, "lookups-probe", also=_lookups_sql()).also)
     active = dict(PromptVersion.objects.filter(is_active=True).values_list("template__slug", "pk"))
     assert {slug: ident for slug, (ident, _stamp) in lookups.active_prompts.items()} == active
     # The slice renders every prompt from the versions it read at its start.
