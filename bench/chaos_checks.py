@@ -151,8 +151,13 @@ def _side_effects(steps: dict[str, list[tuple]], memory_entry) -> dict:
 
 
 def _websocket_gaps(streams: list[Stream], steps: dict[str, list[tuple]]) -> dict:
-    missed = sum(len({row[0] for row in steps.get(s.task_id, [])} - set(s.received)) for s in streams)
+    gaps = {s.task_id: sorted({row[0] for row in steps.get(s.task_id, [])} - set(s.received)) for s in streams}
+    missed = sum(len(indexes) for indexes in gaps.values())
     return {
+        # Which indexes a client missed, with what it received and its connects (diagnosis).
+        "websocket_missed_detail": [{"task": s.task_id, "missed": gaps[s.task_id], "received": s.received,
+                                     "connects": s.connects, "idle_reconnects": s.idle_reconnects}
+                                    for s in streams if gaps[s.task_id]],
         "websocket_clients": len(streams),
         "websocket_connects": sum(s.connects for s in streams),
         "websocket_missed": missed,

@@ -163,21 +163,35 @@ class StepSequencer:
         return events
 
     async def admit(self, event: dict) -> list[dict]:
-        """The events to send for one live event, in order (possibly none)."""
+        """The events to send for one live event, in order (possibly none).
+
+        Steps read back to fill a gap carry the task as the client last had it; only the
+        event's own step (and what follows it) carries the event's task. A client that
+        stops at a finished status therefore reads every step before it.
+        """
         seq = event.get("seq")
-        if isinstance(event.get("task"), dict):
-            self.task_dict = event["task"]
+        incoming = event["task"] if isinstance(event.get("task"), dict) else None
         out: list[dict] = []
         if event.get("type") == "step" and isinstance(event.get("step"), dict):
             if seq is None or seq <= self.last_index:
+                if incoming:
+                    self.task_dict = incoming
                 return out  # already sent (it was in the snapshot or arrived twice)
             if seq > self.last_index + 1:
                 out += await self.catch_up()  # a publish went missing; the database has it
+            if incoming:
+                self.task_dict = incoming
+                for caught in out:
+                    if caught["seq"] >= seq:
+                        caught["task"] = incoming
             out += self._step_events([event["step"]])
             return out
         # A status change: make sure every step it follows has gone out first.
-        if (isinstance(seq, int) and seq > self.last_index) or self.finished:
+        finished = (incoming or {}).get("status") in FINISHED or self.finished
+        if (isinstance(seq, int) and seq > self.last_index) or finished:
             out += await self.catch_up()
+        if incoming:
+            self.task_dict = incoming
         out.append({"type": "status", "seq": self.last_index if self.last_index >= 0 else seq,
                     "task": self.task_dict, "step": None})
         return out
