@@ -55,10 +55,31 @@ def _compact_lines(lines: list[str]) -> list[str]:
     return kept
 
 
-def compact_plain(text: str) -> str:
-    """``text`` without whitespace runs, blank-line runs and repeated separator lines."""
+# Anything compact_plain would change, found in one pass over the whole text: a carriage
+# return, a blank line at the start or the end, a run of blank lines, whitespace at a
+# line's end, a whitespace run between words other than one space. (Conservative: inside a
+# fenced block these are kept, and the full pass then returns the text unchanged.)
+_MAY_CHANGE = re.compile(r"\r|\A\n|\n\Z|\n\n\n|[^\S\n](?=\n|\Z)|(?<=\S)(?:[^\S\n]{2,}|[^\S\n ])(?=\S)")
+# SEPARATOR_LINE for one line of a whole text: only a second separator line can be dropped.
+_SEPARATOR_LINES = re.compile(r"^[^\S\n]*([-=*_~])(?:[^\S\n]*\1){2,}[^\S\n]*$", re.MULTILINE)
+
+
+def _compact_full(text: str) -> str:
     normalized = text.replace("\r\n", "\n").replace("\r", "\n")
     return "\n".join(_compact_lines(normalized.split("\n")))
+
+
+def compact_plain(text: str) -> str:
+    """``text`` without whitespace runs, blank-line runs and repeated separator lines.
+
+    A prompt is rendered for every LLM call and is usually compact already: one regular
+    expression pass finds that, and the text comes back as it is; otherwise the text is
+    compacted line by line."""
+    if _MAY_CHANGE.search(text) is None:
+        separators = _SEPARATOR_LINES.finditer(text)
+        if next(separators, None) is None or next(separators, None) is None:
+            return text
+    return _compact_full(text)
 
 
 def compact_text(text: str) -> tuple[str, int, int]:

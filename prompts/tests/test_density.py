@@ -4,7 +4,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from prompts.density import Part, compact_text, fit_to_budget, truncate_to_tokens
+from prompts.density import Part, _compact_full, compact_plain, compact_text, fit_to_budget, truncate_to_tokens
 from prompts.tokens import count_tokens
 
 SEPARATOR_WORD = re.compile(r"^[-=*_~]+$")
@@ -50,6 +50,23 @@ def test_compact_text_never_changes_the_words(text):
     assert words(compacted) == words(text)
     assert after <= before
     assert compact_text(compacted)[0] == compacted  # idempotent
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts)
+def test_the_one_pass_check_returns_what_the_full_pass_returns(text):
+    # compact_plain returns a text as it is when one regular expression pass finds nothing
+    # to change; that shortcut must agree with the line-by-line pass on every text.
+    assert compact_plain(text) == _compact_full(text)
+
+
+@pytest.mark.parametrize("text", [
+    "plain prose, one space between words.\nNext line.\n\nA paragraph.", "  indented\n    deeper\nback",
+    "a\tb", "a  b", "x \ny", "end \u00a0", "\nstart", "end\n", "a\n\n\nb", "---\ntext\n---", "---\n\n===",
+    "* * *\n- - -", "```\na  b\n```", "a\x0bb", "Heading\n=======\ntext",
+])
+def test_the_one_pass_check_on_edge_cases(text):
+    assert compact_plain(text) == _compact_full(text)
 
 
 @pytest.mark.parametrize("text", [

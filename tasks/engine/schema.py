@@ -8,7 +8,6 @@ step). Works on the default schemas' shapes (properties, items, oneOf/anyOf bran
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 
@@ -44,13 +43,23 @@ def _walk(node: Any, enums: dict[str, list], actions: set[str] | None) -> None:
         _walk(value, enums, actions)
 
 
+def _copy(node: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, scalars): copy.deepcopy's memo and dispatch
+    cost several times more, and a schema holds nothing else."""
+    if isinstance(node, dict):
+        return {key: _copy(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_copy(item) for item in node]
+    return node
+
+
 def narrow_schema(schema: dict | None, *, enums: dict[str, list] | None = None, actions: list[str] | None = None,
                   max_items: dict[str, int] | None = None) -> dict | None:
     """A copy of ``schema`` with string properties named in ``enums`` restricted to those values,
     action alternatives limited to ``actions``, and array properties capped by ``max_items``."""
     if not schema:
         return schema
-    narrowed = copy.deepcopy(schema)
+    narrowed = _copy(schema)
     _walk(narrowed, enums or {}, set(actions) if actions is not None else None)
     for name, limit in (max_items or {}).items():
         prop = narrowed.get("properties", {}).get(name)

@@ -1,8 +1,10 @@
-"""A step's commit stays in flight while the next LLM step renders its prompt.
+"""A step's commit stays in flight while the next LLM step is prepared and called.
 
 The runner sends step N's fenced statement without waiting (agentos.db.send) and reads its
-reply before anything that depends on it: the provider call of step N+1, any query, any
-tool or decision step, the end of the slice. These tests drive run_slice in this thread on
+reply before anything that depends on it: step N+1's statement, any query, a tool with
+side effects, a decision step, the end of the slice. An LLM call (like a tool without side
+effects) may run before the reply is read; when the reply says pause/cancel or a lost
+lease, its result is dropped, never committed. These tests drive run_slice in this thread on
 committed data (transaction=True, so the connection is in autocommit and the in-flight path
 is the one used) and change the task row from a second connection at the moment a chosen
 step's statement is sent.
@@ -110,8 +112,7 @@ def llm_before_llm(user) -> int:
     return next(i for i in range(1, len(kinds) - 1) if kinds[i] == "llm" and kinds[i + 1] == "llm")
 
 
-def test_pause_seen_in_the_reply_stops_the_next_llm_step_before_its_call(agents_defaults, user, sends,
-                                                                         provider_calls):
+def test_pause_seen_in_the_reply_drops_the_llm_call_made_meanwhile(agents_defaults, user, sends, provider_calls):
     index = llm_before_llm(user)
     provider_calls.clear()
     _seen, hooks = sends
@@ -124,8 +125,12 @@ def test_pause_seen_in_the_reply_stops_the_next_llm_step_before_its_call(agents_
     assert outcomes[-1].outcome == "paused"
     steps = assert_contiguous(task)
     assert [s.kind for s in steps][index:] == ["llm", "pause"]
-    # The next LLM step was decided before the reply but never reached its provider call.
-    assert len(provider_calls) == sum(s.kind in ("plan", "llm", "summary", "synthesis") for s in steps)
+    # The next LLM step was called while step `index` was in flight; the reply said pause,
+    # so its result was dropped: one provider call more than committed LLM steps, and no
+    # step after the pause.
+    committed = sum(s.kind in ("plan", "llm", "summary", "synthesis") for s in steps)
+    assert len(provider_calls) == committed + 1
+    assert provider_calls[-1] == provider_calls[-2]  # the same agent's next step
 
 
 def test_lease_lost_in_flight_ends_the_slice_with_nothing_more_written(agents_defaults, user, sends,
