@@ -55,13 +55,30 @@ def _compact_lines(lines: list[str]) -> list[str]:
     return kept
 
 
-# Anything compact_plain would change, found in one pass over the whole text: a carriage
+# What compact_plain changes, looked for with a few scans of the whole text: a carriage
 # return, a blank line at the start or the end, a run of blank lines, whitespace at a
-# line's end, a whitespace run between words other than one space. (Conservative: inside a
-# fenced block these are kept, and the full pass then returns the text unchanged.)
-_MAY_CHANGE = re.compile(r"\r|\A\n|\n\Z|\n\n\n|[^\S\n](?=\n|\Z)|(?<=\S)(?:[^\S\n]{2,}|[^\S\n ])(?=\S)")
+# line's end, whitespace other than a space or a newline, a run of spaces between words,
+# a second separator line. (Conservative: inside a fenced block these are kept, and the
+# full pass then returns the text unchanged.)
+_ODD_ASCII_SPACE = "\t\x0b\x0c\x1c\x1d\x1e\x1f"
+_ODD_SPACE = re.compile(r"[^\S\n ]")
+_SPACE_RUN = re.compile(r"\S  +\S")
 # SEPARATOR_LINE for one line of a whole text: only a second separator line can be dropped.
 _SEPARATOR_LINES = re.compile(r"^[^\S\n]*([-=*_~])(?:[^\S\n]*\1){2,}[^\S\n]*$", re.MULTILINE)
+
+
+def _is_compact(text: str) -> bool:
+    if "\r" in text or "\n\n\n" in text or " \n" in text or text[:1] == "\n" or text[-1:].isspace():
+        return False
+    if text.isascii():
+        if any(space in text for space in _ODD_ASCII_SPACE):
+            return False
+    elif _ODD_SPACE.search(text):
+        return False
+    if "  " in text and _SPACE_RUN.search(text):
+        return False
+    separators = _SEPARATOR_LINES.finditer(text)
+    return next(separators, None) is None or next(separators, None) is None
 
 
 def _compact_full(text: str) -> str:
@@ -72,14 +89,9 @@ def _compact_full(text: str) -> str:
 def compact_plain(text: str) -> str:
     """``text`` without whitespace runs, blank-line runs and repeated separator lines.
 
-    A prompt is rendered for every LLM call and is usually compact already: one regular
-    expression pass finds that, and the text comes back as it is; otherwise the text is
-    compacted line by line."""
-    if _MAY_CHANGE.search(text) is None:
-        separators = _SEPARATOR_LINES.finditer(text)
-        if next(separators, None) is None or next(separators, None) is None:
-            return text
-    return _compact_full(text)
+    A prompt is rendered for every LLM call and is usually compact already: a few scans
+    find that, and the text comes back as it is; otherwise it is compacted line by line."""
+    return text if _is_compact(text) else _compact_full(text)
 
 
 def compact_text(text: str) -> tuple[str, int, int]:

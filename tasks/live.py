@@ -27,6 +27,7 @@ import asyncio
 import atexit
 import logging
 import os
+import select
 import threading
 import time
 from typing import Any
@@ -82,9 +83,9 @@ class _Direct:
     docstring). Built from the layer's own configuration: its loop layer names the group's
     channel and picks its shard, the layer serializes.
 
-    Each thread has its own connection per shard and does not wait for the reply of its
-    PUBLISH: it reads it before its next one, when it has long arrived (Redis answers in
-    order), so a publish costs the write, not the round trip."""
+    Each thread has its own connection per shard, with Redis's replies turned off (CLIENT
+    REPLY OFF): a publish costs the write, not a round trip. Before writing, a readable
+    socket (the server closed the connection, e.g. Redis restarted) is replaced."""
 
     def __init__(self, layer) -> None:
         import redis
@@ -100,7 +101,7 @@ class _Direct:
             self.pools.append(redis.ConnectionPool.from_url(
                 address, **options, socket_timeout=DIRECT_TIMEOUT, socket_connect_timeout=DIRECT_TIMEOUT,
                 health_check_interval=0))
-        self.local = threading.local()  # .connections: shard -> [connection, unread replies]
+        self.local = threading.local()  # .connections: shard -> this thread's connection
         self.down_until = 0.0
 
     @classmethod
@@ -133,20 +134,27 @@ class _Direct:
 
     def _send(self, shard: int, channel: str, data: bytes) -> None:
         connections = self.local.__dict__.setdefault("connections", {})
-        entry = connections.get(shard)
-        if entry is None:
-            entry = connections[shard] = [self.pools[shard].make_connection(), 0]
-        connection = entry[0]
-        while entry[1]:  # the replies of earlier PUBLISHes (subscriber counts)
-            connection.read_response()
-            entry[1] -= 1
+        connection = connections.get(shard)
+        if connection is None or _readable(connection):
+            # New, or the server closed it (it sends nothing else on a connection whose
+            # replies are off): a PUBLISH written there would be lost.
+            self._drop(shard)
+            connection = self.pools[shard].make_connection()
+            connection.connect()
+            connection.send_command("CLIENT", "REPLY", "OFF")
+            connections[shard] = connection
         connection.send_packed_command(connection.pack_command("PUBLISH", channel, data))
-        entry[1] += 1
 
     def _drop(self, shard: int) -> None:
-        entry = self.local.__dict__.get("connections", {}).pop(shard, None)
-        if entry is not None:
-            entry[0].disconnect()
+        connection = self.local.__dict__.get("connections", {}).pop(shard, None)
+        if connection is not None:
+            connection.disconnect()
+
+
+def _readable(connection) -> bool:
+    poller = select.poll()
+    poller.register(connection._sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 _direct: tuple[int, Any, _Direct | None] | None = None  # (pid, layer, its direct publisher or None)

@@ -59,7 +59,7 @@ def test_events_reach_group_subscribers_in_order_without_a_background_thread():
 def test_a_connection_killed_by_the_server_is_replaced_and_the_event_still_arrives():
     publisher = direct()
     live.publish("t-killed", event(1))  # opens this thread's connection
-    connection = publisher.local.connections[0][0]
+    connection = publisher.local.connections[0]
     host, port = connection._sock.getsockname()[:2]
     admin = redis.Redis.from_url(settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0])
     assert admin.client_kill(f"{host}:{port}")
