@@ -123,19 +123,16 @@ class InFlight:
             raise psycopg.errors.lookup(sqlstate)(message) if sqlstate else psycopg.DatabaseError(message)
 
     def _receive(self) -> list:
-        import psycopg
-
+        # A broken connection raises psycopg.OperationalError here (Django's, through
+        # wrap_database_errors in result()).
         pgconn = self.pgconn
-        try:
+        pgconn.consume_input()
+        while pgconn.is_busy():
+            _wait(pgconn.socket, select.POLLIN)  # releases the GIL while waiting
             pgconn.consume_input()
-            while pgconn.is_busy():
-                _wait(pgconn.socket, select.POLLIN)  # releases the GIL while waiting
-                pgconn.consume_input()
-            results = []
-            while (res := pgconn.get_result()) is not None:
-                results.append(res)
-        except psycopg.pq.PQerror as error:  # the connection broke
-            raise psycopg.OperationalError(str(error)) from None
+        results = []
+        while (res := pgconn.get_result()) is not None:
+            results.append(res)
         return results
 
     def result(self) -> tuple | None:

@@ -144,3 +144,24 @@ def test_sent_statements_are_prepared_per_parameter_types_and_survive_deallocate
         # What psycopg runs after a rollback on a connection where it prepared statements.
         cursor.execute("DEALLOCATE ALL")
     assert send(sql, [5]).result() == (6,)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_lost_in_flight_raises_djangos_operational_error():
+    import socket
+
+    from django.db import OperationalError
+
+    from agentos.db import send
+
+    inflight = send("SELECT pg_sleep(0.2), 1", [])
+    # The connection breaks under the statement (a network failure on this side).
+    broken = socket.socket(fileno=__import__("os").dup(connection.connection.pgconn.socket))
+    broken.shutdown(socket.SHUT_RDWR)
+    broken.close()
+    with pytest.raises(OperationalError):
+        inflight.result()
+    connection.close()  # the next query opens a new session
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)
