@@ -62,9 +62,22 @@ def _compact_lines(lines: list[str]) -> list[str]:
 # full pass then returns the text unchanged.)
 _ODD_ASCII_SPACE = "\t\x0b\x0c\x1c\x1d\x1e\x1f"
 _ODD_SPACE = re.compile(r"[^\S\n ]")
-_SPACE_RUN = re.compile(r"\S  +\S")
 # SEPARATOR_LINE for one line of a whole text: only a second separator line can be dropped.
 _SEPARATOR_LINES = re.compile(r"^[^\S\n]*([-=*_~])(?:[^\S\n]*\1){2,}[^\S\n]*$", re.MULTILINE)
+
+
+def _space_run_between_words(text: str) -> bool:
+    """Whether two or more spaces stand between two non-blank characters (other
+    whitespace is looked for separately). Runs after a line break are indentation."""
+    start = text.find("  ")
+    while start != -1:
+        end = start + 2
+        while end < len(text) and text[end] == " ":
+            end += 1
+        if start > 0 and not text[start - 1].isspace() and end < len(text) and not text[end].isspace():
+            return True
+        start = text.find("  ", end)
+    return False
 
 
 def _is_compact(text: str) -> bool:
@@ -75,7 +88,7 @@ def _is_compact(text: str) -> bool:
             return False
     elif _ODD_SPACE.search(text):
         return False
-    if "  " in text and _SPACE_RUN.search(text):
+    if _space_run_between_words(text):
         return False
     separators = _SEPARATOR_LINES.finditer(text)
     return next(separators, None) is None or next(separators, None) is None
