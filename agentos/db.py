@@ -50,7 +50,7 @@ def _wait(fd: int, event: int) -> None:
 
 
 PREPARED_MAX = 64  # statements InFlight prepares per connection
-_TRANSFORMERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # psycopg connection -> Transformer
+_TRANSFORMERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # psycopg connection -> (Transformer, encoding)
 _PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # psycopg connection -> {(sql, types): name}
 
 
@@ -84,12 +84,14 @@ class InFlight:
 
         self.db, self.sql, self.started = db, sql, time.perf_counter()
         raw = db.connection
-        self.raw, self.pgconn, self.encoding = raw, raw.pgconn, raw.info.encoding
+        self.raw, self.pgconn = raw, raw.pgconn
         with db.wrap_database_errors:
-            # One per connection, as a psycopg cursor keeps one for all its statements.
-            transformer = _TRANSFORMERS.get(raw)
-            if transformer is None:
-                transformer = _TRANSFORMERS[raw] = Transformer(raw)
+            # One per connection, as a psycopg cursor keeps one for all its statements
+            # (with the connection's encoding, which psycopg looks up on every read).
+            cached = _TRANSFORMERS.get(raw)
+            if cached is None:
+                cached = _TRANSFORMERS[raw] = (Transformer(raw), raw.info.encoding)
+            transformer, self.encoding = cached
             self.values = transformer.dump_sequence(params, [PyFormat.AUTO] * len(params))
             self.types, self.formats = tuple(transformer.types), tuple(transformer.formats)
             self._send()
@@ -161,7 +163,7 @@ class InFlight:
         if last is None or last.ntuples == 0:
             return None
         # Typed like a cursor's row, by the connection's loaders.
-        transformer = _TRANSFORMERS[self.raw]
+        transformer = _TRANSFORMERS[self.raw][0]
         transformer.set_pgresult(last)
         return transformer.load_row(0, tuple)
 

@@ -65,9 +65,10 @@ class Run:
     versions: dict = field(default_factory=dict)  # prompt slug -> active PromptVersion, for this slice
     # prompt slug -> (active version id, template stamp), read when the slice started
     active_prompts: dict = field(default_factory=dict)
-    # Called while a tool runs (dispatch's while_running): the runner reads the previous
-    # step's commit reply there, so it arrives while the tool works (see tasks/runner.py).
-    while_tool_runs: Callable[[], None] = lambda: None
+    # Called right before the provider is called, and while a tool runs: the runner reads
+    # the previous step's commit reply there (it may still be in flight while the prompt is
+    # rendered or the tool call validated and started; see tasks/runner.py).
+    before_call: Callable[[], None] = lambda: None
 
     @property
     def index(self) -> int:
@@ -108,6 +109,7 @@ def _call_llm(run: Run, draft: StepDraft, *, slug: str, variables: dict, records
     draft.context_hash = messages_hash(messages)
     request = LLMRequest(messages=messages, response_schema=narrow(rendered.response_schema), schema_name=slug,
                          temperature=rendered.temperature, max_tokens=rendered.max_tokens, variables=variables)
+    run.before_call()
     try:
         result = get_provider().complete(request)
     except LLMError as error:
@@ -226,7 +228,7 @@ def execute_tool(run: Run, action: a.RunTool) -> StepDraft:
         return draft
     # run.tools holds the tools enabled when the slice started (a slice lasts seconds).
     outcome = dispatch(name=action.tool, arguments=action.arguments, known_enabled=True,
-                       while_running=run.while_tool_runs,
+                       while_running=run.before_call,
                        context=ToolContext(owner_id=run.task.owner_id, task_id=str(run.task.id), idempotency_key=key))
     draft.duration_ms = outcome.duration_ms
     if outcome.ok:

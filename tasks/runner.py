@@ -19,14 +19,13 @@
    The flags come back from (a), so pause and cancel are seen after every commit.
    The statement is sent without waiting for its reply (agentos.db.send): while PostgreSQL
    executes and commits it, the next action is decided and, when it is an LLM call or a
-   call of a tool without side effects, run (neither changes anything outside the task).
-   The reply is read before anything that depends on it: any other query, a tool with side
-   effects or any decision step, the next commit, the end of the slice. Once confirmed,
-   the step is published to ``task-<id>`` (see tasks/live.py). A reply with no row (lease
-   lost) ends the slice and drops the result of the call made meanwhile; a reply whose
-   pause/cancel flags changed drops it and decides again (the call was made, its step is
-   never written). Nothing is written ahead of the log: step N+1 is only sent after step
-   N's reply.
+   call of a tool without side effects, prepared (prompt rendered, tool run). The reply is
+   read before anything that depends on it: the provider call, any other query, a tool
+   with side effects or any decision step, the next commit, the end of the slice. Once
+   confirmed, the step is published to ``task-<id>`` (non-blocking, see tasks/live.py).
+   A reply with no row (lease lost) ends the slice and drops the prepared work; a reply
+   whose pause/cancel flags changed drops it and decides again. Nothing is written ahead
+   of the log: step N+1 is only sent after step N's reply.
 4. The slice's last commit also releases the lease; a still-running task is re-enqueued
    after that commit (fairness between tasks).
 """
@@ -148,12 +147,12 @@ class _Stale(Exception):
     would choose (pause or cancel requested, or the lease lost): re-decide."""
 
 
-# Actions that may run while the previous step's commit is still in flight: LLM calls and
-# calls of tools without side effects that need no approval (the reply is read after the
-# LLM call, and while the tool runs; if it says the lease is lost or a pause/cancel
-# arrived, the result is dropped, as when a worker dies during a call). Every other action
-# (a side effect, memory, decisions) starts only after the commit is confirmed, so it
-# always follows a durable log.
+# Actions that may start while the previous step's commit is still in flight: LLM calls,
+# up to the provider call (Run.before_call settles the commit there), and calls of tools
+# without side effects that need no approval (settled before their step is sent; if the
+# reply says the lease is lost or a pause/cancel arrived, the result is dropped, as when a
+# worker dies during a call). Every other action (a side effect, memory, decisions) starts
+# only after the commit is confirmed, so it always follows a durable log.
 _OVERLAPPING = (a.CallAgent, a.CallSummary, a.CallSynthesis)
 
 
@@ -172,7 +171,7 @@ class _Slice:
         lookups = _parse_lookups(task.also)
         tools = {spec.name: spec for spec in enabled_tools(lookups.disabled_tools)}
         self.run_ctx = Run(task=task, state=load_state(task, lookups.agents), tools=tools,
-                           active_prompts=lookups.active_prompts, while_tool_runs=self._settle_or_stale)
+                           active_prompts=lookups.active_prompts, before_call=self._settle_or_stale)
         self.started = time.monotonic()
         self.pending: _Pending | None = None
         self.lost = False
@@ -204,7 +203,7 @@ class _Slice:
                 if keeper.lost(self.worker_id):
                     return SliceResult("lost_lease", self.done)
                 draft = self._execute(action)
-                self._settle_or_stale()  # an LLM call's reply arrived during the call
+                self._settle_or_stale()  # an action that ended before its provider call
             except _Stale:
                 if self.lost:
                     return SliceResult("lost_lease", self.done)

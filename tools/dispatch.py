@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections
-from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from pydantic import ValidationError
 
@@ -61,7 +60,9 @@ def one_line(text: str) -> str:
 
 def argument_problem(spec: ToolSpec, arguments: Any) -> tuple[str, str | None] | None:
     """(message, field path) of the most relevant schema violation, or None when valid."""
-    error = best_match(Draft202012Validator(spec.parameters).iter_errors(arguments))
+    if spec.validator.is_valid(arguments):
+        return None
+    error = best_match(spec.validator.iter_errors(arguments))
     if error is None:
         return None
     path = ".".join(str(part) for part in error.absolute_path) or None

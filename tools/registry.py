@@ -10,8 +10,10 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
+from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 
 
@@ -37,6 +39,11 @@ class ToolSpec:
     args_model: type[BaseModel] | None = None
     # ask_human: the orchestrator turns a call into a wait for a person instead of dispatching it.
     waits_for_human: bool = False
+
+    @cached_property
+    def validator(self) -> Draft202012Validator:
+        """The arguments' validator, built once per spec (the schema does not change)."""
+        return Draft202012Validator(self.parameters)
 
     def as_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "parameters": self.parameters,

@@ -1,16 +1,16 @@
-"""A step's commit stays in flight while the next LLM step is prepared and called.
+"""A step's commit stays in flight while the next LLM step renders its prompt.
 
 The runner sends step N's fenced statement without waiting (agentos.db.send) and reads its
-reply before anything that depends on it: step N+1's statement, any query, a tool with
-side effects, a decision step, the end of the slice. An LLM call (like a tool without side
-effects) may run before the reply is read; when the reply says pause/cancel or a lost
-lease, its result is dropped, never committed. These tests drive run_slice in this thread on
+reply before anything that depends on it: the provider call of step N+1, any query, any
+tool or decision step, the end of the slice. These tests drive run_slice in this thread on
 committed data (transaction=True, so the connection is in autocommit and the in-flight path
 is the one used) and change the task row from a second connection at the moment a chosen
 step's statement is sent.
 """
 
 from __future__ import annotations
+
+import time
 
 import psycopg
 import pytest
@@ -112,7 +112,8 @@ def llm_before_llm(user) -> int:
     return next(i for i in range(1, len(kinds) - 1) if kinds[i] == "llm" and kinds[i + 1] == "llm")
 
 
-def test_pause_seen_in_the_reply_drops_the_llm_call_made_meanwhile(agents_defaults, user, sends, provider_calls):
+def test_pause_seen_in_the_reply_stops_the_next_llm_step_before_its_call(agents_defaults, user, sends,
+                                                                         provider_calls):
     index = llm_before_llm(user)
     provider_calls.clear()
     _seen, hooks = sends
@@ -125,12 +126,8 @@ def test_pause_seen_in_the_reply_drops_the_llm_call_made_meanwhile(agents_defaul
     assert outcomes[-1].outcome == "paused"
     steps = assert_contiguous(task)
     assert [s.kind for s in steps][index:] == ["llm", "pause"]
-    # The next LLM step was called while step `index` was in flight; the reply said pause,
-    # so its result was dropped: one provider call more than committed LLM steps, and no
-    # step after the pause.
-    committed = sum(s.kind in ("plan", "llm", "summary", "synthesis") for s in steps)
-    assert len(provider_calls) == committed + 1
-    assert provider_calls[-1] == provider_calls[-2]  # the same agent's next step
+    # The next LLM step was decided before the reply but never reached its provider call.
+    assert len(provider_calls) == sum(s.kind in ("plan", "llm", "summary", "synthesis") for s in steps)
 
 
 def test_lease_lost_in_flight_ends_the_slice_with_nothing_more_written(agents_defaults, user, sends,
@@ -241,3 +238,29 @@ def test_side_effect_tools_start_only_after_the_previous_commit_is_confirmed(age
     assert all(confirmed for tool, confirmed in seen if tool == "memory_store")
     # ... while a tool without side effects runs as the previous commit travels.
     assert any(not confirmed for tool, confirmed in seen if tool != "memory_store")
+
+
+def test_the_previous_step_is_published_while_an_llm_call_runs(agents_defaults, user, monkeypatch):
+    # A watcher must not wait for the next (possibly long) model call to see a committed step.
+    from tasks import live
+
+    published: list[int] = []
+    monkeypatch.setattr(live, "publish",
+                        lambda task_id, event: published.append(event["seq"]) if event["type"] == "step" else None)
+    provider = get_provider()
+    original = provider.complete
+    seen_by_call: list[list[int]] = []
+
+    def slow(request):
+        time.sleep(0.05)  # the model at work; the runner reads the previous reply meanwhile
+        seen_by_call.append(list(published))
+        return original(request)
+
+    monkeypatch.setattr(provider, "complete", slow)
+    task = task_create(owner=user, query=QUERY)
+    run_to_end(task)
+    assert task.status == "completed", task.error
+    llm_steps = [s.index for s in assert_contiguous(task) if s.kind in ("plan", "llm", "summary", "synthesis")]
+    assert len(seen_by_call) == len(llm_steps)
+    for index, seen in zip(llm_steps[1:], seen_by_call[1:], strict=True):  # (step 0 is the service's)
+        assert index - 1 in seen, f"step {index - 1} was not published during the call of step {index}"
