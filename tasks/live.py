@@ -6,15 +6,15 @@ websocket consumers and the SSE view relay it. Callers publish only after the co
 (``transaction.on_commit``), so a client never sees a step that could still roll back.
 
 With channels_redis's pub/sub layer (the configured one), ``publish`` sends the PUBLISH
-itself, from the caller's thread, with a synchronous Redis client: the layer's own
+itself, from the caller's thread, with a synchronous Redis connection: the layer's own
 serializer, group channel name and shard, so consumers receive exactly what
-``group_send`` would have sent. One round trip on loopback (tens of microseconds), in
-commit order per thread. A background thread with its own event loop, as
-``async_to_sync(group_send)`` would need (about 8 ms each), cost more than the round trip:
+``group_send`` would have sent. The connection's replies are off, so a publish is one
+socket write (about 15 us), in commit order per thread. A background thread with its own
+event loop (``async_to_sync(group_send)`` would need one per call, about 8 ms) cost more:
 its Python work competed with the runner for the interpreter lock on every step.
-Publishing stays best effort: a short timeout, no retry, and after a failure events are
-dropped for ``COOL_DOWN`` seconds (clients catch up from the step log), so a Redis outage
-never stalls a worker.
+Publishing stays best effort: a short timeout, one retry on a new connection, then events
+are dropped for ``COOL_DOWN`` seconds (clients catch up from the step log), so a Redis
+outage never stalls a worker.
 
 Other channel layers get the general path: one background event loop per process keeps
 the layer's connection, and ``publish`` hands the event to a queue that a single coroutine
