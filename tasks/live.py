@@ -16,15 +16,12 @@ Publishing stays best effort: a short timeout, one retry on a new connection, th
 are dropped for ``COOL_DOWN`` seconds (clients catch up from the step log), so a Redis
 outage never stalls a worker.
 
-Other channel layers get the general path: one background event loop per process keeps
-the layer's connection, and ``publish`` hands the event to a queue that a single coroutine
-drains in order.
+Any other channel-layer configuration (hosts without an address, another layer) is
+published with ``async_to_sync(layer.group_send)``: correct, but an event loop per call.
 """
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import logging
 import os
 import select
@@ -32,50 +29,19 @@ import threading
 import time
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
-PUBLISH_TIMEOUT = 5.0  # the general path (a background event loop)
 DIRECT_TIMEOUT = 0.25  # connect and reply, per PUBLISH of the direct path
 COOL_DOWN = 1.0  # seconds without publishing after a PUBLISH failed twice
 
 _lock = threading.Lock()
-_loop: asyncio.AbstractEventLoop | None = None
-_queue: asyncio.Queue | None = None
-_loop_pid: int | None = None
 
 
 def group_name(task_id: Any) -> str:
     return f"task-{task_id}"
-
-
-async def _drain(queue: asyncio.Queue) -> None:
-    while True:
-        item = await queue.get()
-        if isinstance(item, asyncio.Future):  # a flush() marker: everything before it is sent
-            item.set_result(None)
-            continue
-        group, message = item
-        layer = get_channel_layer()
-        try:
-            await asyncio.wait_for(layer.group_send(group, message), PUBLISH_TIMEOUT)
-        except Exception:  # best effort: the step log stays the source of truth
-            logger.warning("could not publish event %s to %s", message["event"].get("seq"), group, exc_info=True)
-
-
-def _start() -> tuple[asyncio.AbstractEventLoop, asyncio.Queue]:
-    global _loop, _queue, _loop_pid
-    with _lock:
-        # A forked worker child must not reuse its parent's (threadless) loop.
-        if _loop is None or _loop_pid != os.getpid() or _loop.is_closed():
-            loop = asyncio.new_event_loop()
-            queue: asyncio.Queue = asyncio.Queue()
-            threading.Thread(target=loop.run_forever, name="live-publish", daemon=True).start()
-            asyncio.run_coroutine_threadsafe(_drain(queue), loop)
-            _loop, _queue, _loop_pid = loop, queue, os.getpid()
-            atexit.register(_flush_at_exit)
-        return _loop, _queue
 
 
 class _Direct:
@@ -170,9 +136,8 @@ def _direct_for(layer) -> _Direct | None:
 
 
 def publish(task_id: Any, event: dict) -> None:
-    """Send ``event`` to the task's group (or queue it, for layers other than Redis pub/sub).
-    Never raises: live updates are best effort; clients catch up from the step log
-    (``?after=N``)."""
+    """Send ``event`` to the task's group. Never raises: live updates are best effort;
+    clients catch up from the step log (``?after=N``)."""
     layer = get_channel_layer()
     if layer is None:
         return
@@ -182,31 +147,9 @@ def publish(task_id: Any, event: dict) -> None:
         if direct is not None:
             direct.publish(group_name(task_id), message)
             return
-        loop, queue = _start()
-        loop.call_soon_threadsafe(queue.put_nowait, (group_name(task_id), message))
+        async_to_sync(layer.group_send)(group_name(task_id), message)
     except Exception:
         logger.warning("could not publish event %s of task %s", event.get("seq"), task_id, exc_info=True)
-
-
-def _flush_at_exit() -> None:
-    try:
-        flush(1.0)
-    except Exception:  # noqa: BLE001 (at exit, nothing else can be done about it)
-        logger.warning("live events still queued at exit were dropped")
-
-
-def flush(timeout: float = PUBLISH_TIMEOUT) -> None:
-    """Wait until every event queued so far has been sent (tests, short-lived commands)."""
-    if _loop is None or _loop_pid != os.getpid():
-        return
-    loop, queue = _start()
-
-    async def marker() -> None:
-        done = loop.create_future()
-        queue.put_nowait(done)
-        await done
-
-    asyncio.run_coroutine_threadsafe(marker(), loop).result(timeout)
 
 
 def step_event(task, step) -> dict:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -86,6 +87,19 @@ def test_redis_unreachable_never_raises_and_pauses_publishing(settings):
     assert publisher.down_until > time.monotonic()
     publisher.publish("t-down", {"type": "task.event", "event": event(2)})
     assert len(attempts) == 2  # paused: no new attempt during the cool-down
+
+
+def test_hosts_without_an_address_are_published_with_group_send(settings):
+    url = urlsplit(settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0])
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                                           "CONFIG": {"hosts": [(url.hostname, url.port)]}}}
+    assert live._direct_for(get_channel_layer()) is None
+
+    def send():
+        for seq in (1, 2):
+            live.publish("t-general", event(seq))
+
+    assert [e["seq"] for e in received("t-general", send, 2)] == [1, 2]
 
 
 @pytest.mark.parametrize("config", [
