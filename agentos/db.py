@@ -17,8 +17,9 @@ from __future__ import annotations
 import select
 import time
 import weakref
+from typing import Any
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 from django.db.backends.postgresql.base import ServerBindingCursor
 
 PREPARE_THRESHOLD = 5  # psycopg's default; prepare=True below prepares on first use anyway
@@ -64,14 +65,17 @@ def _numbered(sql: str) -> str:
 
 
 class InFlight:
-    """A statement sent on this thread's connection whose result is read later.
+    """A statement for this thread's connection, sent now or later, whose result is read later.
 
-    ``send()`` writes the statement and returns at once; PostgreSQL executes and commits it
-    (autocommit: one implicit transaction) while the caller goes on with work that needs no
-    database. ``result()`` waits for the reply without holding the GIL and returns the
-    first row (typed as a Django cursor's), raising Django's database errors. Until ``result()`` has returned the
-    connection must not be used for anything else: callers settle it before their next
-    query (see the runner's execute wrapper). Execute wrappers do not see the statement;
+    ``prepare()`` converts its values (JSON is serialised here) and sends nothing; the
+    connection stays free. ``send()`` writes it and returns at once; PostgreSQL executes
+    and commits it (autocommit: one implicit transaction) while the caller goes on with
+    work that needs no database. ``wait()`` waits for the reply, optionally for something
+    else at the same time; ``result()`` waits for the reply without holding the GIL and
+    returns the first row (typed as a Django cursor's), raising Django's database errors.
+    From ``send()`` until ``result()`` has returned, the connection must not be used for
+    anything else: callers settle it before their next query (see the runner's execute
+    wrapper). Execute wrappers do not see the statement;
     Django's query log does (when it is on), with the time from send to result.
 
     Like ``prepared_cursor``, the statement is prepared on first use per connection
@@ -82,7 +86,7 @@ class InFlight:
     def __init__(self, db, sql: str, params: list) -> None:
         from psycopg.adapt import PyFormat, Transformer
 
-        self.db, self.sql, self.started = db, sql, time.perf_counter()
+        self.db, self.sql = db, sql
         raw = db.connection
         self.raw, self.pgconn = raw, raw.pgconn
         with db.wrap_database_errors:
@@ -94,8 +98,52 @@ class InFlight:
             transformer, self.encoding = cached
             self.values = transformer.dump_sequence(params, [PyFormat.AUTO] * len(params))
             self.types, self.formats = tuple(transformer.types), tuple(transformer.formats)
+        self.sent = self.done = False
+
+    def send(self, replace: dict[int, Any] | None = None) -> InFlight:
+        """Write the statement (once) and return at once. ``replace``: new values for some
+        parameters (by position), of the types they were prepared with, e.g. a timestamp
+        taken at the last moment."""
+        from psycopg.adapt import PyFormat
+
+        if self.sent:
+            raise RuntimeError("this statement was already sent")
+        with self.db.wrap_database_errors:
+            if replace:
+                transformer = _TRANSFORMERS[self.raw][0]
+                for position, value in replace.items():
+                    self.values[position] = transformer.get_dumper(value, PyFormat.AUTO).dump(value)
+            self.started = time.perf_counter()
             self._send()
-        self.done = False
+        self.sent = True
+        return self
+
+    def wait(self, until=None) -> bool:
+        """Wait for the reply without reading it: True once it has arrived. ``until`` (an
+        object with ``fileno()``, readable when something else may have finished, and
+        ``done()``): return False as soon as ``until.done()`` while the reply is still on
+        its way."""
+        import psycopg
+
+        pgconn = self.pgconn
+        poller = None
+        while True:
+            try:
+                pgconn.consume_input()
+                if not pgconn.is_busy():
+                    return True
+            except psycopg.Error:  # a broken connection: result() raises it
+                return True
+            if until is None:
+                _wait(pgconn.socket, select.POLLIN)
+                continue
+            if until.done():
+                return False
+            if poller is None:
+                poller = select.poll()
+                poller.register(pgconn.socket, select.POLLIN)
+                poller.register(until.fileno(), select.POLLIN)
+            poller.poll()
 
     def _send(self) -> None:
         # Keyed by the parameter types too (psycopg dumps 1 as int2 and 40000 as int4, and a
@@ -141,6 +189,8 @@ class InFlight:
         """The statement's first row, or None when it returned no row."""
         import psycopg
 
+        if not self.sent:
+            raise RuntimeError("this statement was not sent")
         if self.done:
             raise RuntimeError("the result of this statement was already read")
         self.done = True
@@ -168,19 +218,29 @@ class InFlight:
         return transformer.load_row(0, tuple)
 
 
-class _Done:
-    """A statement that already ran (inside a transaction); its row or its error, later."""
+class _Immediate:
+    """A statement inside a transaction, where it commits nothing by itself: it runs when
+    sent (in a savepoint); its row or its error, later."""
 
     def __init__(self, sql: str, params: list) -> None:
+        self.sql, self.params = sql, list(params)
         self.row, self.error = None, None
+
+    def send(self, replace: dict[int, Any] | None = None) -> _Immediate:
+        for position, value in (replace or {}).items():
+            self.params[position] = value
         try:
             # A savepoint: an error leaves the caller's transaction usable, as a failed
             # statement in flight leaves the connection.
             with transaction.atomic(), prepared_cursor() as cursor:
-                cursor.execute(sql, params)
+                cursor.execute(self.sql, self.params)
                 self.row = cursor.fetchone()
         except DatabaseError as error:
             self.error = error
+        return self
+
+    def wait(self, until=None) -> bool:
+        return True
 
     def result(self) -> tuple | None:
         if self.error is not None:
@@ -188,13 +248,19 @@ class _Done:
         return self.row
 
 
-def send(sql: str, params: list) -> InFlight | _Done:
-    """Send ``sql`` on this thread's connection and return without waiting (see InFlight).
-    Inside a transaction, where a statement commits nothing by itself, it runs at once (a
-    prepared statement); ``result()`` then returns its row or raises its error, the same
-    way."""
-    db = connection
+def prepare(sql: str, params: list, db=None) -> InFlight | _Immediate:
+    """``sql`` with its values converted for this thread's connection, ready to ``send()``
+    (see InFlight): the costly part of a statement, done before the moment it may be sent.
+    Inside a transaction, the statement runs when sent (a prepared statement) and
+    ``result()`` returns its row or raises its error, the same way. ``db``: this thread's
+    default connection, when the caller has it at hand."""
+    db = db or connections[DEFAULT_DB_ALIAS]
     db.ensure_connection()
     if db.in_atomic_block or not db.get_autocommit():
-        return _Done(sql, params)
+        return _Immediate(sql, params)
     return InFlight(db, sql, params)
+
+
+def send(sql: str, params: list) -> InFlight | _Immediate:
+    """Send ``sql`` on this thread's connection and return without waiting (see InFlight)."""
+    return prepare(sql, params).send()

@@ -65,10 +65,13 @@ class Run:
     versions: dict = field(default_factory=dict)  # prompt slug -> active PromptVersion, for this slice
     # prompt slug -> (active version id, template stamp), read when the slice started
     active_prompts: dict = field(default_factory=dict)
-    # Called right before the provider is called, and while a tool runs: the runner reads
-    # the previous step's commit reply there (it may still be in flight while the prompt is
-    # rendered or the tool call validated and started; see tasks/runner.py).
+    # Called right before the provider is called: the runner reads the previous step's
+    # commit reply there (it may still be in flight while the prompt is rendered; see
+    # tasks/runner.py).
     before_call: Callable[[], None] = lambda: None
+    # Called while a tool runs on its thread (tools.dispatch.RunningCall): the runner reads
+    # the previous reply there if it arrives before the tool returns.
+    while_tool_runs: Callable[[Any], None] = lambda _call: None
 
     @property
     def index(self) -> int:
@@ -228,7 +231,7 @@ def execute_tool(run: Run, action: a.RunTool) -> StepDraft:
         return draft
     # run.tools holds the tools enabled when the slice started (a slice lasts seconds).
     outcome = dispatch(name=action.tool, arguments=action.arguments, known_enabled=True,
-                       while_running=run.before_call,
+                       while_running=run.while_tool_runs,
                        context=ToolContext(owner_id=run.task.owner_id, task_id=str(run.task.id), idempotency_key=key))
     draft.duration_ms = outcome.duration_ms
     if outcome.ok:

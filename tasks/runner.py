@@ -19,10 +19,12 @@
    The flags come back from (a), so pause and cancel are seen after every commit.
    The statement is sent without waiting for its reply (agentos.db.send): while PostgreSQL
    executes and commits it, the next action is decided and, when it is an LLM call or a
-   call of a tool without side effects, prepared (prompt rendered, tool run). The reply is
+   call of a tool without side effects, prepared (prompt rendered, tool run; a tool that
+   returns before the reply has its own step's statement built meanwhile). The reply is
    read before anything that depends on it: the provider call, any other query, a tool
-   with side effects or any decision step, the next commit, the end of the slice. Once
-   confirmed, the step is published to ``task-<id>`` (non-blocking, see tasks/live.py).
+   with side effects or any decision step, the sending of the next step, the end of the
+   slice. Once confirmed, the step is published to ``task-<id>`` (non-blocking, see
+   tasks/live.py). A step is stamped (``created_at``) right before it is sent.
    A reply with no row (lease lost) ends the slice and drops the prepared work; a reply
    whose pause/cancel flags changed drops it and decides again. Nothing is written ahead
    of the log: step N+1 is only sent after step N's reply.
@@ -42,7 +44,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections
 from django.utils import timezone
 
-from agentos.db import send
+from agentos.db import prepare
 from prompts.tokens import count_tokens
 from tasks import live
 from tasks.context import task_records
@@ -61,7 +63,7 @@ from tasks.execution import (
 )
 from tasks.leases import keeper, lease_acquire, lease_release, new_worker_id
 from tasks.models import AgentSpec, Step, Task, TaskStatus
-from tasks.sql import step_insert, step_insert_sql
+from tasks.sql import db_value, step_insert, step_insert_position, step_insert_sql
 from tools.models import ToolSetting
 from tools.registry import all_tools, enabled_tools
 
@@ -162,7 +164,31 @@ class _Pending:
 
     inflight: object  # what agentos.db.send returned: its result() is the reply
     event: dict  # the live event to publish once confirmed
-    step: Step
+    step: StepRow
+
+
+@dataclass(slots=True)
+class StepRow:
+    """A step as the runner writes it: the Step model's field values (attribute names as
+    Step's), for the statement and the live event, without a model instance per step."""
+
+    task_id: object
+    index: int
+    kind: str
+    agent: str
+    subtask_id: str
+    status: str
+    input: dict
+    output: object
+    error: str
+    prompt_label: str
+    context: dict | None
+    context_hash: str
+    tokens_in: int
+    tokens_out: int
+    duration_ms: int
+    created_at: object
+    pk: int | None = None
 
 
 class _Slice:
@@ -171,7 +197,8 @@ class _Slice:
         lookups = _parse_lookups(task.also)
         tools = {spec.name: spec for spec in enabled_tools(lookups.disabled_tools)}
         self.run_ctx = Run(task=task, state=load_state(task, lookups.agents), tools=tools,
-                           active_prompts=lookups.active_prompts, before_call=self._settle_or_stale)
+                           active_prompts=lookups.active_prompts, before_call=self._settle_or_stale,
+                           while_tool_runs=self._settle_during)
         self.started = time.monotonic()
         self.pending: _Pending | None = None
         self.lost = False
@@ -203,14 +230,15 @@ class _Slice:
                 if keeper.lost(self.worker_id):
                     return SliceResult("lost_lease", self.done)
                 draft = self._execute(action)
-                self._settle_or_stale()  # an action that ended before its provider call
+                # Steps sent so far, the one in flight included.
+                sent = self.done + (self.pending is not None)
+                last = (sent + 1 >= settings.TASK_SLICE_STEPS
+                        or time.monotonic() - self.started >= settings.TASK_SLICE_SECONDS)
+                status = self._commit(action, draft, release=last)
             except _Stale:
                 if self.lost:
                     return SliceResult("lost_lease", self.done)
                 continue
-            elapsed = time.monotonic() - self.started
-            last = self.done + 1 >= settings.TASK_SLICE_STEPS or elapsed >= settings.TASK_SLICE_SECONDS
-            status = self._commit(action, draft, release=last)
             if status is None:
                 return SliceResult("lost_lease", self.done)
             if status != TaskStatus.RUNNING:
@@ -267,6 +295,14 @@ class _Slice:
         if self.pending is not None and self._settle() != "ok":
             raise _Stale
 
+    def _settle_during(self, call) -> None:
+        """While a tool without side effects runs (tools.dispatch.RunningCall): read the
+        previous step's reply if it arrives first, so that step is published during the
+        call; if the tool returns first, its step is built while the commit still travels
+        and the reply is read in _commit, before the step is sent."""
+        if self.pending is not None and self.pending.inflight.wait(until=call):
+            self._settle_or_stale()
+
     def _settle_before_query(self, execute, sql, params, many, context):
         self._settle_or_stale()
         return execute(sql, params, many, context)
@@ -308,9 +344,11 @@ class _Slice:
 
     def _commit(self, action, draft: StepDraft, *, release: bool) -> str | None:
         """Send the fenced commit of one step; the task's new status, or None when the lease
-        was lost. A RUNNING step of a slice that goes on stays in flight (self.pending) while
-        the next action starts; the slice's last step, and any step that changes the status,
-        is confirmed here."""
+        was lost. The statement is built first, then the previous step's reply is read
+        (raises _Stale when it changes what decide() saw), then the step is stamped and sent.
+        A RUNNING step of a slice that goes on stays in flight (self.pending) while the next
+        action starts; the slice's last step, and any step that changes the status, is
+        confirmed here."""
         if self.lost:
             return None
         index = self.state.next_index
@@ -320,17 +358,25 @@ class _Slice:
         requeue = release and changes["status"] == TaskStatus.RUNNING
         if requeue:
             changes["enqueued_at"] = changes["updated_at"]
-        step = Step(task_id=self.task.pk, index=index, kind=draft.kind, agent=draft.agent,
-                    subtask_id=draft.subtask_id, status=draft.status, input=record.input, output=record.output,
-                    error=draft.error, prompt_label=draft.prompt_label, context=draft.context,
-                    context_hash=draft.context_hash, tokens_in=draft.tokens_in, tokens_out=draft.tokens_out,
-                    duration_ms=draft.duration_ms, created_at=changes["updated_at"])
-        inflight = self._send(changes, release, step, draft)
+        step = StepRow(task_id=self.task.pk, index=index, kind=draft.kind, agent=draft.agent,
+                       subtask_id=draft.subtask_id, status=draft.status, input=record.input, output=record.output,
+                       error=draft.error, prompt_label=draft.prompt_label, context=draft.context,
+                       context_hash=draft.context_hash, tokens_in=draft.tokens_in, tokens_out=draft.tokens_out,
+                       duration_ms=draft.duration_ms, created_at=changes["updated_at"])
+        statement, stamped = self._statement(changes, release, step, draft)
+        self._settle_or_stale()
+        # The step's time is when it is sent (after the previous step's reply).
+        now = timezone.now()
+        for name in _STAMPED:
+            if name in changes:
+                changes[name] = now
+        step.created_at = now
+        db = connections[DEFAULT_DB_ALIAS]
+        inflight = statement.send({position: db_value(field, now, db) for position, field in stamped})
         # What the next decide() sees, ahead of the confirmation; if the commit fails the
         # slice ends and this state is dropped with it.
         for name, value in changes.items():
             setattr(self.task, name, value)
-        step._state.adding = False  # it is a row now: Step.save() refuses to rewrite it
         self.state.steps.append(record)
         self.pending = _Pending(inflight, live.step_event(self.task, step), step)
         if not release:
@@ -345,7 +391,7 @@ class _Slice:
             _notify_status_changed(self.task.pk, changes["status"])
         return changes["status"]
 
-    def _send(self, changes: dict, release: bool, step: Step, draft: StepDraft):
+    def _statement(self, changes: dict, release: bool, step: StepRow, draft: StepDraft):
         """ONE statement, so one round trip and one implicit transaction (autocommit):
 
         - ``lease``: the fencing check (our lease, not expired), the row lock, the task's new
@@ -355,13 +401,14 @@ class _Slice:
           prompts.services.prompt_version_record_use), only when the step was inserted, so a
           committed LLM step is counted exactly once.
         Its reply (no row: the lease is no longer ours and nothing was written) is read by
-        _settle. Sent without waiting (agentos.db.send; inside a caller's transaction it runs
-        at once).
+        _settle. Returned prepared (agentos.db.prepare: values converted, nothing sent), with
+        the (position, field) of its timestamps; sent without waiting (inside a caller's
+        transaction it runs when sent).
         """
         changed = tuple(name for name in _UPDATE_FIELDS if name in changes)
-        sql, fields = _commit_sql(changed, release, bool(draft.prompt_version_id))
+        sql, fields, stamped = _commit_sql(changed, release, bool(draft.prompt_version_id))
         db = connections[DEFAULT_DB_ALIAS]  # the thread's connection, looked up once
-        params = [field.get_db_prep_save(changes[field.name], db) for field in fields]
+        params = [db_value(field, changes[field.name], db) for field in fields]
         if not release:
             params.append(settings.TASK_LEASE_SECONDS)
         params += [self.task.pk, self.worker_id]
@@ -370,14 +417,19 @@ class _Slice:
             ok = draft.status == "ok"
             params += [1, int(ok), int(not ok), draft.tokens_in, draft.tokens_out, draft.duration_ms,
                        draft.prompt_version_id]
-        return send(sql, params)
+        return prepare(sql, params, db), stamped
+
+
+# The task's timestamps a step sets; they and the step's created_at are taken when it is sent.
+_STAMPED = ("updated_at", "finished_at", "enqueued_at")
 
 
 @lru_cache(maxsize=64)
-def _commit_sql(changed: tuple[str, ...], release: bool, usage: bool) -> tuple[str, tuple]:
+def _commit_sql(changed: tuple[str, ...], release: bool, usage: bool) -> tuple[str, tuple, tuple]:
     """The text of the per-step statement for one shape (which task columns change, lease
-    renewed or released, prompt usage counted or not) and the Task fields whose values are
-    its first parameters. Built once per shape: only the values change from step to step."""
+    renewed or released, prompt usage counted or not), the Task fields whose values are its
+    first parameters and the (position, field) of its timestamp parameters. Built once per
+    shape: only the values change from step to step."""
     quote = connection.ops.quote_name
     fields = tuple(Task._meta.get_field(name) for name in changed)
     sets = [f"{quote(field.column)} = %s" for field in fields]
@@ -394,7 +446,12 @@ def _commit_sql(changed: tuple[str, ...], release: bool, usage: bool) -> tuple[s
         f"step AS ({insert}){_usage_sql() if usage else ''}",
         "SELECT lease.pause_requested, lease.cancel_requested, step.id FROM lease, step",
     ])
-    return sql, fields
+    stamped = [(position, field) for position, field in enumerate(fields) if field.name in _STAMPED]
+    # After the task's values: the lease seconds (when renewed), the task id and the worker.
+    offset = len(fields) + (0 if release else 1) + 2
+    created = Step._meta.get_field("created_at")
+    stamped.append((offset + step_insert_position(created, source="lease"), created))
+    return sql, fields, tuple(stamped)
 
 
 def _usage_sql() -> str:

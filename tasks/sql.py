@@ -11,11 +11,26 @@ to PostgreSQL.
 
 from __future__ import annotations
 
+import uuid
 from functools import lru_cache
 
 from django.db import connections
 
 from tasks.models import Step
+
+# Columns whose Python value, when it already has this exact type, is what Django's
+# get_db_prep_save would return for PostgreSQL (it only converts other values).
+_AS_IS = {"CharField": str, "TextField": str, "IntegerField": int, "PositiveIntegerField": int,
+          "BigIntegerField": int, "SmallIntegerField": int, "BooleanField": bool, "FloatField": float,
+          "UUIDField": uuid.UUID}
+
+
+def db_value(field, value, connection):
+    """``field.get_db_prep_save(value, connection)``, without its conversion chain for a
+    value that already has the column's type (a statement on every step binds ~30 values)."""
+    if type(value) is _AS_IS.get(field.get_internal_type()):
+        return value
+    return field.get_db_prep_save(value, connection)
 
 
 def _cast_type(field, connection) -> str:
@@ -48,9 +63,15 @@ def step_insert_sql(*, source: str, index_sql: str | None = None, alias: str = "
     return _step_insert_sql(source, index_sql, alias)[0]
 
 
-def step_insert(step: Step, *, source: str, index_sql: str | None = None, alias: str = "default") -> tuple[str, list]:
+def step_insert_position(field, *, source: str, index_sql: str | None = None, alias: str = "default") -> int:
+    """Where ``field``'s value is among ``step_insert``'s parameters."""
+    return _step_insert_sql(source, index_sql, alias)[1].index(field)
+
+
+def step_insert(step, *, source: str, index_sql: str | None = None, alias: str = "default") -> tuple[str, list]:
     """``INSERT INTO tasks_step (...) SELECT ... FROM <source> RETURNING id`` and its
-    parameters: a row only when ``source`` (a CTE of the same statement) has one.
+    parameters (``step``: a Step, or any object with its fields' attribute names): a row
+    only when ``source`` (a CTE of the same statement) has one.
 
     ``index_sql``: an SQL expression over ``source`` for the index column (the index is
     then computed in the statement, e.g. from the task's step count). Every value is a
@@ -59,4 +80,4 @@ def step_insert(step: Step, *, source: str, index_sql: str | None = None, alias:
     """
     sql, fields = _step_insert_sql(source, index_sql, alias)
     connection = connections[alias]
-    return sql, [field.get_db_prep_save(getattr(step, field.attname), connection) for field in fields]
+    return sql, [db_value(field, getattr(step, field.attname), connection) for field in fields]

@@ -8,6 +8,8 @@ one-line error and an ``error_code`` the orchestrator puts into the model's cont
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +29,55 @@ ERROR_LIMIT = 300
 # Handlers run on these threads so a slow one can be abandoned at its timeout. A timed-out
 # handler keeps its thread until it returns; every handler has its own I/O limits too.
 _EXECUTOR = ThreadPoolExecutor(max_workers=16, thread_name_prefix="tool")
+
+
+class _Wakeup:
+    """A pipe per calling thread that a finished call writes a byte to."""
+
+    def __init__(self) -> None:
+        self.r, self.w = os.pipe()
+        os.set_blocking(self.r, False)
+        os.set_blocking(self.w, False)
+
+    def ring(self, _future=None) -> None:
+        try:
+            os.write(self.w, b"\0")
+        except BlockingIOError:  # already readable
+            pass
+
+    def drain(self) -> None:
+        try:
+            while os.read(self.r, 64):
+                pass
+        except BlockingIOError:
+            pass
+
+    def __del__(self) -> None:
+        os.close(self.r)
+        os.close(self.w)
+
+
+_wakeups = threading.local()
+
+
+class RunningCall:
+    """A handler at work on its thread, as ``while_running`` sees it: ``done()`` once it
+    returned or raised; ``fileno()`` is readable by then (and possibly earlier, from an
+    earlier call: check ``done()``), so a caller can wait for it and for a socket at once."""
+
+    def __init__(self, future) -> None:
+        wakeup = getattr(_wakeups, "pipe", None)
+        if wakeup is None:
+            wakeup = _wakeups.pipe = _Wakeup()
+        wakeup.drain()
+        self._future, self._fd = future, wakeup.r
+        future.add_done_callback(wakeup.ring)
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def fileno(self) -> int:
+        return self._fd
 
 
 @dataclass
@@ -86,12 +137,13 @@ def _failure(code: str, message: str, started: float) -> ToolOutcome:
 
 
 def dispatch(*, name: str, arguments: dict, context: ToolContext, known_enabled: bool = False,
-             while_running: Callable[[], None] | None = None) -> ToolOutcome:
+             while_running: Callable[[RunningCall], None] | None = None) -> ToolOutcome:
     """Validate and run one tool call. ``known_enabled``: the caller has just checked that an
     administrator has not disabled the tool (a task slice loads the enabled tools when it
     starts), so the settings query is skipped. ``while_running``: called in the caller's
-    thread right after the handler was handed to its own thread, so both run at once (the
-    orchestrator reads the previous step's commit reply there); the handler's timeout
+    thread right after the handler was handed to its own thread, with the RunningCall, so
+    both run at once (the orchestrator waits there for the previous step's commit reply or
+    the handler's end, whichever comes first); the handler's timeout
     counts from the start of the call. An exception it raises is the caller's, and the
     call's result is then dropped."""
     started = time.monotonic()
@@ -108,7 +160,7 @@ def dispatch(*, name: str, arguments: dict, context: ToolContext, known_enabled:
         return _failure("invalid_arguments", problem[0], started)
     future = _EXECUTOR.submit(_run, spec, arguments, context)
     if while_running is not None:
-        while_running()
+        while_running(RunningCall(future))
     try:
         result = future.result(timeout=max(0.0, spec.timeout_s - (time.monotonic() - started)))
     except FutureTimeout:

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from django.db import connection
 
+from agentos.db import InFlight
 from agentos.llm import get_provider
 from tasks import execution, runner
 from tasks.models import Step, Task
@@ -40,15 +41,22 @@ def sends(monkeypatch):
     """Every statement the runner sends: (step index, whether it went in flight)."""
     seen: list[tuple[int, bool]] = []
     hooks: dict[int, callable] = {}
-    original = runner.send
+    original = runner.prepare
 
-    def spy(sql, params):
+    def spy(sql, params, db=None):
         step_index = spy.next_index
-        if step_index in hooks:
-            hooks[step_index]()
-        inflight = original(sql, params)
-        seen.append((step_index, inflight is not None))
-        return inflight
+        statement = original(sql, params, db)
+        send = statement.send
+
+        def send_now(replace=None):
+            if step_index in hooks:
+                hooks[step_index]()
+            inflight = send(replace)
+            seen.append((step_index, isinstance(inflight, InFlight)))
+            return inflight
+
+        statement.send = send_now
+        return statement
 
     spy.next_index = None
     original_commit = runner._Slice._commit
@@ -57,7 +65,7 @@ def sends(monkeypatch):
         spy.next_index = self.state.next_index
         return original_commit(self, action, draft, release=release)
 
-    monkeypatch.setattr(runner, "send", spy)
+    monkeypatch.setattr(runner, "prepare", spy)
     monkeypatch.setattr(runner._Slice, "_commit", commit)
     return seen, hooks
 

@@ -132,9 +132,10 @@ def test_while_running_runs_in_the_callers_thread_while_the_handler_runs(monkeyp
         order.append("handler done")
         return {"ok": True}
 
-    def while_running():
+    def while_running(call):
         # The handler is running in its thread (and waits for us): both run at once.
         assert started.wait(5), "the handler did not start while while_running ran"
+        assert not call.done()
         order.append("while_running")
         release.set()
 
@@ -150,8 +151,40 @@ def test_an_exception_of_while_running_is_the_callers(monkeypatch):
     class Stop(Exception):
         pass
 
-    def while_running():
+    def while_running(call):
         raise Stop
 
     with pytest.raises(Stop):
         dispatch(name="quick", arguments={}, context=CONTEXT, while_running=while_running)
+
+
+def test_the_running_call_can_be_waited_for_with_a_socket(monkeypatch):
+    # The orchestrator waits for "the handler returned" and "a reply arrived" at once, by
+    # polling the call's descriptor beside its database socket.
+    import select
+    import threading
+
+    release = threading.Event()
+    seen = {}
+
+    def handler(arguments, context):
+        release.wait(5)
+        return {"ok": True}
+
+    def while_running(call):
+        poller = select.poll()
+        poller.register(call.fileno(), select.POLLIN)
+        seen["before"] = (call.done(), poller.poll(50))
+        release.set()
+        seen["after"] = poller.poll(5000)
+        time.sleep(0.01)
+        seen["done"] = call.done()
+
+    temporary_tool(monkeypatch, "waited", handler, timeout_s=5.0)
+    for _ in range(2):  # the descriptor is the thread's own, reused and drained per call
+        seen.clear()
+        release.clear()
+        outcome = dispatch(name="waited", arguments={}, context=CONTEXT, while_running=while_running)
+        assert outcome.ok
+        assert seen["before"] == (False, []), "readable before the handler returned"
+        assert seen["after"] and seen["done"] is True
