@@ -19,17 +19,21 @@ from django.db import connections
 from tasks.models import Step
 
 # Columns whose Python value, when it already has this exact type, is what Django's
-# get_db_prep_save would return for PostgreSQL (it only converts other values).
-_AS_IS = {"CharField": str, "TextField": str, "IntegerField": int, "PositiveIntegerField": int,
-          "BigIntegerField": int, "SmallIntegerField": int, "BooleanField": bool, "FloatField": float,
-          "UUIDField": uuid.UUID}
+# get_db_prep_save would return (it only converts other values); integers get the sized
+# wrapper Django gives them (Int4, Int8...), so a prepared statement keeps its types.
+_AS_IS = {"CharField": str, "TextField": str, "BooleanField": bool, "FloatField": float, "UUIDField": uuid.UUID}
+_INTEGERS = ("IntegerField", "PositiveIntegerField", "BigIntegerField", "SmallIntegerField",
+             "PositiveBigIntegerField", "PositiveSmallIntegerField")
 
 
 def db_value(field, value, connection):
     """``field.get_db_prep_save(value, connection)``, without its conversion chain for a
     value that already has the column's type (a statement on every step binds ~30 values)."""
-    if type(value) is _AS_IS.get(field.get_internal_type()):
+    internal = field.get_internal_type()
+    if type(value) is _AS_IS.get(internal):
         return value
+    if type(value) is int and internal in _INTEGERS:
+        return connection.ops.adapt_integerfield_value(value, internal)
     return field.get_db_prep_save(value, connection)
 
 

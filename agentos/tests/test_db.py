@@ -165,3 +165,64 @@ def test_a_connection_lost_in_flight_raises_djangos_operational_error():
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         assert cursor.fetchone() == (1,)
+
+
+# --- agentos.db.prepare: converted now, sent later ----------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_a_prepared_statement_sends_nothing_until_send_and_takes_late_values():
+    import datetime
+
+    from agentos.db import prepare
+
+    stamp = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    statement = prepare("SELECT %s::text, %s::timestamptz, %s::int", ["kept", stamp, 7])
+    # Nothing was written: the connection still runs other statements meanwhile.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)
+    with pytest.raises(RuntimeError, match="not sent"):
+        statement.result()
+    later = datetime.datetime(2026, 11, 26, 7, 30, tzinfo=datetime.UTC)
+    inflight = statement.send({1: later, 2: 8})
+    assert inflight.result() == ("kept", later, 8)
+    with pytest.raises(RuntimeError, match="already sent"):
+        statement.send()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wait_returns_when_the_reply_arrives_or_when_the_other_thing_is_done_first():
+    import os
+    import time
+
+    from agentos.db import send
+
+    class Other:
+        """Something else to wait for: done once its pipe is written to."""
+
+        def __init__(self):
+            self.r, self.w = os.pipe()
+
+        def done(self):
+            return bool(os.read(self.r, 1)) if self.ready else False
+
+        def fileno(self):
+            return self.r
+
+        ready = False
+
+    other, idle = Other(), Other()
+    try:
+        inflight = send("SELECT pg_sleep(0.3), 1", [])
+        started = time.monotonic()
+        other.ready = True
+        os.write(other.w, b".")
+        assert inflight.wait(until=other) is False  # the other thing first
+        assert time.monotonic() - started < 0.2
+        assert inflight.wait(until=idle) is True  # then the reply (0.3 s)
+        assert time.monotonic() - started >= 0.25
+        assert inflight.result() == ("", 1)
+    finally:
+        for pipe in (other, idle):
+            os.close(pipe.r)
+            os.close(pipe.w)

@@ -272,3 +272,104 @@ def test_the_previous_step_is_published_while_an_llm_call_runs(agents_defaults, 
     assert len(seen_by_call) == len(llm_steps)
     for index, seen in zip(llm_steps[1:], seen_by_call[1:], strict=True):  # (step 0 is the service's)
         assert index - 1 in seen, f"step {index - 1} was not published during the call of step {index}"
+
+
+def llm_before_tool(user) -> int:
+    """Index of an LLM step followed by a tool step without side effects (the calculator)."""
+    task = task_create(owner=user, query=QUERY)
+    run_to_end(task)
+    kinds = [s.kind for s in Step.objects.filter(task=task).order_by("index")]
+    return next(i for i in range(1, len(kinds) - 1) if kinds[i] == "llm" and kinds[i + 1] == "tool")
+
+
+def test_a_tool_that_returns_first_has_its_step_built_while_the_previous_commit_travels(agents_defaults, user,
+                                                                                        monkeypatch):
+    import threading
+
+    from tasks import live
+
+    index = llm_before_tool(user)
+    events: list[tuple] = []
+    original = runner.prepare
+
+    def spy(sql, params, db=None):
+        step_index = spy.current.state.next_index
+        statement = original(sql, params, db)
+        events.append(("built", step_index, time.time()))
+        send = statement.send
+
+        def send_now(replace=None):
+            if step_index == index:
+                hold_the_task_row()
+            events.append(("sent", step_index, time.time()))
+            return send(replace)
+
+        statement.send = send_now
+        return statement
+
+    original_commit = runner._Slice._commit
+
+    def commit(self, action, draft, *, release):
+        spy.current = self
+        return original_commit(self, action, draft, release=release)
+
+    monkeypatch.setattr(runner, "prepare", spy)
+    monkeypatch.setattr(runner._Slice, "_commit", commit)
+    monkeypatch.setattr(live, "publish", lambda task_id, event: events.append(("published", event["seq"], time.time()))
+                        if event["type"] == "step" else None)
+    released = {}
+    other = other_connection()
+    other.autocommit = False
+
+    def hold_the_task_row():
+        # Step `index` waits for this lock, so its reply comes 0.3 s later.
+        other.execute("SELECT 1 FROM tasks_task WHERE id = %s FOR UPDATE", [task.id])
+
+        def release():
+            released["at"] = time.time()
+            other.commit()
+
+        threading.Timer(0.3, release).start()
+
+    task = task_create(owner=user, query=QUERY)
+    try:
+        run_to_end(task)
+    finally:
+        other.close()
+    assert task.status == "completed", task.error
+    steps = assert_contiguous(task)
+    assert steps[index + 1].kind == "tool"
+    order = [(what, seq) for what, seq, _at in events if seq in (index, index + 1)]
+    # The tool step was built before step `index` was confirmed, and sent only after.
+    assert order == [("built", index), ("sent", index), ("built", index + 1), ("published", index),
+                     ("sent", index + 1), ("published", index + 1)], order
+    built_at = next(at for what, seq, at in events if (what, seq) == ("built", index + 1))
+    assert built_at < released["at"]
+    # A step is stamped when it is sent, after the previous reply.
+    assert steps[index + 1].created_at.timestamp() >= released["at"]
+
+
+def test_the_previous_step_is_published_while_a_slow_tool_runs(agents_defaults, user, monkeypatch):
+    from tasks import live
+    from tools import dispatch
+
+    index = llm_before_tool(user)
+    published: list[int] = []
+    monkeypatch.setattr(live, "publish",
+                        lambda task_id, event: published.append(event["seq"]) if event["type"] == "step" else None)
+    original = dispatch._run
+    seen_by_tool: list[list[int]] = []
+
+    def slow(spec, arguments, context):
+        time.sleep(0.05)  # the tool at work; the runner reads the previous reply meanwhile
+        seen_by_tool.append(list(published))
+        return original(spec, arguments, context)
+
+    monkeypatch.setattr(dispatch, "_run", slow)
+    task = task_create(owner=user, query=QUERY)
+    run_to_end(task)
+    assert task.status == "completed", task.error
+    tool_steps = [s.index for s in assert_contiguous(task) if s.kind == "tool"]
+    assert index + 1 in tool_steps and len(seen_by_tool) == len(tool_steps)
+    for step_index, seen in zip(tool_steps, seen_by_tool, strict=True):
+        assert step_index - 1 in seen, f"step {step_index - 1} was not published while tool step {step_index} ran"
