@@ -27,6 +27,7 @@ import os
 import select
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -79,12 +80,14 @@ class _Direct:
         return (isinstance(layer, RedisPubSubChannelLayer) and bool(hosts)
                 and all(isinstance(host, str) or (isinstance(host, dict) and "address" in host) for host in hosts))
 
-    def publish(self, group: str, message: dict) -> None:
+    def prepare(self, group: str, message: dict) -> tuple[int, str, bytes]:
+        """(shard, channel, serialized message): all of a publish but the write."""
+        channel = self.naming._get_group_channel_name(group)
+        return self.naming._shards.index(self.naming._get_shard(channel)), channel, self.layer.serialize(message)
+
+    def publish(self, shard: int, channel: str, data: bytes, seq=None) -> None:
         if time.monotonic() < self.down_until:
             return
-        channel = self.naming._get_group_channel_name(group)
-        shard = self.naming._shards.index(self.naming._get_shard(channel))
-        data = self.layer.serialize(message)
         for attempt in (1, 2):
             try:
                 self._send(shard, channel, data)
@@ -96,7 +99,7 @@ class _Direct:
                 if attempt == 2:
                     self.down_until = time.monotonic() + COOL_DOWN
                     logger.warning("could not publish event %s to %s; live events paused for %g s",
-                                   message["event"].get("seq"), group, COOL_DOWN, exc_info=True)
+                                   seq, channel, COOL_DOWN, exc_info=True)
 
     def _send(self, shard: int, channel: str, data: bytes) -> None:
         connections = self.local.__dict__.setdefault("connections", {})
@@ -135,21 +138,48 @@ def _direct_for(layer) -> _Direct | None:
     return current[2]
 
 
-def publish(task_id: Any, event: dict) -> None:
-    """Send ``event`` to the task's group. Never raises: live updates are best effort;
-    clients catch up from the step log (``?after=N``)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    message = {"type": "task.event", "event": event}
+@dataclass
+class Outgoing:
+    """An event made ready to publish: serialized for the direct path (``wire``)."""
+
+    task_id: Any
+    event: dict
+    wire: tuple | None = None  # (_Direct, shard, channel, data)
+
+
+def prepare(task_id: Any, event: dict) -> Outgoing:
+    """``event`` ready to ``send``: the work of a publish but the write (the runner does it
+    while the step it announces may still be committing). Never raises."""
+    outgoing = Outgoing(task_id, event)
     try:
-        direct = _direct_for(layer)
+        layer = get_channel_layer()
+        direct = _direct_for(layer) if layer is not None else None
         if direct is not None:
-            direct.publish(group_name(task_id), message)
-            return
-        async_to_sync(layer.group_send)(group_name(task_id), message)
+            outgoing.wire = (direct, *direct.prepare(group_name(task_id), {"type": "task.event", "event": event}))
     except Exception:
-        logger.warning("could not publish event %s of task %s", event.get("seq"), task_id, exc_info=True)
+        logger.warning("could not prepare event %s of task %s", event.get("seq"), task_id, exc_info=True)
+    return outgoing
+
+
+def send(outgoing: Outgoing) -> None:
+    """Send a prepared event to the task's group. Never raises: live updates are best
+    effort; clients catch up from the step log (``?after=N``)."""
+    event = outgoing.event
+    try:
+        if outgoing.wire is not None:
+            direct, shard, channel, data = outgoing.wire
+            direct.publish(shard, channel, data, event.get("seq"))
+            return
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(group_name(outgoing.task_id), {"type": "task.event", "event": event})
+    except Exception:
+        logger.warning("could not publish event %s of task %s", event.get("seq"), outgoing.task_id, exc_info=True)
+
+
+def publish(task_id: Any, event: dict) -> None:
+    """Send ``event`` to the task's group (see ``send``)."""
+    send(prepare(task_id, event))
 
 
 def step_event(task, step) -> dict:

@@ -162,9 +162,15 @@ _OVERLAPPING = (a.CallAgent, a.CallSummary, a.CallSynthesis)
 class _Pending:
     """A sent, unconfirmed step commit."""
 
-    inflight: object  # what agentos.db.send returned: its result() is the reply
-    event: dict  # the live event to publish once confirmed
+    inflight: object  # what agentos.db.prepare returned, sent: its result() is the reply
     step: StepRow
+    outgoing: live.Outgoing | None = None  # its live event, once made ready
+
+    def event(self, task) -> live.Outgoing:
+        """The step's live event, serialized (while the commit may still travel)."""
+        if self.outgoing is None:
+            self.outgoing = live.prepare(task.pk, live.step_event(task, self.step))
+        return self.outgoing
 
 
 @dataclass(slots=True)
@@ -274,6 +280,8 @@ class _Slice:
         differ from those decide() saw) or "lost" (nothing was written: the lease is gone
         or another worker wrote that index). Publishes the step once it is confirmed."""
         pending, self.pending = self.pending, None
+        # The event first: self.task is as the step left it until the next step is sent.
+        outgoing = pending.event(self.task)
         try:
             row = pending.inflight.result()
         except IntegrityError:
@@ -285,7 +293,7 @@ class _Slice:
             return "lost"
         pending.step.pk = row[2]
         self.done += 1
-        live.publish(self.task.pk, pending.event)
+        live.send(outgoing)
         flags = (bool(row[0]), bool(row[1]))
         changed = flags != (self.state.pause_requested, self.state.cancel_requested)
         self.state.pause_requested, self.state.cancel_requested = flags
@@ -300,8 +308,10 @@ class _Slice:
         previous step's reply if it arrives first, so that step is published during the
         call; if the tool returns first, its step is built while the commit still travels
         and the reply is read in _commit, before the step is sent."""
-        if self.pending is not None and self.pending.inflight.wait(until=call):
-            self._settle_or_stale()
+        if self.pending is not None:
+            self.pending.event(self.task)
+            if self.pending.inflight.wait(until=call):
+                self._settle_or_stale()
 
     def _settle_before_query(self, execute, sql, params, many, context):
         self._settle_or_stale()
@@ -378,7 +388,7 @@ class _Slice:
         for name, value in changes.items():
             setattr(self.task, name, value)
         self.state.steps.append(record)
-        self.pending = _Pending(inflight, live.step_event(self.task, step), step)
+        self.pending = _Pending(inflight, step)
         if not release:
             return changes["status"]
         if self._settle() == "lost":

@@ -253,8 +253,9 @@ def test_the_previous_step_is_published_while_an_llm_call_runs(agents_defaults, 
     from tasks import live
 
     published: list[int] = []
-    monkeypatch.setattr(live, "publish",
-                        lambda task_id, event: published.append(event["seq"]) if event["type"] == "step" else None)
+    # The runner sends the events it prepared (live.prepare, then live.send).
+    monkeypatch.setattr(live, "send", lambda outgoing: published.append(outgoing.event["seq"])
+                        if outgoing.event["type"] == "step" else None)
     provider = get_provider()
     original = provider.complete
     seen_by_call: list[list[int]] = []
@@ -315,8 +316,8 @@ def test_a_tool_that_returns_first_has_its_step_built_while_the_previous_commit_
 
     monkeypatch.setattr(runner, "prepare", spy)
     monkeypatch.setattr(runner._Slice, "_commit", commit)
-    monkeypatch.setattr(live, "publish", lambda task_id, event: events.append(("published", event["seq"], time.time()))
-                        if event["type"] == "step" else None)
+    monkeypatch.setattr(live, "send", lambda outgoing: events.append(("published", outgoing.event["seq"], time.time()))
+                        if outgoing.event["type"] == "step" else None)
     released = {}
     other = other_connection()
     other.autocommit = False
@@ -355,8 +356,9 @@ def test_the_previous_step_is_published_while_a_slow_tool_runs(agents_defaults, 
 
     index = llm_before_tool(user)
     published: list[int] = []
-    monkeypatch.setattr(live, "publish",
-                        lambda task_id, event: published.append(event["seq"]) if event["type"] == "step" else None)
+    # The runner sends the events it prepared (live.prepare, then live.send).
+    monkeypatch.setattr(live, "send", lambda outgoing: published.append(outgoing.event["seq"])
+                        if outgoing.event["type"] == "step" else None)
     original = dispatch._run
     seen_by_tool: list[list[int]] = []
 

@@ -81,11 +81,11 @@ def test_redis_unreachable_never_raises_and_pauses_publishing(settings):
     publisher.pools[0].make_connection = lambda: attempts.append(1) or make()
 
     started = time.monotonic()
-    publisher.publish("t-down", {"type": "task.event", "event": event(1)})
+    publisher.publish(*publisher.prepare("t-down", {"type": "task.event", "event": event(1)}))
     assert time.monotonic() - started < 2 * live.DIRECT_TIMEOUT + 0.5
     assert len(attempts) == 2  # the connection, then once more on a new one
     assert publisher.down_until > time.monotonic()
-    publisher.publish("t-down", {"type": "task.event", "event": event(2)})
+    publisher.publish(*publisher.prepare("t-down", {"type": "task.event", "event": event(2)}))
     assert len(attempts) == 2  # paused: no new attempt during the cool-down
 
 
@@ -110,3 +110,17 @@ def test_hosts_without_an_address_use_the_general_path(settings, config):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
                                            "CONFIG": config}}
     assert not live._Direct.usable(get_channel_layer())
+
+
+def test_a_prepared_event_goes_out_only_when_sent():
+    def send():
+        first, second = live.prepare("t-prepared", event(1)), live.prepare("t-prepared", event(2))
+        assert first.wire is not None  # serialized for the direct path
+        time.sleep(0.2)  # nothing was written yet: a subscriber receives nothing meanwhile
+        live.send(second)
+        live.send(first)
+
+    events = received("t-prepared", send, 2)
+    # In the order sent, not prepared; equal to what was prepared.
+    assert [e["seq"] for e in events] == [2, 1]
+    assert events[1] == event(1)
