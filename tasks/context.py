@@ -17,9 +17,14 @@ from tasks.engine.state import StepRecord
 from tasks.models import Step
 
 
+def canonical_json(value: Any) -> str:
+    """The JSON text ``canonical`` parses."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
 def canonical(value: Any) -> Any:
     """JSON-normalised data with sorted keys: identical before and after a jsonb round trip."""
-    return json.loads(json.dumps(value, sort_keys=True, ensure_ascii=False, default=str))
+    return json.loads(canonical_json(value))
 
 
 RECORD_FIELDS = ("index", "kind", "status", "agent", "subtask_id", "input", "output", "error")

@@ -18,12 +18,13 @@ from typing import Any
 from agentos.llm import InvalidModelOutput, LLMError, LLMRequest, get_provider
 from prompts.errors import PromptError
 from prompts.services import RenderedPrompt, active_version, prompt_version_render, version_cached
-from tasks.context import canonical
+from tasks.context import canonical, canonical_json
 from tasks.engine import actions as a
 from tasks.engine.context import build_messages, clip, messages_hash, transcript, visible_own
 from tasks.engine.log import action_problem, plan_problem, records_for
 from tasks.engine.schema import narrow_schema
 from tasks.engine.state import AgentInfo, StepRecord, TaskState
+from tasks.sql import JSONText
 from tools.dispatch import ToolContext, dispatch
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class StepDraft:
     output: Any = None
     error: str = ""
     prompt_label: str = ""
-    context: dict | None = None
+    context: dict | str | None = None  # LLM steps: the JSON text (tasks.sql.JSONText)
     context_hash: str = ""
     tokens_in: int = 0
     tokens_out: int = 0
@@ -97,7 +98,8 @@ def prompt_render(*, slug: str, variables: dict, versions: dict, active: dict | 
 def _call_llm(run: Run, draft: StepDraft, *, slug: str, variables: dict, records: list[StepRecord],
               subtask: dict | None, narrow) -> StepDraft:
     started = time.monotonic()
-    variables = canonical(variables)
+    variables_json = canonical_json(variables)
+    variables = json.loads(variables_json)
     try:
         rendered = prompt_render(slug=slug, variables=variables, versions=run.versions, active=run.active_prompts)
     except PromptError as error:
@@ -107,8 +109,10 @@ def _call_llm(run: Run, draft: StepDraft, *, slug: str, variables: dict, records
     messages = build_messages(kind=draft.kind, system=rendered.text, query=run.state.query, subtask=subtask,
                               records=records)
     draft.prompt_label, draft.prompt_version_id = rendered.label, rendered.version_id
-    draft.context = {"kind": draft.kind, "version_id": rendered.version_id, "variables": variables,
-                     "steps": [r.index for r in records], "subtask": subtask}
+    # Stored as JSON text built around the variables' text, which is serialised once.
+    head = json.dumps({"kind": draft.kind, "version_id": rendered.version_id, "steps": [r.index for r in records],
+                       "subtask": subtask}, ensure_ascii=False, default=str)
+    draft.context = JSONText(f'{head[:-1]}, "variables": {variables_json}}}')
     draft.context_hash = messages_hash(messages)
     request = LLMRequest(messages=messages, response_schema=narrow(rendered.response_schema), schema_name=slug,
                          temperature=rendered.temperature, max_tokens=rendered.max_tokens, variables=variables)

@@ -15,6 +15,7 @@ import uuid
 from functools import lru_cache
 
 from django.db import connections
+from psycopg.types.json import Jsonb
 
 from tasks.models import Step
 
@@ -26,9 +27,16 @@ _INTEGERS = ("IntegerField", "PositiveIntegerField", "BigIntegerField", "SmallIn
              "PositiveBigIntegerField", "PositiveSmallIntegerField")
 
 
+class JSONText(str):
+    """A JSON column's value already serialised (bound as that text, not as a string)."""
+
+
 def db_value(field, value, connection):
     """``field.get_db_prep_save(value, connection)``, without its conversion chain for a
-    value that already has the column's type (a statement on every step binds ~30 values)."""
+    value that already has the column's type (a statement on every step binds ~30 values);
+    a JSONText is bound as the JSON it holds."""
+    if type(value) is JSONText:
+        return Jsonb(value, dumps=str)
     internal = field.get_internal_type()
     if type(value) is _AS_IS.get(internal):
         return value

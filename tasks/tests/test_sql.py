@@ -1,6 +1,7 @@
 """tasks.sql.db_value: what Django's get_db_prep_save gives, with values of the column's type bound as they are."""
 
 import datetime
+import json
 import uuid
 
 import pytest
@@ -45,3 +46,15 @@ def test_integers_keep_one_parameter_type_whatever_their_size():
     field = Step._meta.get_field("tokens_in")
     assert {type(db_value(field, value, connection)) for value in (1, 40000)} == {
         type(field.get_db_prep_save(1, connection))}
+
+
+@pytest.mark.django_db
+def test_json_text_is_bound_as_the_json_it_holds():
+    from agentos.db import send
+    from tasks.sql import JSONText
+
+    field = Step._meta.get_field("context")
+    value = db_value(field, JSONText('{"steps": [1, 2], "kind": "llm"}'), connection)
+    row = send("SELECT %s::jsonb -> 'steps', jsonb_typeof(%s::jsonb)", [value, value]).result()
+    # An object, not a string holding JSON (jsonb comes back as text, as Django reads it).
+    assert json.loads(row[0]) == [1, 2] and row[1] == "object"
