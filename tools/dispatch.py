@@ -121,10 +121,14 @@ def argument_problem(spec: ToolSpec, arguments: Any) -> tuple[str, str | None] |
     return one_line(f"invalid arguments for {spec.name}{where}: {error.message}"), path
 
 
+def _call(spec: ToolSpec, arguments: dict, context: ToolContext) -> Any:
+    parsed = spec.args_model.model_validate(arguments) if spec.args_model else arguments
+    return spec.handler(parsed, context)
+
+
 def _run(spec: ToolSpec, arguments: dict, context: ToolContext) -> Any:
     try:
-        parsed = spec.args_model.model_validate(arguments) if spec.args_model else arguments
-        return spec.handler(parsed, context)
+        return _call(spec, arguments, context)
     finally:
         # Connections are per thread: close this pool thread's one so idle pool threads do
         # not hold database sessions (a reconnect costs a few ms, only for tools that query).
@@ -136,17 +140,9 @@ def _failure(code: str, message: str, started: float) -> ToolOutcome:
                        duration_ms=int((time.monotonic() - started) * 1000))
 
 
-def dispatch(*, name: str, arguments: dict, context: ToolContext, known_enabled: bool = False,
-             while_running: Callable[[RunningCall], None] | None = None) -> ToolOutcome:
-    """Validate and run one tool call. ``known_enabled``: the caller has just checked that an
-    administrator has not disabled the tool (a task slice loads the enabled tools when it
-    starts), so the settings query is skipped. ``while_running``: called in the caller's
-    thread right after the handler was handed to its own thread, with the RunningCall, so
-    both run at once (the orchestrator waits there for the previous step's commit reply or
-    the handler's end, whichever comes first); the handler's timeout
-    counts from the start of the call. An exception it raises is the caller's, and the
-    call's result is then dropped."""
-    started = time.monotonic()
+def _callable_spec(name: str, arguments: Any, known_enabled: bool, started: float) -> ToolSpec | ToolOutcome:
+    """The tool's spec, or the outcome that refuses the call (unknown, disabled, waits for a
+    person, invalid arguments)."""
     try:
         spec = get_tool(name)
     except UnknownTool as error:
@@ -158,12 +154,38 @@ def dispatch(*, name: str, arguments: dict, context: ToolContext, known_enabled:
     problem = argument_problem(spec, arguments)
     if problem:
         return _failure("invalid_arguments", problem[0], started)
-    future = _EXECUTOR.submit(_run, spec, arguments, context)
-    if while_running is not None:
-        while_running(RunningCall(future))
+    return spec
+
+
+def dispatch(*, name: str, arguments: dict, context: ToolContext, known_enabled: bool = False,
+             while_running: Callable[[RunningCall], None] | None = None) -> ToolOutcome:
+    """Validate and run one tool call. ``known_enabled``: the caller has just checked that an
+    administrator has not disabled the tool (a task slice loads the enabled tools when it
+    starts), so the settings query is skipped. ``while_running``: called in the caller's
+    thread right after the handler was handed to its own thread, with the RunningCall, so
+    both run at once (the orchestrator waits there for the previous step's commit reply or
+    the handler's end, whichever comes first); the handler's timeout counts from the start
+    of the call. An exception it raises is the caller's, and the call's result is then
+    dropped. An inline tool (ToolSpec.inline) runs in the caller's thread; while_running is
+    not called for it."""
+    started = time.monotonic()
+    spec = _callable_spec(name, arguments, known_enabled, started)
+    if isinstance(spec, ToolOutcome):
+        return spec
+    if spec.inline:
+        future = None
+    else:
+        future = _EXECUTOR.submit(_run, spec, arguments, context)
+        if while_running is not None:
+            while_running(RunningCall(future))
     try:
-        result = future.result(timeout=max(0.0, spec.timeout_s - (time.monotonic() - started)))
-    except FutureTimeout:
+        if future is None:
+            result = _call(spec, arguments, context)
+        else:
+            result = future.result(timeout=max(0.0, spec.timeout_s - (time.monotonic() - started)))
+    except FutureTimeout as error:
+        if future is None:  # raised by an inline handler itself (TimeoutError is FutureTimeout)
+            return _failure("tool_error", f"{name} failed: {type(error).__name__}: {error}", started)
         future.cancel()
         return _failure("timeout", f"{name} did not finish within {spec.timeout_s:g} s", started)
     except ToolError as error:

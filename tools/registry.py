@@ -39,6 +39,9 @@ class ToolSpec:
     args_model: type[BaseModel] | None = None
     # ask_human: the orchestrator turns a call into a wait for a person instead of dispatching it.
     waits_for_human: bool = False
+    # Pure computation whose cost the tool bounds itself (no I/O): runs in the caller's
+    # thread, without the hand-off to a pool thread, and so cannot be abandoned at timeout_s.
+    inline: bool = False
 
     @cached_property
     def validator(self) -> Draft202012Validator:
@@ -72,14 +75,14 @@ _REGISTRY: dict[str, ToolSpec] = {}
 
 def register(*, name: str, description: str, args: type[BaseModel], requires_approval: bool = False,
              side_effects: bool = False, timeout_s: float = 10.0,
-             waits_for_human: bool = False) -> Callable[[Callable], Callable]:
+             waits_for_human: bool = False, inline: bool = False) -> Callable[[Callable], Callable]:
     """Decorator: ``@register(name="calculator", description=..., args=CalculatorArgs)``."""
 
     def decorator(handler: Callable) -> Callable:
         _REGISTRY[name] = ToolSpec(name=name, description=description, parameters=schema_of(args),
                                    requires_approval=requires_approval, side_effects=side_effects,
                                    timeout_s=timeout_s, handler=handler, args_model=args,
-                                   waits_for_human=waits_for_human)
+                                   waits_for_human=waits_for_human, inline=inline)
         return handler
 
     return decorator

@@ -10,6 +10,7 @@ step's statement is sent.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import psycopg
@@ -352,7 +353,7 @@ def test_a_tool_that_returns_first_has_its_step_built_while_the_previous_commit_
 
 def test_the_previous_step_is_published_while_a_slow_tool_runs(agents_defaults, user, monkeypatch):
     from tasks import live
-    from tools import dispatch
+    from tools import dispatch, registry
 
     index = llm_before_tool(user)
     published: list[int] = []
@@ -368,6 +369,9 @@ def test_the_previous_step_is_published_while_a_slow_tool_runs(agents_defaults, 
         return original(spec, arguments, context)
 
     monkeypatch.setattr(dispatch, "_run", slow)
+    # The calculator runs inline (in the runner's thread); a tool on a pool thread here.
+    calculator = registry.get_tool("calculator")
+    monkeypatch.setitem(registry._REGISTRY, "calculator", dataclasses.replace(calculator, inline=False))
     task = task_create(owner=user, query=QUERY)
     run_to_end(task)
     assert task.status == "completed", task.error

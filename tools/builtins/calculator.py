@@ -106,7 +106,9 @@ def calculate(expression: str) -> float | int:
     return value
 
 
-@register(name="calculator", args=CalculatorArgs, timeout_s=5.0,
+# Inline: bounded arithmetic (expression length, exponents, result digits) costs
+# microseconds, less than handing it to a pool thread.
+@register(name="calculator", args=CalculatorArgs, timeout_s=5.0, inline=True,
           description="Evaluate an arithmetic expression exactly: + - * / // % **, parentheses, "
                       "sqrt, abs, round, min, max, floor, ceil, log, log10, exp, pi, e.")
 def calculator(arguments: CalculatorArgs, context: object) -> dict:

@@ -1,3 +1,4 @@
+import dataclasses
 import time
 
 import pytest
@@ -188,3 +189,41 @@ def test_the_running_call_can_be_waited_for_with_a_socket(monkeypatch):
         assert outcome.ok
         assert seen["before"] == (False, []), "readable before the handler returned"
         assert seen["after"] and seen["done"] is True
+
+
+def inline_tool(monkeypatch, name, handler):
+    temporary_tool(monkeypatch, name, handler)
+    monkeypatch.setitem(registry._REGISTRY, name, dataclasses.replace(registry._REGISTRY[name], inline=True))
+
+
+def test_an_inline_tool_runs_in_the_callers_thread(monkeypatch):
+    import threading
+
+    threads = []
+    inline_tool(monkeypatch, "inline_probe", lambda arguments, context: threads.append(threading.current_thread())
+                or {"ok": True})
+    called = []
+    outcome = dispatch(name="inline_probe", arguments={}, context=CONTEXT, while_running=called.append)
+    assert outcome.ok and outcome.result == {"ok": True}
+    assert threads == [threading.current_thread()]
+    assert called == []  # nothing runs beside it
+
+
+@pytest.mark.parametrize(("error", "code", "fragment"), [
+    (registry.ToolError("no such thing"), "tool_error", "inline_failing: no such thing"),
+    (TimeoutError("its own"), "tool_error", "TimeoutError: its own"),
+    (ValueError("bad"), "tool_error", "ValueError: bad"),
+])
+def test_an_inline_tools_failures_are_outcomes_like_any_tools(monkeypatch, error, code, fragment):
+    def handler(arguments, context):
+        raise error
+
+    inline_tool(monkeypatch, "inline_failing", handler)
+    outcome = dispatch(name="inline_failing", arguments={}, context=CONTEXT)
+    assert not outcome.ok and outcome.error_code == code and fragment in outcome.error
+
+
+def test_the_calculator_runs_inline():
+    assert registry.get_tool("calculator").inline
+    outcome = dispatch(name="calculator", arguments={"expression": "12 * 7"}, context=CONTEXT)
+    assert outcome.ok and outcome.result["result"] == 84
