@@ -18,7 +18,7 @@ from typing import Any
 from agentos.llm import InvalidModelOutput, LLMError, LLMRequest, get_provider
 from prompts.errors import PromptError
 from prompts.services import RenderedPrompt, active_version, prompt_version_render, version_cached
-from tasks.context import canonical, canonical_json
+from tasks.context import Canonical, canonical, canonical_pair
 from tasks.engine import actions as a
 from tasks.engine.context import build_messages, clip, messages_hash, transcript, visible_own
 from tasks.engine.log import action_problem, plan_problem, records_for
@@ -64,6 +64,8 @@ class Run:
     state: TaskState
     tools: dict  # enabled tool name -> ToolSpec
     versions: dict = field(default_factory=dict)  # prompt slug -> active PromptVersion, for this slice
+    narrowed: dict = field(default_factory=dict)  # the response schemas narrowed in this slice
+    canonical: dict = field(default_factory=dict)  # template variables made canonical once per slice
     # prompt slug -> (active version id, template stamp), read when the slice started
     active_prompts: dict = field(default_factory=dict)
     # Called right before the provider is called: the runner reads the previous step's
@@ -96,10 +98,9 @@ def prompt_render(*, slug: str, variables: dict, versions: dict, active: dict | 
 
 
 def _call_llm(run: Run, draft: StepDraft, *, slug: str, variables: dict, records: list[StepRecord],
-              subtask: dict | None, narrow) -> StepDraft:
+              subtask: dict | None, narrowing: dict | None = None) -> StepDraft:
     started = time.monotonic()
-    variables_json = canonical_json(variables)
-    variables = json.loads(variables_json)
+    variables_json, variables = canonical_pair(variables)
     try:
         rendered = prompt_render(slug=slug, variables=variables, versions=run.versions, active=run.active_prompts)
     except PromptError as error:
@@ -114,7 +115,8 @@ def _call_llm(run: Run, draft: StepDraft, *, slug: str, variables: dict, records
                        "subtask": subtask}, ensure_ascii=False, default=str)
     draft.context = JSONText(f'{head[:-1]}, "variables": {variables_json}}}')
     draft.context_hash = messages_hash(messages)
-    request = LLMRequest(messages=messages, response_schema=narrow(rendered.response_schema), schema_name=slug,
+    request = LLMRequest(messages=messages, response_schema=_narrowed(run, rendered.response_schema, narrowing),
+                         schema_name=slug,
                          temperature=rendered.temperature, max_tokens=rendered.max_tokens, variables=variables)
     run.before_call()
     try:
@@ -128,6 +130,19 @@ def _call_llm(run: Run, draft: StepDraft, *, slug: str, variables: dict, records
         draft.tokens_in, draft.tokens_out = result.tokens_in, result.tokens_out
     draft.duration_ms = int((time.monotonic() - started) * 1000)
     return draft
+
+
+def _narrowed(run: Run, schema: dict | None, narrowing: dict | None) -> dict | None:
+    """``narrow_schema(schema, **narrowing)``, computed once per slice for each schema and
+    narrowing (an agent's steps ask for the same one; a response schema is never modified)."""
+    if not narrowing or not schema:
+        return schema
+    # The versions, and so their schemas, are held by the Run for the whole slice.
+    key = (id(schema), repr(narrowing))
+    narrowed = run.narrowed.get(key)
+    if narrowed is None:
+        narrowed = run.narrowed[key] = narrow_schema(schema, **narrowing)
+    return narrowed
 
 
 def _invalid(draft: StepDraft, problem: str | None) -> StepDraft:
@@ -151,8 +166,7 @@ def execute_plan(run: Run, action: a.CallPlan) -> StepDraft:
     draft = StepDraft("plan", input={"memory": hits, "agents": names})
     records = [r for r in run.state.steps if r.index in set(action.history)]
     draft = _call_llm(run, draft, slug="plan", variables=variables, records=records, subtask=None,
-                      narrow=lambda s: narrow_schema(s, enums={"agent": names},
-                                                     max_items={"subtasks": action.max_subtasks}))
+                      narrowing={"enums": {"agent": names}, "max_items": {"subtasks": action.max_subtasks}})
     return _invalid(draft, draft.status == "ok" and plan_problem(draft.output, set(names), action.max_subtasks))
 
 
@@ -173,6 +187,16 @@ def _agent_tools(run: Run, agent: AgentInfo) -> list:
     return [run.tools[name] for name in agent.allowed_tools if name in run.tools and name != "ask_human"]
 
 
+def _tool_list(run: Run, agent: AgentInfo, tools: list) -> Canonical:
+    """The agent's tools as its prompt shows them, made canonical once per slice."""
+    key = ("tools", agent.name)
+    listed = run.canonical.get(key)
+    if listed is None:
+        listed = run.canonical[key] = Canonical.of(
+            [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools])
+    return listed
+
+
 def human_allowed(run: Run, agent: AgentInfo) -> bool:
     return run.state.allow_human and "ask_human" in agent.allowed_tools
 
@@ -185,7 +209,7 @@ def execute_agent(run: Run, action: a.CallAgent) -> StepDraft:
         ["ask_human"] if human_allowed(run, agent) else []) + ["finish"]
     variables = {"query": run.state.query, "subtask": action.subtask.description,
                  "agent": {"name": agent.name, "description": agent.description},
-                 "tools": [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools],
+                 "tools": _tool_list(run, agent, tools),
                  "max_steps": agent.max_steps, "steps_left": action.steps_left}
     draft = StepDraft("llm", agent=agent.name, subtask_id=action.subtask.id,
                       input={"steps_left": action.steps_left, "final": action.final})
@@ -193,7 +217,7 @@ def execute_agent(run: Run, action: a.CallAgent) -> StepDraft:
     records = [by_index[i] for i in action.history]
     draft = _call_llm(run, draft, slug=agent.prompt_slug, variables=variables, records=records,
                       subtask=action.subtask.as_dict(),
-                      narrow=lambda s: narrow_schema(s, enums={"tool": names}, actions=allowed))
+                      narrowing={"enums": {"tool": names}, "actions": allowed})
     problem = draft.status == "ok" and action_problem(draft.output, allowed_tools=tuple(names),
                                                       allow_human=human_allowed(run, agent), final=action.final)
     return _invalid(draft, problem)
@@ -206,7 +230,7 @@ def execute_summary(run: Run, action: a.CallSummary) -> StepDraft:
     draft = StepDraft("summary", agent=action.subtask.agent, subtask_id=action.subtask.id,
                       input={"fold": list(action.fold)})
     draft = _call_llm(run, draft, slug="summarize", variables=variables, records=records,
-                      subtask=action.subtask.as_dict(), narrow=lambda s: s)
+                      subtask=action.subtask.as_dict())
     ok = draft.status != "ok" or isinstance((draft.output or {}).get("summary"), str)
     return _invalid(draft, None if ok else "the summary must be a string")
 
@@ -216,8 +240,7 @@ def execute_synthesis(run: Run, action: a.CallSynthesis) -> StepDraft:
     by_index = {r.index: r for r in run.state.steps}
     records = [by_index[i] for i in action.history if i in by_index]
     draft = StepDraft("synthesis")
-    draft = _call_llm(run, draft, slug="synthesize", variables=variables, records=records, subtask=None,
-                      narrow=lambda s: s)
+    draft = _call_llm(run, draft, slug="synthesize", variables=variables, records=records, subtask=None)
     ok = draft.status != "ok" or isinstance((draft.output or {}).get("result"), str)
     return _invalid(draft, None if ok else "the result must be a string")
 

@@ -37,3 +37,22 @@ def test_plan_schema_gets_an_agent_enum_and_a_subtask_cap():
     assert _valid(schema, {"subtasks": [one]})
     assert not _valid(schema, {"subtasks": [one | {"agent": "analysis"}]})
     assert not _valid(schema, {"subtasks": [one, one | {"id": "s2"}]})
+
+
+def test_a_slice_narrows_each_schema_once_per_narrowing_and_leaves_the_schema_alone():
+    import copy
+
+    from tasks.execution import Run, _narrowed
+
+    schema = {"type": "object", "properties": {"action": {"type": "string", "enum": ["tool", "ask_human", "finish"]},
+                                               "tool": {"type": "string"}}}
+    original = copy.deepcopy(schema)
+    run = Run(task=None, state=None, tools={})
+    first = _narrowed(run, schema, {"enums": {"tool": ["calculator"]}, "actions": ["tool", "finish"]})
+    again = _narrowed(run, schema, {"enums": {"tool": ["calculator"]}, "actions": ["tool", "finish"]})
+    last = _narrowed(run, schema, {"enums": {"tool": ["calculator"]}, "actions": ["finish"]})
+    assert again is first
+    assert first == narrow_schema(schema, enums={"tool": ["calculator"]}, actions=["tool", "finish"])
+    assert last == narrow_schema(schema, enums={"tool": ["calculator"]}, actions=["finish"]) != first
+    assert _narrowed(run, schema, None) is schema
+    assert schema == original
