@@ -93,11 +93,14 @@ def latest_plan(steps: list[StepRecord]) -> StepRecord | None:
     return None
 
 
-def subtasks_of(plan: StepRecord | None) -> list[Subtask]:
-    """The plan's subtasks; ids are made unique (s1, s2, ... when the model repeated one)."""
-    if plan is None:
-        return []
-    items = (plan.output or {}).get("subtasks") or []
+def subtasks_of(plan: StepRecord | None) -> tuple[Subtask, ...]:
+    """The plan's subtasks; ids are made unique (s1, s2, ... when the model repeated one).
+    Parsed once per plan record (StepRecord.planned)."""
+    return () if plan is None else plan.planned
+
+
+def parse_subtasks(output: Any) -> list[Subtask]:
+    items = (output or {}).get("subtasks") or []
     subtasks: list[Subtask] = []
     seen: set[str] = set()
     for number, item in enumerate(items, start=1):

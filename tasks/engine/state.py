@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 # Step kinds (DESIGN.md section 3); the same strings as tasks.models.StepKind.
@@ -34,6 +35,8 @@ def estimate_tokens(text: str) -> int:
 
 @dataclass(frozen=True)
 class StepRecord:
+    """One step of the log. Records are never modified (their data included)."""
+
     index: int
     kind: str
     status: str = OK
@@ -46,6 +49,13 @@ class StepRecord:
     @property
     def ok(self) -> bool:
         return self.status == OK
+
+    @cached_property
+    def planned(self) -> tuple[Subtask, ...]:
+        """A plan record's subtasks, parsed from its output once (see log.subtasks_of)."""
+        from tasks.engine.log import parse_subtasks
+
+        return tuple(parse_subtasks(self.output))
 
 
 @dataclass(frozen=True)
