@@ -6,9 +6,11 @@ Runs the steps benchmark's workload in this process with timers wrapped around t
 runner's phases (lease, load, execute, prompt render, token counting, the provider,
 tool dispatch, the fenced commit, the publish) and every SQL statement timed by a Django
 execute wrapper, grouped by statement. The wrappers add a few microseconds per call.
-The per-step statement is sent in flight (agentos.db.InFlight), which execute wrappers do
-not see: its cost shows as "send the fenced statement" plus "wait for its reply", and the
-wait is nested in "execute action" when the reply is read before a provider or tool call.
+The per-step statement is built (agentos.db.prepare), then sent in flight once the previous
+step's reply is read (agentos.db.InFlight), which execute wrappers do not see: its cost
+shows as "build" and "send" plus "wait for a step's reply", which is nested in "execute
+action" when the reply is read before a provider call and in "commit" when the next step
+was built first (a tool that returned before the reply).
 Prints one JSON object: milliseconds per committed step for each phase and statement.
 """
 
@@ -33,8 +35,10 @@ PHASES = [
     ("tasks.execution", "dispatch", "  tool dispatch"),
     ("tasks.runner", "_Slice._commit", "commit (all)"),
     ("tasks.runner", "_Slice._task_changes", "  task changes (progress, estimates)"),
-    ("tasks.runner", "_Slice._send", "  send the fenced statement"),
-    ("tasks.runner", "_Slice._settle", "  wait for its reply, publish"),
+    ("tasks.runner", "_Slice._statement", "  build the fenced statement (values converted)"),
+    ("agentos.db", "InFlight.send", "  send it (after the previous step's reply)"),
+    ("tasks.runner", "_Slice._settle", "wait for a step's reply, publish it"),
+    ("tasks.runner", "_Slice._settle_during", "  while a tool runs on its thread"),
     ("prompts.services", "prompt_version_record_use", "  prompt use counter UPDATE"),
     ("tasks.runner", "lease_release", "lease release"),
 ]

@@ -6,9 +6,9 @@
    provider at zero latency; each step is committed with its lease renewal in one
    transaction and published to the channel layer. Per-step time = time between two
    committed steps (their created_at) minus the provider's own time (LLM time excluded).
-   The runner stamps a step when it builds its statement and sends step N+1's statement
-   only after step N's reply, so one interval holds one whole step, the wait for the
-   previous step's commit included. The trigger step (index 0) is not counted: the
+   The runner stamps a step right before it sends its statement, which is only after
+   step N's reply, so one interval holds one whole step, the wait for the previous step's
+   commit included. The trigger step (index 0) is not counted: the
    service writes it when the task is created, before the runner starts. mean_ms_wall is
    the run's wall time (first lease to the last reply) per step, LLM time excluded.
 2. LangGraph: the same sequence of model / tool / plain steps (taken from the AgentOS
