@@ -63,7 +63,12 @@ def _compact_lines(lines: list[str]) -> list[str]:
 _ODD_ASCII_SPACE = "\t\x0b\x0c\x1c\x1d\x1e\x1f"
 _ODD_SPACE = re.compile(r"[^\S\n ]")
 # SEPARATOR_LINE for one line of a whole text: only a second separator line can be dropped.
-_SEPARATOR_LINES = re.compile(r"^[^\S\n]*([-=*_~])(?:[^\S\n]*\1){2,}[^\S\n]*$", re.MULTILINE)
+# The first line is matched at the start; every other one after its "\n", a literal the
+# regex engine finds quickly (a pattern anchored with ^ in MULTILINE mode is tried at
+# every character, several times slower on a prompt of a few KB).
+_SEPARATOR = r"[^\S\n]*([-=*_~])(?:[^\S\n]*\1){2,}[^\S\n]*(?=\n|\Z)"
+_FIRST_SEPARATOR_LINE = re.compile(_SEPARATOR)
+_NEXT_SEPARATOR_LINES = re.compile("\n" + _SEPARATOR)
 
 
 def _space_run_between_words(text: str) -> bool:
@@ -90,8 +95,12 @@ def _is_compact(text: str) -> bool:
         return False
     if _space_run_between_words(text):
         return False
-    separators = _SEPARATOR_LINES.finditer(text)
-    return next(separators, None) is None or next(separators, None) is None
+    found = 1 if _FIRST_SEPARATOR_LINE.match(text) else 0
+    for _line in _NEXT_SEPARATOR_LINES.finditer(text):
+        found += 1
+        if found == 2:
+            return False
+    return True
 
 
 def _compact_full(text: str) -> str:
