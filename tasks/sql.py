@@ -11,6 +11,7 @@ to PostgreSQL.
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from functools import lru_cache
 
@@ -35,13 +36,18 @@ def db_value(field, value, connection):
     """``field.get_db_prep_save(value, connection)``, without its conversion chain for a
     value that already has the column's type (a statement on every step binds ~30 values);
     a JSONText is bound as the JSON it holds."""
-    if type(value) is JSONText:
+    kind = type(value)
+    if kind is JSONText:
         return Jsonb(value, dumps=str)
     internal = field.get_internal_type()
-    if type(value) is _AS_IS.get(internal):
+    if kind is _AS_IS.get(internal):
         return value
-    if type(value) is int and internal in _INTEGERS:
+    if kind is int and internal in _INTEGERS:
         return connection.ops.adapt_integerfield_value(value, internal)
+    if kind is datetime.datetime and internal == "DateTimeField" and value.tzinfo is not None:
+        return connection.ops.adapt_datetimefield_value(value)
+    if (kind is dict or kind is list) and internal == "JSONField":
+        return connection.ops.adapt_json_value(value, field.encoder)
     return field.get_db_prep_save(value, connection)
 
 

@@ -23,7 +23,13 @@ from tasks.sql import db_value
     (Task, "id", uuid.UUID(int=7)),
     (Task, "updated_at", datetime.datetime(2026, 11, 26, tzinfo=datetime.UTC)),
     (Step, "input", {"a": [1, 2]}),
+    (Step, "input", [1, "two"]),
     (Step, "output", None),
+    (Step, "output", "a JSON string"),  # converted by Django
+    # Naive: Django makes it aware (and warns).
+    pytest.param(Task, "updated_at", datetime.datetime(2026, 11, 26, 7, 0),
+                 marks=pytest.mark.filterwarnings("ignore:DateTimeField .* received a naive datetime")),
+    (Task, "finished_at", None),
 ])
 def test_db_value_matches_djangos_conversion(model, name, value):
     field = model._meta.get_field(name)
