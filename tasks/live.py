@@ -14,7 +14,9 @@ event loop (``async_to_sync(group_send)`` would need one per call, about 8 ms) c
 its Python work competed with the runner for the interpreter lock on every step.
 Publishing stays best effort: a short timeout, one retry on a new connection, then events
 are dropped for ``COOL_DOWN`` seconds (clients catch up from the step log), so a Redis
-outage never stalls a worker.
+outage never stalls a worker. ``prepare`` (the event serialized, its channel chosen) and
+``send`` (the write) can run apart: the runner prepares a step's event while the step's
+commit is still on its way.
 
 Any other channel-layer configuration (hosts without an address, another layer) is
 published with ``async_to_sync(layer.group_send)``: correct, but an event loop per call.

@@ -17,7 +17,8 @@
       fails even if fencing were bypassed);
    c. count the prompt version's use (exactly once per committed LLM step).
    The flags come back from (a), so pause and cancel are seen after every commit.
-   The statement is sent without waiting for its reply (agentos.db.send): while PostgreSQL
+   The statement is built (agentos.db.prepare) and sent without waiting for its reply (its
+   ``send()``, which returns at once): while PostgreSQL
    executes and commits it, the next action is decided and, when it is an LLM call or a
    call of a tool without side effects, prepared (prompt rendered, tool run; a tool that
    returns before the reply has its own step's statement built meanwhile). The reply is
@@ -188,7 +189,7 @@ class StepRow:
     output: object
     error: str
     prompt_label: str
-    context: dict | None
+    context: dict | str | None  # an LLM step's context as JSON text (tasks.sql.JSONText)
     context_hash: str
     tokens_in: int
     tokens_out: int

@@ -62,22 +62,26 @@ _wakeups = threading.local()
 
 class RunningCall:
     """A handler at work on its thread, as ``while_running`` sees it: ``done()`` once it
-    returned or raised; ``fileno()`` is readable by then (and possibly earlier, from an
-    earlier call: check ``done()``), so a caller can wait for it and for a socket at once."""
+    returned or raised; ``fileno()`` is readable by then (and possibly earlier, e.g. when an
+    abandoned earlier call of this thread ends: ``done()`` then says no and clears it), so
+    a caller can wait for it and for a socket at once."""
 
     def __init__(self, future) -> None:
         wakeup = getattr(_wakeups, "pipe", None)
         if wakeup is None:
             wakeup = _wakeups.pipe = _Wakeup()
         wakeup.drain()
-        self._future, self._fd = future, wakeup.r
+        self._future, self._wakeup = future, wakeup
         future.add_done_callback(wakeup.ring)
 
     def done(self) -> bool:
+        if self._future.done():
+            return True
+        self._wakeup.drain()  # a stale byte would keep the descriptor readable
         return self._future.done()
 
     def fileno(self) -> int:
-        return self._fd
+        return self._wakeup.r
 
 
 @dataclass

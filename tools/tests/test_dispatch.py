@@ -4,6 +4,7 @@ import time
 import pytest
 from pydantic import BaseModel, ConfigDict
 
+from tools import dispatch as dispatch_module
 from tools import registry
 from tools.dispatch import ToolContext, dispatch
 from tools.models import ToolSetting
@@ -227,3 +228,30 @@ def test_the_calculator_runs_inline():
     assert registry.get_tool("calculator").inline
     outcome = dispatch(name="calculator", arguments={"expression": "12 * 7"}, context=CONTEXT)
     assert outcome.ok and outcome.result["result"] == 84
+
+
+def test_a_stale_wakeup_is_cleared_while_the_call_runs(monkeypatch):
+    # An abandoned earlier call of this thread may end (and write its byte) during a later
+    # call: done() says no and clears it, so a caller's poll does not spin.
+    import select
+    import threading
+
+    release = threading.Event()
+    seen = {}
+
+    def handler(arguments, context):
+        release.wait(5)
+        return {"ok": True}
+
+    def while_running(call):
+        dispatch_module._wakeups.pipe.ring()  # the stale byte
+        poller = select.poll()
+        poller.register(call.fileno(), select.POLLIN)
+        seen["stale"] = bool(poller.poll(0))
+        seen["done"] = call.done()
+        seen["after"] = bool(poller.poll(0))
+        release.set()
+
+    temporary_tool(monkeypatch, "stale_wakeup", handler, timeout_s=5.0)
+    assert dispatch(name="stale_wakeup", arguments={}, context=CONTEXT, while_running=while_running).ok
+    assert seen == {"stale": True, "done": False, "after": False}
