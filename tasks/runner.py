@@ -374,7 +374,8 @@ class _Slice:
                        error=draft.error, prompt_label=draft.prompt_label, context=draft.context,
                        context_hash=draft.context_hash, tokens_in=draft.tokens_in, tokens_out=draft.tokens_out,
                        duration_ms=draft.duration_ms, created_at=changes["updated_at"])
-        statement, stamped = self._statement(changes, release, step, draft)
+        db = connections[DEFAULT_DB_ALIAS]  # the thread's connection, looked up once
+        statement, stamped = self._statement(db, changes, release, step, draft)
         self._settle_or_stale()
         # The step's time is when it is sent (after the previous step's reply).
         now = timezone.now()
@@ -382,7 +383,6 @@ class _Slice:
             if name in changes:
                 changes[name] = now
         step.created_at = now
-        db = connections[DEFAULT_DB_ALIAS]
         inflight = statement.send({position: db_value(field, now, db) for position, field in stamped})
         # What the next decide() sees, ahead of the confirmation; if the commit fails the
         # slice ends and this state is dropped with it.
@@ -402,7 +402,7 @@ class _Slice:
             _notify_status_changed(self.task.pk, changes["status"])
         return changes["status"]
 
-    def _statement(self, changes: dict, release: bool, step: StepRow, draft: StepDraft):
+    def _statement(self, db, changes: dict, release: bool, step: StepRow, draft: StepDraft):
         """ONE statement, so one round trip and one implicit transaction (autocommit):
 
         - ``lease``: the fencing check (our lease, not expired), the row lock, the task's new
@@ -418,7 +418,6 @@ class _Slice:
         """
         changed = tuple(name for name in _UPDATE_FIELDS if name in changes)
         sql, fields, stamped = _commit_sql(changed, release, bool(draft.prompt_version_id))
-        db = connections[DEFAULT_DB_ALIAS]  # the thread's connection, looked up once
         params = [db_value(field, changes[field.name], db) for field in fields]
         if not release:
             params.append(settings.TASK_LEASE_SECONDS)

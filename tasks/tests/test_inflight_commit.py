@@ -1,11 +1,11 @@
 """A step's commit stays in flight while the next LLM step renders its prompt.
 
-The runner sends step N's fenced statement without waiting (agentos.db.send) and reads its
-reply before anything that depends on it: the provider call of step N+1, any query, any
-tool or decision step, the end of the slice. These tests drive run_slice in this thread on
-committed data (transaction=True, so the connection is in autocommit and the in-flight path
-is the one used) and change the task row from a second connection at the moment a chosen
-step's statement is sent.
+The runner sends step N's fenced statement without waiting (agentos.db.prepare, then its
+send()) and reads its reply before anything that depends on it: the provider call of step
+N+1, any query, any tool or decision step, the sending of step N+1, the end of the slice.
+These tests drive run_slice in this thread on committed data (transaction=True, so the
+connection is in autocommit and the in-flight path is the one used) and change the task row
+from a second connection at the moment a chosen step's statement is sent.
 """
 
 from __future__ import annotations

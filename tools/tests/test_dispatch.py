@@ -1,4 +1,6 @@
 import dataclasses
+import select
+import threading
 import time
 
 import pytest
@@ -123,8 +125,6 @@ def test_known_enabled_skips_the_settings_query():
 
 
 def test_while_running_runs_in_the_callers_thread_while_the_handler_runs(monkeypatch):
-    import threading
-
     started, release = threading.Event(), threading.Event()
     order = []
 
@@ -160,35 +160,43 @@ def test_an_exception_of_while_running_is_the_callers(monkeypatch):
         dispatch(name="quick", arguments={}, context=CONTEXT, while_running=while_running)
 
 
-def test_the_running_call_can_be_waited_for_with_a_socket(monkeypatch):
-    # The orchestrator waits for "the handler returned" and "a reply arrived" at once, by
-    # polling the call's descriptor beside its database socket.
-    import select
-    import threading
-
+def held_tool(monkeypatch, name) -> threading.Event:
+    """A tool whose handler returns once the event it gives back is set."""
     release = threading.Event()
-    seen = {}
 
     def handler(arguments, context):
         release.wait(5)
         return {"ok": True}
 
+    temporary_tool(monkeypatch, name, handler, timeout_s=5.0)
+    return release
+
+
+def readable(call, timeout_ms: int) -> bool:
+    poller = select.poll()
+    poller.register(call.fileno(), select.POLLIN)
+    return bool(poller.poll(timeout_ms))
+
+
+def test_the_running_call_can_be_waited_for_with_a_socket(monkeypatch):
+    # The orchestrator waits for "the handler returned" and "a reply arrived" at once, by
+    # polling the call's descriptor beside its database socket.
+    release = held_tool(monkeypatch, "waited")
+    seen = {}
+
     def while_running(call):
-        poller = select.poll()
-        poller.register(call.fileno(), select.POLLIN)
-        seen["before"] = (call.done(), poller.poll(50))
+        seen["before"] = (call.done(), readable(call, 50))
         release.set()
-        seen["after"] = poller.poll(5000)
+        seen["after"] = readable(call, 5000)
         time.sleep(0.01)
         seen["done"] = call.done()
 
-    temporary_tool(monkeypatch, "waited", handler, timeout_s=5.0)
     for _ in range(2):  # the descriptor is the thread's own, reused and drained per call
         seen.clear()
         release.clear()
         outcome = dispatch(name="waited", arguments={}, context=CONTEXT, while_running=while_running)
         assert outcome.ok
-        assert seen["before"] == (False, []), "readable before the handler returned"
+        assert seen["before"] == (False, False), "readable before the handler returned"
         assert seen["after"] and seen["done"] is True
 
 
@@ -198,8 +206,6 @@ def inline_tool(monkeypatch, name, handler):
 
 
 def test_an_inline_tool_runs_in_the_callers_thread(monkeypatch):
-    import threading
-
     threads = []
     inline_tool(monkeypatch, "inline_probe", lambda arguments, context: threads.append(threading.current_thread())
                 or {"ok": True})
@@ -233,25 +239,15 @@ def test_the_calculator_runs_inline():
 def test_a_stale_wakeup_is_cleared_while_the_call_runs(monkeypatch):
     # An abandoned earlier call of this thread may end (and write its byte) during a later
     # call: done() says no and clears it, so a caller's poll does not spin.
-    import select
-    import threading
-
-    release = threading.Event()
+    release = held_tool(monkeypatch, "stale_wakeup")
     seen = {}
-
-    def handler(arguments, context):
-        release.wait(5)
-        return {"ok": True}
 
     def while_running(call):
         dispatch_module._wakeups.pipe.ring()  # the stale byte
-        poller = select.poll()
-        poller.register(call.fileno(), select.POLLIN)
-        seen["stale"] = bool(poller.poll(0))
+        seen["stale"] = readable(call, 0)
         seen["done"] = call.done()
-        seen["after"] = bool(poller.poll(0))
+        seen["after"] = readable(call, 0)
         release.set()
 
-    temporary_tool(monkeypatch, "stale_wakeup", handler, timeout_s=5.0)
     assert dispatch(name="stale_wakeup", arguments={}, context=CONTEXT, while_running=while_running).ok
     assert seen == {"stale": True, "done": False, "after": False}
