@@ -129,6 +129,7 @@ class LeaseKeeper:
             with self._lock:
                 held = list(self._held)
             if not held:
+                connection.close()  # an idle process keeps no session open for its heartbeat
                 continue
             try:
                 with connection.cursor() as cursor:
@@ -138,9 +139,6 @@ class LeaseKeeper:
                         [settings.TASK_LEASE_SECONDS, held])
             except Exception:  # a database hiccup: try again next round; a lease lasts 3 rounds
                 logger.warning("lease renewal failed", exc_info=True)
-            finally:
-                # Rounds are a second apart and most slices are shorter: no session is held
-                # open between them (with DB_POOL_MAX_SIZE set, it goes back to the pool).
                 connection.close()
 
 
