@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -47,6 +48,7 @@ from tasks.models import Step, Task
 from tasks.signals import task_status_changed
 
 logger = logging.getLogger(__name__)
+PREPARE_THRESHOLD = 5  # psycopg's default; prepare=True prepares on first use anyway
 
 # Step kinds whose prompt version's usage is counted (a model call was made or attempted).
 _MODEL_KINDS = frozenset({"plan", "llm", "summary", "synthesis"})
@@ -90,9 +92,7 @@ def step_append(*, task: Task, step: Step, changes: dict[str, Any] | None = None
     if usage:
         params += [*usage.values(), usage_version_id(step)]
     try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
+        row = _execute(sql, params)
     except IntegrityError as error:  # unique(task, index): another writer committed step N
         raise LeaseLost(f"task {task.pk}: step {index} already exists") from error
     if row is None:
@@ -107,6 +107,21 @@ def step_append(*, task: Task, step: Step, changes: dict[str, Any] | None = None
     task.pause_requested, task.cancel_requested = bool(pause), bool(cancel)
     _after_commit(task, step, old_status)
     return Flags(bool(pause), bool(cancel))
+
+
+def _execute(sql: str, params: list) -> tuple | None:
+    """Run the statement with server-side binding, prepared on its first use per connection
+    (psycopg's own prepared statements): the step's JSON is bound, not quoted into the SQL
+    text, and the CTE is planned once per shape and connection. Django's errors."""
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        # Django turns psycopg's statement preparation off for the connection; its own
+        # cursors bind on the client and never prepare, so this changes only this cursor's.
+        raw.prepare_threshold = PREPARE_THRESHOLD
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchone()
 
 
 def _after_commit(task: Task, step: Step, old_status: str) -> None:

@@ -39,8 +39,8 @@ def test_worker_killed_mid_run_task_completes_with_each_step_once(agents_default
     killed_at = time.monotonic()
     done = Step.objects.filter(task=task).count()
     wait_until(lambda: Step.objects.filter(task=task, index__gt=done).exists(), 30, 0.02, "a step after the kill")
-    # Measured precisely by bench/resume.py (target < 5 s); the bound here leaves room for a loaded machine.
-    assert time.monotonic() - killed_at < 8, "the lease of a dead worker lapses within seconds"
+    # bench/resume.py measures it (target < 5 s); the bound here leaves room for a loaded machine.
+    assert time.monotonic() - killed_at < 15, "the lease of a dead worker lapses within seconds"
     assert survivor.alive()
     wait_status(task, "completed", "failed", timeout=90)
     assert task.status == "completed", task.error
