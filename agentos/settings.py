@@ -229,7 +229,10 @@ if LLM_PROVIDER == "anthropic" and not ANTHROPIC_API_KEY:
 
 # --- Orchestrator ----------------------------------------------------------------------
 TASK_STEP_BUDGET = env_int("TASK_STEP_BUDGET", 60, minimum=5, maximum=1000)
-TASK_LEASE_SECONDS = env_int("TASK_LEASE_SECONDS", 30, minimum=2, maximum=3600)
+# A worker's lease on a task; each live worker process renews its leases every second (its
+# heartbeat, tasks/leases.py), so a short lease only matters when a process dies: its tasks
+# continue on another worker about TASK_LEASE_SECONDS + TASK_REQUEUE_INTERVAL later.
+TASK_LEASE_SECONDS = env_int("TASK_LEASE_SECONDS", 3, minimum=2, maximum=3600)
 TASK_SLICE_SECONDS = env_float("TASK_SLICE_SECONDS", 5.0, minimum=0.1)
 TASK_SLICE_STEPS = env_int("TASK_SLICE_STEPS", 20, minimum=1)
 CONTEXT_TOKEN_BUDGET = env_int("CONTEXT_TOKEN_BUDGET", 6000, minimum=500)
@@ -237,9 +240,9 @@ QUERY_MAX_LENGTH = env_int("QUERY_MAX_LENGTH", 8000, minimum=10)
 TASK_MAX_SUBTASKS = env_int("TASK_MAX_SUBTASKS", 5, minimum=1, maximum=10)
 # Tools that need a person's approval before they run, on top of those flagged in the registry.
 TOOLS_REQUIRING_APPROVAL = env_list("TOOLS_REQUIRING_APPROVAL", [])
-# Celery beat re-enqueues tasks whose worker's lease expired (a crash) every few seconds, and
+# Celery beat re-enqueues tasks whose worker's lease expired (a crash) every second, and
 # queued tasks nobody picked up for TASK_REQUEUE_AFTER_SECONDS (a lost message).
-TASK_REQUEUE_INTERVAL = env_float("TASK_REQUEUE_INTERVAL", 5.0, minimum=0.5)
+TASK_REQUEUE_INTERVAL = env_float("TASK_REQUEUE_INTERVAL", 1.0, minimum=0.5)
 TASK_REQUEUE_AFTER_SECONDS = env_int("TASK_REQUEUE_AFTER_SECONDS", 60, minimum=5)
 CELERY_BEAT_SCHEDULE = {
     "tasks-requeue-expired-leases": {"task": "tasks.requeue_expired_leases", "schedule": TASK_REQUEUE_INTERVAL},

@@ -3,14 +3,9 @@
     python -m bench.breakdown [--tasks 10] [--clauses 3]
 
 Runs the steps benchmark's workload in this process with timers wrapped around the
-runner's phases (lease, load, execute, prompt render, token counting, the provider,
-tool dispatch, the fenced commit, the publish) and every SQL statement timed by a Django
-execute wrapper, grouped by statement. The wrappers add a few microseconds per call.
-The per-step statement is built (agentos.db.prepare), then sent in flight once the previous
-step's reply is read (agentos.db.InFlight), which execute wrappers do not see: its cost
-shows as "build" and "send" plus "wait for a step's reply", which is nested in "execute
-action" when the reply is read before a provider call and in "commit" when the next step
-was built first (a tool that returned before the reply).
+runner's phases (lease, load, decide, execute, prompt render, tool dispatch, the store's
+append, the publish) and every SQL statement timed by a Django execute wrapper, grouped by
+statement. The wrappers add a few microseconds per call.
 Prints one JSON object: milliseconds per committed step for each phase and statement.
 """
 
@@ -29,17 +24,14 @@ PHASES = [
     ("tasks.runner", "lease_acquire", "lease acquire"),
     ("tasks.runner", "load_state", "load state"),
     ("tasks.runner", "decide", "decide (pure engine)"),
-    ("tasks.runner", "_Slice._execute", "execute action (all)"),
+    ("tasks.runner", "execute", "execute action (all)"),
     ("tasks.execution", "prompt_render", "  prompt render (active version + render + tokens)"),
     ("tasks.execution", "build_messages", "  build messages"),
     ("tasks.execution", "dispatch", "  tool dispatch"),
-    ("tasks.runner", "_Slice._commit", "commit (all)"),
-    ("tasks.runner", "_Slice._task_changes", "  task changes (progress, estimates)"),
-    ("tasks.runner", "_Slice._statement", "  build the fenced statement (values converted)"),
-    ("agentos.db", "InFlight.send", "  send it (after the previous step's reply)"),
-    ("tasks.runner", "_Slice._settle", "wait for a step's reply, publish it"),
-    ("tasks.runner", "_Slice._settle_during", "  while a tool runs on its thread"),
-    ("prompts.services", "prompt_version_record_use", "  prompt use counter UPDATE"),
+    ("tasks.runner", "task_changes", "task changes (progress, estimates)"),
+    ("tasks.runner", "step_append", "store: append (statement + commit)"),
+    ("tasks.store", "live.step_event", "  live event built"),
+    ("tasks.store", "live.publish", "  live event queued"),
     ("tasks.runner", "lease_release", "lease release"),
 ]
 

@@ -1,12 +1,13 @@
 """Recovery and resume latency.
 
-    python -m bench.resume [--rounds 5] [--lease-seconds 2] [--requeue-interval 0.5]
+    python -m bench.resume [--rounds 5] [--lease-seconds N] [--requeue-interval S]
 
-1. Crash: two workers (threads pool) and beat run; a task is running with a simulated
-   200 ms model latency. The worker holding its lease is SIGKILLed; measured: time from
-   the kill to the next step of that task committed (by the other worker). It is bounded
-   by the lease (TASK_LEASE_SECONDS, here short) plus beat's re-enqueue interval
-   (TASK_REQUEUE_INTERVAL) plus the pickup.
+1. Crash: two workers (threads pool) and beat run, with the product's default lease and
+   beat settings unless given; a task is running with a simulated 200 ms model latency.
+   The worker holding its lease is SIGKILLed; measured: time from the kill to the next
+   step of that task committed (by the other worker). It is bounded by the lease
+   (TASK_LEASE_SECONDS, renewed every second by each live worker's heartbeat) plus beat's
+   re-enqueue interval (TASK_REQUEUE_INTERVAL) plus the pickup and the step itself.
 2. Resume: a task paused between two steps is resumed through the service
    (tasks.services.task_resume, what the API and the page call); measured: time from the
    call to the service's return (its "resume" step committed) and to the next step a worker
@@ -115,12 +116,17 @@ def _series(rounds: list[dict], key: str, scale: float = 1.0) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--lease-seconds", type=int, default=2)
-    parser.add_argument("--requeue-interval", type=float, default=0.5)
+    parser.add_argument("--lease-seconds", type=int, default=None, help="default: the product's")
+    parser.add_argument("--requeue-interval", type=float, default=None, help="default: the product's")
     args = parser.parse_args(argv)
 
-    env = harness.django_environment(DB_NAME, OFFLINE_LLM_LATENCY_MS="0", TASK_LEASE_SECONDS=str(args.lease_seconds),
-                                     TASK_REQUEUE_INTERVAL=str(args.requeue_interval))
+    overrides = {}
+    if args.lease_seconds is not None:
+        overrides["TASK_LEASE_SECONDS"] = str(args.lease_seconds)
+    if args.requeue_interval is not None:
+        overrides["TASK_REQUEUE_INTERVAL"] = str(args.requeue_interval)
+    env = harness.django_environment(DB_NAME, OFFLINE_LLM_LATENCY_MS="0", **overrides)
+    from django.conf import settings
     services: list[processes.Service] = []
     try:
         user, _ = harness.bench_user()
@@ -145,8 +151,9 @@ def main(argv: list[str] | None = None) -> dict:
     resume_next = _series(resumes, "next_step_ms", 1000)
     result = {
         "benchmark": "resume",
-        "lease_seconds": args.lease_seconds,
-        "requeue_interval_s": args.requeue_interval,
+        "lease_seconds": settings.TASK_LEASE_SECONDS,
+        "requeue_interval_s": settings.TASK_REQUEUE_INTERVAL,
+        "default_settings": not overrides,
         "kill_to_next_step": crash,
         "resume_service_call": resume_service,
         "resume_to_next_worker_step": resume_next,

@@ -6,9 +6,9 @@
    provider at zero latency; each step is committed with its lease renewal in one
    transaction and published to the channel layer. Per-step time = time between two
    committed steps (their created_at) minus the provider's own time (LLM time excluded).
-   The runner stamps a step right before it sends its statement, which is only after
-   step N's reply, so one interval holds one whole step, the wait for the previous step's
-   commit included. The trigger step (index 0) is not counted: the
+   The store stamps a step right before its statement, which is sent after the previous
+   step's commit returned, so one interval holds one whole step (decide, execute, store,
+   publish). The trigger step (index 0) is not counted: the
    service writes it when the task is created, before the runner starts. mean_ms_wall is
    the run's wall time (first lease to the last reply) per step, LLM time excluded.
 2. LangGraph: the same sequence of model / tool / plain steps (taken from the AgentOS
@@ -16,7 +16,8 @@
    on the same PostgreSQL server and database (agentos_bench_steps).
 3. Floor: one INSERT + COMMIT of a row the size of an AgentOS step, on the same server.
 
-Prints one JSON object; ratio = AgentOS median / LangGraph median (target <= 0.5).
+Prints one JSON object with the median, p95 and mean per step of both; targets: mean <= 0.6 x
+and p95 <= 1.0 x LangGraph's, and no step kind (plan and result included) as the tail.
 """
 
 from __future__ import annotations
@@ -159,15 +160,16 @@ def main(argv: list[str] | None = None) -> dict:
         "floor_insert_commit": {**harness.summary_ms(floor), "row_bytes": row_bytes},
         "ratio_median": round(ours_ms["median_ms"] / theirs_ms["median_ms"], 3),
         "ratio_p95": round(ours_ms["p95_ms"] / theirs_ms["p95_ms"], 3),
-        "ratio_mean": round(ours_mean / theirs_mean, 3),
-        # Where AgentOS's time goes: the median per step kind (in task order of first use).
-        "agentos_median_ms_by_kind": {kind: harness.summary_ms(values)["median_ms"]
-                                      for kind, values in run["agentos_by_kind"].items()},
-        "target_ratio": 0.5,
+        "ratio_mean": round(ours_ms["mean_ms"] / theirs_ms["mean_ms"], 3),
+        "ratio_mean_wall": round(ours_mean / theirs_mean, 3),
+        # Where AgentOS's time goes: median, p95 and mean per step kind (in task order of first use).
+        "agentos_by_kind": {kind: harness.summary_ms(values) for kind, values in run["agentos_by_kind"].items()},
+        "target_ratio_mean": 0.6,
+        "target_ratio_p95": 1.0,
         "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "machine": harness.machine(),
     }
-    result["meets_target"] = result["ratio_median"] <= 0.5
+    result["meets_target"] = result["ratio_mean"] <= 0.6 and result["ratio_p95"] <= 1.0
     return harness.emit("steps", result)
 
 

@@ -1,7 +1,7 @@
 """Writes of the prompts app, and rendering of the active version for the orchestrator.
 
-``prompt_render`` and ``prompt_version_record_use`` are on the hot path of every LLM step:
-the first is one indexed query plus a cached compile, the second one UPDATE. Nothing about
+``prompt_render`` and the usage counters are on the hot path of every LLM step: the first is
+one indexed query plus a cached compile, the second part of the step's commit. Nothing about
 which version is active is cached, so an activation takes effect on the very next call.
 """
 
@@ -96,6 +96,19 @@ def prompt_render(*, slug: str, variables: dict[str, Any]) -> RenderedPrompt:
     return prompt_version_render(version=active_version(slug=slug), variables=variables)
 
 
+def prompt_version_use_increments(*, success: bool, tokens_in: int, tokens_out: int,
+                                  latency_ms: int) -> dict[str, int]:
+    """What one LLM call driven by a version adds to its counters (field name -> increment).
+
+    The one definition of a use: ``prompt_version_record_use`` applies it with F()
+    expressions, and the step store (tasks/store.py) in the statement that commits the step.
+    """
+    if min(tokens_in, tokens_out, latency_ms) < 0:
+        raise ValueError("tokens_in, tokens_out and latency_ms must not be negative")
+    return {"uses": 1, "successes": int(success), "failures": int(not success), "tokens_in_total": tokens_in,
+            "tokens_out_total": tokens_out, "latency_ms_total": latency_ms}
+
+
 def prompt_version_record_use(*, version_id: int, success: bool, tokens_in: int, tokens_out: int,
                               latency_ms: int) -> None:
     """Count one LLM call driven by a version.
@@ -103,16 +116,10 @@ def prompt_version_record_use(*, version_id: int, success: bool, tokens_in: int,
     One UPDATE with F() expressions: PostgreSQL locks the row for the increment, so
     concurrent workers never lose a count (no read-modify-write in Python).
     """
-    if min(tokens_in, tokens_out, latency_ms) < 0:
-        raise ValueError("tokens_in, tokens_out and latency_ms must not be negative")
+    increments = prompt_version_use_increments(success=success, tokens_in=tokens_in, tokens_out=tokens_out,
+                                               latency_ms=latency_ms)
     updated = PromptVersion.objects.filter(pk=version_id).update(
-        uses=F("uses") + 1,
-        successes=F("successes") + (1 if success else 0),
-        failures=F("failures") + (0 if success else 1),
-        tokens_in_total=F("tokens_in_total") + tokens_in,
-        tokens_out_total=F("tokens_out_total") + tokens_out,
-        latency_ms_total=F("latency_ms_total") + latency_ms,
-    )
+        **{name: F(name) + value for name, value in increments.items()})
     if not updated:
         raise PromptNotFound(f"prompt version {version_id}: no such version")
 

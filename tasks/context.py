@@ -10,7 +10,6 @@ renders the same version with the same variables and rebuilds the same history.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from tasks.engine.context import build_messages, messages_hash
@@ -28,54 +27,14 @@ def canonical(value: Any) -> Any:
     return json.loads(canonical_json(value))
 
 
-@dataclass(frozen=True)
-class Canonical:
-    """Data in canonical form with its JSON text, made once and reused (e.g. an agent's tool
-    list, the same on every step of a slice). Never modify ``value``."""
-
-    text: str
-    value: Any
-
-    @classmethod
-    def of(cls, value: Any) -> Canonical:
-        text = canonical_json(value)
-        return cls(text, json.loads(text))
-
-
-def canonical_pair(value: dict[str, Any]) -> tuple[str, dict]:
-    """``(canonical_json(value), canonical(value))`` for a dict with string keys, some of whose
-    values may be Canonical: their text and value are used as they are, and each run of
-    other keys (in sorted order) is serialised and parsed once."""
-    if not any(isinstance(item, Canonical) for item in value.values()):
-        text = canonical_json(value)
-        return text, json.loads(text)
-    pieces, data, run = [], {}, {}
-
-    def flush() -> None:
-        if run:
-            text = canonical_json(run)
-            pieces.append(text[1:-1])  # the items, as they appear in the whole dict's text
-            data.update(json.loads(text))
-            run.clear()
-
-    for key in sorted(value):  # string keys, as json.dumps(sort_keys=True) orders them
-        item = value[key]
-        if isinstance(item, Canonical):
-            flush()
-            pieces.append(f"{json.dumps(key, ensure_ascii=False)}: {item.text}")
-            data[key] = item.value
-        else:
-            run[key] = item
-    flush()
-    return "{" + ", ".join(pieces) + "}", data
-
-
 RECORD_FIELDS = ("index", "kind", "status", "agent", "subtask_id", "input", "output", "error")
 
 
 def record_from_step(step: Step) -> StepRecord:
-    return StepRecord(*(getattr(step, name) for name in RECORD_FIELDS[:5]), step.input or {}, step.output,
-                      step.error)
+    """The engine's record of a step; its data JSON-normalised as the database stores it, so
+    a step just written and the same step read back are equal records."""
+    return StepRecord(*(getattr(step, name) for name in RECORD_FIELDS[:5]), canonical(step.input or {}),
+                      canonical(step.output), step.error)
 
 
 def task_records(task_id: Any) -> list[StepRecord]:

@@ -1,6 +1,9 @@
 """Carrying out the engine's actions, outside any database transaction.
 
-Each function returns a :class:`StepDraft`, the step to commit; nothing here writes a step.
+``execute(run, action)`` returns the step to commit, an unsaved ``tasks.models.Step`` (the
+step store writes it); nothing here writes a step. Nothing escapes it either: whatever an
+executor raises becomes a step with status ``error`` and a typed code, so a task never
+stops without a visible reason.
 LLM calls go through ``agentos.llm.get_provider().complete`` with the prompt's schema
 narrowed for the call; tools through ``tools.dispatch.dispatch`` with the idempotency key
 ``<task_id>:<index>`` (an uncommitted step is redone with the same index, hence the same key).
@@ -11,49 +14,25 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from agentos.llm import InvalidModelOutput, LLMError, LLMRequest, get_provider
 from prompts.errors import PromptError
 from prompts.services import RenderedPrompt, active_version, prompt_version_render, version_cached
-from tasks.context import Canonical, canonical, canonical_pair
+from tasks.context import canonical
 from tasks.engine import actions as a
 from tasks.engine.context import build_messages, clip, messages_hash, transcript, visible_own
 from tasks.engine.log import action_problem, plan_problem, records_for
 from tasks.engine.schema import narrow_schema
 from tasks.engine.state import AgentInfo, StepRecord, TaskState
-from tasks.sql import JSONText
+from tasks.models import Step
 from tools.dispatch import ToolContext, dispatch
 
 logger = logging.getLogger(__name__)
 MEMORY_HITS = 5
 MEMORY_HIT_CHARS = 500
 RAW_OUTPUT_CHARS = 1000
-
-
-@dataclass
-class StepDraft:
-    kind: str
-    status: str = "ok"
-    agent: str = ""
-    subtask_id: str = ""
-    input: dict = field(default_factory=dict)
-    output: Any = None
-    error: str = ""
-    prompt_label: str = ""
-    context: dict | str | None = None  # LLM steps: the JSON text (tasks.sql.JSONText)
-    context_hash: str = ""
-    tokens_in: int = 0
-    tokens_out: int = 0
-    duration_ms: int = 0
-    prompt_version_id: int | None = None  # for the prompt's usage statistics
-
-    def record(self, index: int) -> StepRecord:
-        # The same JSON normalisation the database applies, so in-memory state == reloaded state.
-        return StepRecord(index, self.kind, self.status, self.agent, self.subtask_id, canonical(self.input),
-                          canonical(self.output), self.error)
 
 
 @dataclass
@@ -65,16 +44,8 @@ class Run:
     tools: dict  # enabled tool name -> ToolSpec
     versions: dict = field(default_factory=dict)  # prompt slug -> active PromptVersion, for this slice
     narrowed: dict = field(default_factory=dict)  # the response schemas narrowed in this slice
-    canonical: dict = field(default_factory=dict)  # template variables made canonical once per slice
     # prompt slug -> (active version id, template stamp), read when the slice started
     active_prompts: dict = field(default_factory=dict)
-    # Called right before the provider is called: the runner reads the previous step's
-    # commit reply there (it may still be in flight while the prompt is rendered; see
-    # tasks/runner.py).
-    before_call: Callable[[], None] = lambda: None
-    # Called while a tool runs on its thread (tools.dispatch.RunningCall): the runner reads
-    # the previous reply there if it arrives before the tool returns.
-    while_tool_runs: Callable[[Any], None] = lambda _call: None
 
     @property
     def index(self) -> int:
@@ -97,10 +68,10 @@ def prompt_render(*, slug: str, variables: dict, versions: dict, active: dict | 
     return prompt_version_render(version=version, variables=variables)
 
 
-def _call_llm(run: Run, draft: StepDraft, *, slug: str, variables: dict, records: list[StepRecord],
-              subtask: dict | None, narrowing: dict | None = None) -> StepDraft:
+def _call_llm(run: Run, draft: Step, *, slug: str, variables: dict, records: list[StepRecord],
+              subtask: dict | None, narrowing: dict | None = None) -> Step:
     started = time.monotonic()
-    variables_json, variables = canonical_pair(variables)
+    variables = canonical(variables)
     try:
         rendered = prompt_render(slug=slug, variables=variables, versions=run.versions, active=run.active_prompts)
     except PromptError as error:
@@ -109,16 +80,15 @@ def _call_llm(run: Run, draft: StepDraft, *, slug: str, variables: dict, records
         return draft
     messages = build_messages(kind=draft.kind, system=rendered.text, query=run.state.query, subtask=subtask,
                               records=records)
-    draft.prompt_label, draft.prompt_version_id = rendered.label, rendered.version_id
-    # Stored as JSON text built around the variables' text, which is serialised once.
-    head = json.dumps({"kind": draft.kind, "version_id": rendered.version_id, "steps": [r.index for r in records],
-                       "subtask": subtask}, ensure_ascii=False, default=str)
-    draft.context = JSONText(f'{head[:-1]}, "variables": {variables_json}}}')
+    draft.prompt_label = rendered.label
+    # What rebuilds the exact messages later (tasks/context.py); the version id also counts
+    # the version's use when the step commits (tasks/store.py).
+    draft.context = {"kind": draft.kind, "version_id": rendered.version_id, "steps": [r.index for r in records],
+                     "subtask": subtask, "variables": variables}
     draft.context_hash = messages_hash(messages)
     request = LLMRequest(messages=messages, response_schema=_narrowed(run, rendered.response_schema, narrowing),
                          schema_name=slug,
                          temperature=rendered.temperature, max_tokens=rendered.max_tokens, variables=variables)
-    run.before_call()
     try:
         result = get_provider().complete(request)
     except LLMError as error:
@@ -145,7 +115,7 @@ def _narrowed(run: Run, schema: dict | None, narrowing: dict | None) -> dict | N
     return narrowed
 
 
-def _invalid(draft: StepDraft, problem: str | None) -> StepDraft:
+def _invalid(draft: Step, problem: str | None) -> Step:
     if problem and draft.status == "ok":
         draft.status, draft.error = "error", f"invalid_output: {problem}"
     return draft
@@ -156,14 +126,14 @@ def plan_agents(run: Run) -> list[AgentInfo]:
     return [run.state.agents[name] for name in chosen if name in run.state.agents]
 
 
-def execute_plan(run: Run, action: a.CallPlan) -> StepDraft:
+def execute_plan(run: Run, action: a.CallPlan) -> Step:
     hits = _memory_hits(run)
     agents = plan_agents(run)
     names = [agent.name for agent in agents]
     variables = {"query": run.state.query, "agents": [{"name": x.name, "description": x.description} for x in agents],
                  "memory": [{"content": hit["content"], "score": hit["score"]} for hit in hits],
                  "max_subtasks": action.max_subtasks}
-    draft = StepDraft("plan", input={"memory": hits, "agents": names})
+    draft = Step(kind="plan", input={"memory": hits, "agents": names})
     records = [r for r in run.state.steps if r.index in set(action.history)]
     draft = _call_llm(run, draft, slug="plan", variables=variables, records=records, subtask=None,
                       narrowing={"enums": {"agent": names}, "max_items": {"subtasks": action.max_subtasks}})
@@ -187,21 +157,16 @@ def _agent_tools(run: Run, agent: AgentInfo) -> list:
     return [run.tools[name] for name in agent.allowed_tools if name in run.tools and name != "ask_human"]
 
 
-def _tool_list(run: Run, agent: AgentInfo, tools: list) -> Canonical:
-    """The agent's tools as its prompt shows them, made canonical once per slice."""
-    key = ("tools", agent.name)
-    listed = run.canonical.get(key)
-    if listed is None:
-        listed = run.canonical[key] = Canonical.of(
-            [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools])
-    return listed
+def _tool_list(tools: list) -> list[dict]:
+    """The agent's tools as its prompt shows them."""
+    return [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools]
 
 
 def human_allowed(run: Run, agent: AgentInfo) -> bool:
     return run.state.allow_human and "ask_human" in agent.allowed_tools
 
 
-def execute_agent(run: Run, action: a.CallAgent) -> StepDraft:
+def execute_agent(run: Run, action: a.CallAgent) -> Step:
     agent = run.state.agents[action.subtask.agent]
     tools = _agent_tools(run, agent)
     names = [tool.name for tool in tools]
@@ -209,9 +174,9 @@ def execute_agent(run: Run, action: a.CallAgent) -> StepDraft:
         ["ask_human"] if human_allowed(run, agent) else []) + ["finish"]
     variables = {"query": run.state.query, "subtask": action.subtask.description,
                  "agent": {"name": agent.name, "description": agent.description},
-                 "tools": _tool_list(run, agent, tools),
+                 "tools": _tool_list(tools),
                  "max_steps": agent.max_steps, "steps_left": action.steps_left}
-    draft = StepDraft("llm", agent=agent.name, subtask_id=action.subtask.id,
+    draft = Step(kind="llm", agent=agent.name, subtask_id=action.subtask.id,
                       input={"steps_left": action.steps_left, "final": action.final})
     by_index = {r.index: r for r in run.state.steps}
     records = [by_index[i] for i in action.history]
@@ -223,11 +188,11 @@ def execute_agent(run: Run, action: a.CallAgent) -> StepDraft:
     return _invalid(draft, problem)
 
 
-def execute_summary(run: Run, action: a.CallSummary) -> StepDraft:
+def execute_summary(run: Run, action: a.CallSummary) -> Step:
     fold = set(action.fold)
     records = [r for r in visible_own(records_for(run.state.steps, action.subtask.id)) if r.index in fold]
     variables = {"query": run.state.query, "transcript": transcript(records)}
-    draft = StepDraft("summary", agent=action.subtask.agent, subtask_id=action.subtask.id,
+    draft = Step(kind="summary", agent=action.subtask.agent, subtask_id=action.subtask.id,
                       input={"fold": list(action.fold)})
     draft = _call_llm(run, draft, slug="summarize", variables=variables, records=records,
                       subtask=action.subtask.as_dict())
@@ -235,20 +200,20 @@ def execute_summary(run: Run, action: a.CallSummary) -> StepDraft:
     return _invalid(draft, None if ok else "the summary must be a string")
 
 
-def execute_synthesis(run: Run, action: a.CallSynthesis) -> StepDraft:
+def execute_synthesis(run: Run, action: a.CallSynthesis) -> Step:
     variables = {"query": run.state.query, "results": [dict(item) for item in action.results]}
     by_index = {r.index: r for r in run.state.steps}
     records = [by_index[i] for i in action.history if i in by_index]
-    draft = StepDraft("synthesis")
+    draft = Step(kind="synthesis")
     draft = _call_llm(run, draft, slug="synthesize", variables=variables, records=records, subtask=None)
     ok = draft.status != "ok" or isinstance((draft.output or {}).get("result"), str)
     return _invalid(draft, None if ok else "the result must be a string")
 
 
-def execute_tool(run: Run, action: a.RunTool) -> StepDraft:
+def execute_tool(run: Run, action: a.RunTool) -> Step:
     agent = run.state.agents.get(action.subtask.agent)
     key = f"{run.task.id}:{run.index}"
-    draft = StepDraft("tool", agent=action.subtask.agent, subtask_id=action.subtask.id,
+    draft = Step(kind="tool", agent=action.subtask.agent, subtask_id=action.subtask.id,
                       input={"tool": action.tool, "arguments": action.arguments, "idempotency_key": key})
     if action.approved:
         draft.input["approved"] = True
@@ -258,7 +223,6 @@ def execute_tool(run: Run, action: a.RunTool) -> StepDraft:
         return draft
     # run.tools holds the tools enabled when the slice started (a slice lasts seconds).
     outcome = dispatch(name=action.tool, arguments=action.arguments, known_enabled=True,
-                       while_running=run.while_tool_runs,
                        context=ToolContext(owner_id=run.task.owner_id, task_id=str(run.task.id), idempotency_key=key))
     draft.duration_ms = outcome.duration_ms
     if outcome.ok:
@@ -281,3 +245,60 @@ def complete_memory(run: Run, result: str) -> str | None:
         logger.warning("could not store the result of task %s in memory", run.task.id, exc_info=True)
         return None
     return str(entry.pk)
+
+
+EXECUTORS = {a.CallPlan: execute_plan, a.CallAgent: execute_agent, a.CallSummary: execute_summary,
+             a.CallSynthesis: execute_synthesis, a.RunTool: execute_tool}
+_KINDS = {a.CallPlan: "plan", a.CallAgent: "llm", a.CallSummary: "summary", a.CallSynthesis: "synthesis",
+          a.RunTool: "tool"}
+
+
+def execute(run: Run, action) -> Step:
+    """The step ``action`` produces. An exception of the model provider (``LLMError``) or of
+    anything else (a tool, memory, a bug) becomes an error step of the action's kind, with
+    ``internal_error: <ExceptionClass>: <first line>`` for the unexpected ones."""
+    try:
+        executor = EXECUTORS.get(type(action))
+        return executor(run, action) if executor is not None else decision_step(run, action)
+    except LLMError as error:
+        return failed_step(run, action, error.compact())
+    except Exception as error:
+        logger.exception("task %s: %s failed", run.task.pk, type(action).__name__)
+        line = (str(error).strip().splitlines() or [""])[0]
+        return failed_step(run, action, clip(f"internal_error: {type(error).__name__}: {line}", 300))
+
+
+def failed_step(run: Run, action, error: str) -> Step:
+    subtask = getattr(action, "subtask", None)
+    step = Step(kind=_KINDS.get(type(action), "error"), status="error", error=error,
+                agent=subtask.agent if subtask else "", subtask_id=subtask.id if subtask else "")
+    if isinstance(action, a.RunTool):
+        key = f"{run.task.pk}:{run.index}"
+        step.input = {"tool": action.tool, "arguments": action.arguments, "idempotency_key": key}
+    return step
+
+
+def decision_step(run: Run, action) -> Step:
+    """Steps that need no outside call (except storing a completed result in memory)."""
+    match action:
+        case a.AskHuman():
+            return Step(kind="human_request", agent=action.subtask.agent, subtask_id=action.subtask.id,
+                        input={"reason": action.reason, "question": action.question,
+                               "choices": list(action.choices), "tool_call": action.tool_call})
+        case a.FinishSubtask():
+            return Step(kind="result", agent=action.subtask.agent, subtask_id=action.subtask.id,
+                        output={"result": action.result, "rule": action.rule})
+        case a.FailSubtask():
+            return Step(kind="error", status="error", agent=action.subtask.agent, subtask_id=action.subtask.id,
+                        error=action.reason)
+        case a.Complete():
+            entry = complete_memory(run, action.result)
+            return Step(kind="result", input={"memory_entry": entry, "rule": action.rule or None},
+                        output={"result": action.result})
+        case a.Fail():
+            return Step(kind="error", status="error", error=action.reason)
+        case a.Pause():
+            return Step(kind="pause")
+        case a.Cancel():
+            return Step(kind="cancel")
+    raise TypeError(f"no executor for {action!r}")

@@ -3,12 +3,17 @@
 - ``lease_acquire``: a conditional UPDATE. It succeeds only for an active task (queued or
   running) whose lease is free, expired, or already ours. Without it a worker does nothing,
   so a re-delivered or duplicated ``run_task`` message can never run a step twice.
-- Every step commit renews the lease in the same transaction that checks it (fencing, see
-  tasks/runner.py). For an LLM or tool call longer than a third of the lease, the per-process
-  :class:`LeaseKeeper` thread renews the leases of the slices running in this process.
-- ``requeue_expired_leases`` (Celery beat, every TASK_REQUEUE_INTERVAL seconds) frees leases of
-  crashed workers and re-enqueues those tasks, and re-enqueues queued tasks whose message
-  was lost (nobody picked them up for TASK_REQUEUE_AFTER_SECONDS).
+- Every step commit renews the lease in the same statement that checks it (fencing, see
+  tasks/store.py).
+- The heartbeat: each worker process runs one :class:`LeaseKeeper` thread that renews, every
+  ``HEARTBEAT_SECONDS``, the leases of all the slices running in the process, in one UPDATE.
+  Leases are short (TASK_LEASE_SECONDS, 3 s by default) and carry the process's identity
+  (``host:pid:slice``): a model call that lasts minutes keeps its lease as long as its
+  process lives, and the leases of a process that died (``kill -9``) lapse within seconds.
+- ``requeue_expired_leases`` (Celery beat, every TASK_REQUEUE_INTERVAL seconds, 1 s by
+  default) frees lapsed leases and re-enqueues those tasks, and re-enqueues queued tasks
+  whose message was lost (nobody picked them up for TASK_REQUEUE_AFTER_SECONDS). Together:
+  a killed worker's tasks take their next step on another worker about 3-4 s later.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from datetime import timedelta
 
@@ -42,6 +48,10 @@ def lease_acquire(task_id, worker_id: str, *, also: str = "") -> Task | None:
     a single round trip. ``also``: an SQL expression without parameters evaluated in the
     same statement (the runner reads what a slice needs besides the task there); its value
     is the returned task's ``also`` attribute.
+
+    Its commit does not wait for the disk (``synchronous_commit`` off for this statement's
+    transaction): the slice's first step commit, which does wait, makes it durable, and if
+    a database crash lost it, that step's fenced UPDATE finds no lease and writes nothing.
     """
     try:
         ident = uuid.UUID(str(task_id))
@@ -55,7 +65,7 @@ def lease_acquire(task_id, worker_id: str, *, also: str = "") -> Task | None:
         "status = CASE WHEN status = %s THEN %s ELSE status END "
         "WHERE id = %s AND status IN (%s, %s) "
         f"AND (lease_owner IS NULL OR lease_expires_at < now() OR lease_owner = %s) RETURNING *) "
-        f"SELECT leased.*{extra} FROM leased",
+        f"SELECT leased.*{extra} FROM leased, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit",
         [worker_id, settings.TASK_LEASE_SECONDS, TaskStatus.QUEUED, TaskStatus.RUNNING, ident,
          TaskStatus.QUEUED, TaskStatus.RUNNING, worker_id]))
     return rows[0] if rows else None
@@ -87,19 +97,21 @@ def requeue_expired_leases() -> list[str]:
     return ids
 
 
-class LeaseKeeper:
-    """One daemon thread per process renewing the leases of the slices that are running.
+HEARTBEAT_SECONDS = 1.0  # at most; a third of the lease when that is shorter
 
-    Commits renew leases too; the keeper matters while one LLM or tool call outlasts a third
-    of the lease. A lease it fails to renew (expired and taken over) is reported as lost, and
-    the slice stops before its next step.
+
+class LeaseKeeper:
+    """The process's heartbeat: one daemon thread renewing the leases of the slices running
+    in this process (see the module docstring).
+
+    It only renews a lease that has not lapsed: once lapsed, a lease stays lost for its
+    holder, whose next commit then raises LeaseLost (tasks/store.py). It reports nothing to
+    the slices: the store's fencing is the one judge of who may write.
     """
 
     def __init__(self) -> None:
         self._held: dict[str, str] = {}  # worker_id -> task id
-        self._lost: set[str] = set()
         self._lock = threading.Lock()
-        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = 0
 
@@ -114,35 +126,28 @@ class LeaseKeeper:
     def unregister(self, worker_id: str) -> None:
         with self._lock:
             self._held.pop(worker_id, None)
-            self._lost.discard(worker_id)
-
-    def lost(self, worker_id: str) -> bool:
-        return worker_id in self._lost
 
     def _loop(self) -> None:
-        interval = max(settings.TASK_LEASE_SECONDS / 3, 0.5)
-        while not self._wake.wait(interval):
+        while True:
+            time.sleep(min(HEARTBEAT_SECONDS, settings.TASK_LEASE_SECONDS / 3))
             with self._lock:
-                held = dict(self._held)
+                held = list(self._held)
             if not held:
+                connection.close()  # an idle process keeps no session open for its heartbeat
                 continue
             try:
-                self._renew(held)
-            except Exception:  # a database hiccup: try again next round, leases last 3 intervals
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        # A renewal lost in a database crash only makes the lease lapse sooner (safe):
+                        # its commit does not wait for the disk.
+                        f"WITH renewed AS (UPDATE {Task._meta.db_table} "  # noqa: S608
+                        "SET lease_expires_at = now() + make_interval(secs => %s) "
+                        "WHERE lease_owner = ANY(%s) AND lease_expires_at > now() RETURNING 1) "
+                        "SELECT count(*), set_config('synchronous_commit', 'off', true) FROM renewed",
+                        [settings.TASK_LEASE_SECONDS, held])
+            except Exception:  # a database hiccup: try again next round; a lease lasts 3 rounds
                 logger.warning("lease renewal failed", exc_info=True)
-            finally:
-                # Rounds are seconds apart: no idle connection is kept open between them.
                 connection.close()
-
-    def _renew(self, held: dict[str, str]) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE tasks_task SET lease_expires_at = now() + make_interval(secs => %s) "
-                "WHERE lease_owner = ANY(%s) AND lease_expires_at > now() RETURNING lease_owner",
-                [settings.TASK_LEASE_SECONDS, list(held)])
-            renewed = {row[0] for row in cursor.fetchall()}
-        with self._lock:
-            self._lost |= {owner for owner in held if owner not in renewed and owner in self._held}
 
 
 keeper = LeaseKeeper()

@@ -115,7 +115,7 @@ class Task(models.Model):
     result = models.TextField(blank=True, default="")
     error = models.TextField(blank=True, default="")
 
-    # Lease: which worker may commit steps, until when (fencing; see tasks/runner.py).
+    # Lease: which worker may commit steps, until when (fencing; see tasks/store.py, tasks/leases.py).
     lease_owner = models.CharField(max_length=120, null=True, blank=True)  # noqa: DJ001 (NULL = no lease)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)

@@ -225,11 +225,10 @@ def callback_event_body(*, task, event: str, delivery_id: str) -> str:
 def task_status_changed(*, task_id: uuid.UUID | str, status: str) -> str | None:
     """Notify the task's callback URL of a completed / failed / waiting_human status.
 
-    Called by the orchestrator, inside or after the transaction that commits the status.
     The event body is built now (so it shows the task as it was at this status, even if the
     job runs later) and the job is enqueued on commit. Returns the delivery id, or None when
-    there is nothing to send. The runner calls it after the step commit, guarded
-    (tasks/runner.py, _notify_status_changed).
+    there is nothing to send. Called by the receiver of ``tasks.signals.task_status_changed``
+    (triggers/signals.py), which the step store sends after the commit.
     """
     event = EVENT_BY_STATUS.get(str(status))
     if event is None:

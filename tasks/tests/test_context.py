@@ -68,25 +68,3 @@ def test_messages_of_every_llm_step_rebuild_exactly(agents_defaults, user):
     step.context["variables"]["subtask"] += " (edited)"
     assert not messages_match(step)
     assert messages_for_step(Step(task=task, index=99, kind="tool")) is None
-
-
-@pytest.mark.parametrize("value", [
-    {"tools": [{"name": "calculator", "parameters": {"type": "object", "b": 1, "a": (1, 2)}}], "query": "x"},
-    {"z": "ünïcode — ✓", "a": {"nested": [1.5, None, True]}, "m": "tab\there", "É": 3},
-    {"only": [1, 2, 3]},
-    {"a": "x", "b": "y"},
-    {"a": [1], "b": {"x": 1}, "c": "3", "d": [4], "e": 5},
-])
-def test_canonical_pair_with_canonical_parts_is_what_the_plain_value_gives(value):
-    from tasks.context import Canonical, canonical, canonical_json, canonical_pair
-
-    expected = (canonical_json(value), canonical(value))
-    assert canonical_pair(value) == expected
-    # Each value given already canonical, in turn: the same text, the same data.
-    for key in value:
-        parts = {**value, key: Canonical.of(value[key])}
-        text, data = canonical_pair(parts)
-        assert text == expected[0] and data == expected[1], key
-        assert list(data) == list(expected[1])  # the same key order (templates may iterate)
-    every_other = {key: Canonical.of(item) if number % 2 else item for number, (key, item) in enumerate(value.items())}
-    assert canonical_pair(every_other) == expected

@@ -1,5 +1,7 @@
-"""Durability: a SIGKILLed worker's task finishes on another worker with every step once;
-two runners racing for one task never both commit; the beat job takes over lost tasks."""
+"""Durability: a SIGKILLed worker's task continues on another worker within seconds (default
+settings) and finishes with every step once; two runners racing for one task never both
+commit; a step whose commit was lost is run again with the same idempotency key; the beat
+job takes over lost tasks."""
 
 from __future__ import annotations
 
@@ -24,20 +26,26 @@ CRASH_QUERY = "Research the history of PostgreSQL, compute the average of 12, 15
 
 
 def test_worker_killed_mid_run_task_completes_with_each_step_once(agents_defaults, user, make_worker, make_beat):
-    env = {"OFFLINE_LLM_LATENCY_MS": 300, "TASK_LEASE_SECONDS": 2, "TASK_REQUEUE_INTERVAL": 1}
+    env = {"OFFLINE_LLM_LATENCY_MS": 300}  # lease, heartbeat and beat interval: the defaults
     first = make_worker(**env)
+    second = make_worker(**env)
     make_beat(**env)
     task = task_create(owner=user, query=CRASH_QUERY)
-    wait_until(lambda: Step.objects.filter(task=task).count() >= 4, 60, 0.02, "four committed steps")
-    first.kill()
-    killed_at = Step.objects.filter(task=task).count()
-    time.sleep(0.5)
-    assert Step.objects.filter(task=task).count() == killed_at, "a killed worker commits nothing more"
-    make_worker(**env)
+    wait_until(lambda: Step.objects.filter(task=task, index__gte=3).exists(), 60, 0.02, "four committed steps")
+    holder = wait_until(lambda: Task.objects.filter(pk=task.pk).values_list("lease_owner", flat=True).first(),
+                        30, 0.01, "a lease holder")
+    victim, survivor = (first, second) if f":{first.process.pid}:" in holder else (second, first)
+    victim.kill()
+    killed_at = time.monotonic()
+    done = Step.objects.filter(task=task).count()
+    wait_until(lambda: Step.objects.filter(task=task, index__gt=done).exists(), 30, 0.02, "a step after the kill")
+    # bench/resume.py measures it (target < 5 s); the bound here leaves room for a loaded machine.
+    assert time.monotonic() - killed_at < 15, "the lease of a dead worker lapses within seconds"
+    assert survivor.alive()
     wait_status(task, "completed", "failed", timeout=90)
     assert task.status == "completed", task.error
     steps = assert_contiguous(task)  # indexes 0..N-1, each exactly once
-    assert len(steps) > killed_at
+    assert len(steps) > done
     stores = [s for s in steps if s.kind == "tool" and s.input["tool"] == "memory_store"]
     assert len(stores) == 1 and stores[0].status == "ok"
     key = stores[0].input["idempotency_key"]
@@ -97,4 +105,40 @@ def test_requeue_takes_over_expired_leases_and_lost_messages(user, settings):
     crashed.refresh_from_db()
     assert crashed.lease_owner is None and crashed.status == "running"
     assert set(requeue_expired_leases()) == set(), "requeued tasks are not requeued again at once"
-    assert fresh.pk and healthy.pk
+    healthy.refresh_from_db()
+    fresh.refresh_from_db()
+    assert healthy.lease_owner == "alive" and fresh.lease_owner is None and fresh.status == "queued"
+
+
+def test_a_step_whose_commit_was_lost_is_run_again_with_the_same_idempotency_key(agents_defaults, user, settings):
+    from tools import registry
+
+    settings.TASK_SLICE_STEPS = 100
+    calculator = registry.get_tool("calculator")
+    keys = []
+
+    def handler(arguments, context):
+        keys.append(context.idempotency_key)
+        if len(keys) == 1:  # the first holder's lease lapses while the tool runs
+            Task.objects.filter(pk=task.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        return calculator.handler(arguments, context)
+
+    def register(function):
+        registry.register(name="calculator", description=calculator.description, args=calculator.args_model,
+                          timeout_s=calculator.timeout_s)(function)
+
+    task = task_create(owner=user, query="compute 12 * 7")
+    register(handler)
+    try:
+        first = run_slice(task.id, worker_id="first")
+        assert first.outcome == "lost_lease"
+        assert not Step.objects.filter(task=task, kind="tool").exists(), "the lost commit wrote nothing"
+        while run_slice(task.id, worker_id="second").outcome == "continue":
+            pass
+    finally:
+        register(calculator.handler)
+    task.refresh_from_db()
+    assert task.status == "completed", task.error
+    [tool_step] = [s for s in assert_contiguous(task) if s.kind == "tool"]
+    assert keys == [f"{task.id}:{tool_step.index}"] * 2
+    assert tool_step.input["idempotency_key"] == keys[0] and tool_step.status == "ok"

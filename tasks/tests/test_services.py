@@ -162,30 +162,25 @@ def test_presenters_have_the_documented_shapes(user):
     assert step["kind"] == "pause" and step["agent"] is None and step["prompt_version"] is None
 
 
-def test_resume_of_a_paused_task_is_one_statement_and_matches_the_locked_path(
+def test_resume_queues_a_paused_task_once_and_a_paused_question_waits_again(
         user, monkeypatch, django_capture_on_commit_callbacks):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     import tasks.services as services
 
     enqueued = []
     monkeypatch.setattr(services, "enqueue", enqueued.append)
-    fast = task_create(owner=user, query="q")
-    task_pause(task=fast)
-    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=True):
-        task_resume(task=fast)
-    assert len(queries) == 1
-    # The same resume through the row-lock path (used when a pause has not taken effect).
-    slow = task_create(owner=user, query="q")
-    task_pause(task=slow)
+    plain = task_create(owner=user, query="q")
+    task_pause(task=plain)
     with django_capture_on_commit_callbacks(execute=True):
-        services._resume_locked(slow)
-    for task in (fast, slow):
-        task.refresh_from_db()
-    fields = ("status", "pause_requested", "step_count", "total_steps", "waiting_for")
-    assert [getattr(fast, f) for f in fields] == [getattr(slow, f) for f in fields]
-    assert fast.status == "queued" and fast.enqueued_at is not None and fast.updated_at >= fast.created_at
-    assert [(s.index, s.kind, s.status, s.input) for s in steps_after(task=fast)] == \
-        [(s.index, s.kind, s.status, s.input) for s in steps_after(task=slow)]
-    assert enqueued == [fast.id, slow.id]
+        task_resume(task=plain)
+    plain.refresh_from_db()
+    assert (plain.status, plain.pause_requested, plain.step_count) == ("queued", False, 3)
+    assert plain.enqueued_at is not None and enqueued == [plain.id]
+    assert [(s.index, s.kind) for s in steps_after(task=plain, after=0)] == [(1, "pause"), (2, "resume")]
+
+    asked = _waiting(task_create(owner=user, query="q"))
+    task_pause(task=asked)
+    with django_capture_on_commit_callbacks(execute=True):
+        task_resume(task=asked)
+    asked.refresh_from_db()
+    assert (asked.status, asked.waiting_for["step"]) == ("waiting_human", 1)
+    assert enqueued == [plain.id], "a task waiting for an answer gets no job"

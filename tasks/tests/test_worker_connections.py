@@ -76,5 +76,5 @@ def test_worker_runs_many_slices_on_a_few_sessions(agents_defaults, user, make_w
     steps = assert_contiguous(task)
     assert len(steps) >= 8
     assert Step.objects.filter(task=task).count() == len(steps)
-    # Slice threads and the lease keeper: a few sessions, not one per slice.
+    # Slice threads and the heartbeat (lease keeper): a few sessions, not one per slice.
     assert 1 <= len(sessions) <= 4, (len(steps), sorted(str(started) for _pid, started in sessions))
