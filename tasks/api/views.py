@@ -56,7 +56,8 @@ def create_task(request: Request, data: dict):
     from tasks.services import task_create
 
     return task_create(owner=request.user, query=data["query"], trigger="api",
-                       trigger_details={"endpoint": request.path}, options=data.get("options") or None)
+                       trigger_details={"endpoint": request.path}, options=data.get("options") or None,
+                       callback_url=data.get("callback_url") or None)
 
 
 def parse_status(value: str | None) -> str | None:
