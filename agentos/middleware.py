@@ -144,4 +144,7 @@ class OutageLogFilter(logging.Filter):
                 path, type(error).__name__, str(error).strip().splitlines()[0][:200] if str(error).strip() else "")
             record.exc_info = record.exc_text = None
             record.levelno, record.levelname = logging.WARNING, "WARNING"
+        elif getattr(record, "status_code", None) == 503 and record.levelno > logging.WARNING:
+            # A 503 a view chose to answer (e.g. the event stream when Redis is down): expected, not an error.
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True

@@ -31,6 +31,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.views import APIView
 
 from agentos.api import ApplicationError, error_body
+from agentos.middleware import outage_errors, unavailable_response
 from tasks.api.auth import request_user
 from tasks.api.events import StepSequencer, TaskSubscription, in_db_thread, parse_after, read_snapshot, task_for
 from tasks.api.views import error_responses
@@ -85,6 +86,37 @@ async def event_stream(task, after: int | None) -> AsyncIterator[str]:
         yield _end(sequencer)
 
 
+class PrimedStream:
+    """An event stream whose first part was produced before the response was returned.
+
+    Producing it subscribes to the channel layer and reads the snapshot, so an outage of
+    Redis or PostgreSQL is a 503 in the error shape instead of a 200 that breaks off.
+    Django calls ``close()`` (in a worker thread) when the response ends, also when it was
+    never iterated; closing the generator then leaves the channel layer group.
+    """
+
+    def __init__(self, first: str, stream: AsyncIterator[str]) -> None:
+        self.first: str | None = first
+        self.stream = stream
+
+    def __aiter__(self) -> PrimedStream:
+        return self
+
+    async def __anext__(self) -> str:
+        if self.first is not None:
+            first, self.first = self.first, None
+            return first
+        return await self.stream.__anext__()
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+    def close(self) -> None:
+        from asgiref.sync import async_to_sync
+
+        async_to_sync(self.aclose)()
+
+
 def _error(status: int, code: str, message: str, field: str | None = None) -> JsonResponse:
     return JsonResponse(error_body(code, message, field), status=status)
 
@@ -105,7 +137,13 @@ async def task_stream(request: HttpRequest, task_id: str) -> HttpResponse:
         after = parse_after(header, "Last-Event-ID") if header else parse_after(request.GET.get("after"))
     except ApplicationError as exc:
         return _error(exc.status_code, exc.code, exc.message, exc.field)
-    response = StreamingHttpResponse(event_stream(task, after), content_type="text/event-stream")
+    stream = event_stream(task, after)
+    try:
+        first = await stream.__anext__()
+    except outage_errors():
+        await stream.aclose()
+        return unavailable_response(request)
+    response = StreamingHttpResponse(PrimedStream(first, stream), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # proxies such as nginx must not buffer the stream
     return response
