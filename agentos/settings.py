@@ -169,6 +169,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_POOL = env_choice("CELERY_WORKER_POOL", "threads", ("threads", "prefork", "solo", "gevent"))
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 32, minimum=1, maximum=2000)
 CELERY_TIMEZONE = "UTC"
+# Each worker rewrites its /healthz heartbeat this often (it expires after three intervals).
+WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 5.0, minimum=0.2)
 # Celery's Django fixup closes every database connection before and after each job unless
 # this is set, so every task slice opened a new PostgreSQL session (about 5 ms). With it, a
 # worker thread keeps its connection; agentos/celery.py applies Django's request rules
