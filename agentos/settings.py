@@ -203,6 +203,8 @@ API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1_048_576, minimum=1024)
 # POST /api/v1/execute waits this long for a result unless the request says otherwise.
 EXECUTE_DEFAULT_TIMEOUT = env_float("EXECUTE_DEFAULT_TIMEOUT", 60.0, minimum=0.0)
 EXECUTE_MAX_TIMEOUT = env_float("EXECUTE_MAX_TIMEOUT", 300.0, minimum=1.0)
+# Stream tokens (POST /api/v1/tasks/{id}/stream-token) open that task's stream this long.
+STREAM_TOKEN_SECONDS = env_int("STREAM_TOKEN_SECONDS", 300, minimum=10, maximum=86400)
 # Server-Sent Events: a comment line this often keeps proxies from closing an idle stream.
 SSE_HEARTBEAT_SECONDS = env_float("SSE_HEARTBEAT_SECONDS", 15.0, minimum=0.05)
 SPECTACULAR_SETTINGS = {

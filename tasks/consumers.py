@@ -57,11 +57,12 @@ class TaskConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         # Accept before closing: a close sent before the handshake completes reaches the
         # client as an HTTP 403 without our close code.
-        self.user = await scope_user(self.scope)
+        task_id = self.scope["url_route"]["kwargs"]["task_id"]
+        self.user = await scope_user(self.scope, task_id)
         if not self.user.is_authenticated:
             return await self._refuse(CLOSE_UNAUTHENTICATED)
         try:
-            self.task = await in_db_thread(task_for)(self.user, self.scope["url_route"]["kwargs"]["task_id"])
+            self.task = await in_db_thread(task_for)(self.user, task_id)
             after = parse_after(query_param(self.scope.get("query_string", b""), "after"))
         except ApplicationError as exc:
             return await self._refuse(CLOSE_NOT_FOUND if exc.status_code == 404 else CLOSE_BAD_REQUEST)

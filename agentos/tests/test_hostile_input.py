@@ -389,3 +389,49 @@ def test_the_admin_refuses_an_internal_callback_url(staff_user, client):
     form["callback_url"] = f"https://{PUBLIC_IP}/hook"
     assert client.post("/admin/triggers/webhook/add/", form).status_code == 302
     assert Webhook.objects.get().callback_url == f"https://{PUBLIC_IP}/hook"
+
+
+# --- tokens in logs --------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ('"GET /api/v1/tasks/1/stream?token=abc123 HTTP/1.1" 200',
+     '"GET /api/v1/tasks/1/stream?token=[redacted] HTTP/1.1" 200'),
+    ("/ws/tasks/1/?after=3&token=abc&x=1", "/ws/tasks/1/?after=3&token=[redacted]&x=1"),
+    ("/x?access_token=a&api_key=b&KEY=c&secret=d",
+     "/x?access_token=[redacted]&api_key=[redacted]&KEY=[redacted]&secret=[redacted]"),
+    ("/api/v1/tasks/?status=running", "/api/v1/tasks/?status=running"),
+])
+def test_redaction_of_query_string_credentials(line, expected):
+    from agentos.logfilters import redact
+
+    assert redact(line) == expected
+
+
+def test_daphne_access_log_lines_are_redacted():
+    import datetime
+    import io
+
+    from daphne.access import AccessLogGenerator
+
+    from agentos.logfilters import install_access_log_redaction
+
+    install_access_log_redaction()
+    stream = io.StringIO()
+    AccessLogGenerator(stream)("http", "complete", {"path": "/api/v1/tasks/1/stream?token=s3cr3t", "status": 200,
+                                                    "method": "GET", "client": "127.0.0.1:5000", "size": 10})
+    AccessLogGenerator(stream).write_entry("127.0.0.1", datetime.datetime.now(), "GET /x?token=s3cr3t", 200, 1)
+    assert "s3cr3t" not in stream.getvalue() and stream.getvalue().count("token=[redacted]") == 2
+
+
+def test_the_console_handler_carries_the_redaction_filter():
+    import logging.config
+
+    from django.conf import settings
+
+    assert "redact_tokens" in settings.LOGGING["handlers"]["console"]["filters"]
+    logging.config.dictConfig(settings.LOGGING)
+    console = next(h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler))
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "GET %s", ("/a?token=s3cr3t",), None)
+    for log_filter in console.filters:
+        log_filter.filter(record)
+    assert record.getMessage() == "GET /a?token=[redacted]"

@@ -147,3 +147,10 @@ class ExecuteResultSerializer(serializers.Serializer):
 
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField()
+
+
+class StreamTokenSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Goes in ?token= of this task's stream and websocket URLs.")
+    expires_in = serializers.IntegerField(help_text="Seconds the token stays valid.")
+    stream = serializers.URLField(help_text="The Server-Sent Events URL with the token.")
+    websocket = serializers.CharField(help_text="The websocket URL with the token.")

@@ -127,7 +127,7 @@ async def task_stream(request: HttpRequest, task_id: str) -> HttpResponse:
         response = _error(405, "method_not_allowed", f'Method "{request.method}" not allowed.')
         response["Allow"] = "GET, HEAD"
         return response
-    user = await request_user(request)
+    user = await request_user(request, task_id)
     if not user.is_authenticated:
         return _error(401, "not_authenticated", "Authentication credentials were not provided or are invalid.")
     try:
@@ -158,11 +158,12 @@ class TaskStreamDoc(APIView):
         description="Replays the steps after `Last-Event-ID` (or `?after=N`), then sends each step and status "
                     "change as it commits: `event: step` (with `id:` = step index), `event: status`, "
                     "`: heartbeat` comments, and a final `event: end` when the task finishes. Authenticate "
-                    "with the session, `Authorization: Token <key>` or `?token=<key>`.",
+                    "with the session, `Authorization: Token <key>`, or `?token=` with a stream token from "
+                    "`POST /api/v1/tasks/{id}/stream-token` (or the API key).",
         parameters=[
             OpenApiParameter("after", OpenApiTypes.INT, description="Only steps with a larger index."),
-            OpenApiParameter("token", OpenApiTypes.STR, description="API token (for clients that cannot send "
-                                                                     "headers)."),
+            OpenApiParameter("token", OpenApiTypes.STR, description="A stream token for this task, or the API "
+                                                                     "token (for clients that cannot send headers)."),
             OpenApiParameter("Last-Event-ID", OpenApiTypes.INT, OpenApiParameter.HEADER,
                              description="The last step index received; wins over `after`."),
         ],
