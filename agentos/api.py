@@ -45,6 +45,18 @@ class Conflict(ApplicationError):
     code = "conflict"
 
 
+class PayloadTooLarge(ApplicationError):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    code = "payload_too_large"
+
+
+class ServiceUnavailable(ApplicationError):
+    """A component the request needs (PostgreSQL, Redis) is down; the client may retry."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "service_unavailable"
+
+
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "field": field}}
 
@@ -67,6 +79,7 @@ ERROR_DESCRIPTIONS = {
     403: "Not allowed.",
     404: "Not found, or another user's.",
     409: "The object's state does not allow this action.",
+    413: "The body is larger than the limit.",
     415: "The body's media type is not accepted; send application/json.",
     429: "Too many requests.",
     503: "A component this request needs is unavailable or misconfigured.",

@@ -10,8 +10,11 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the app registry)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from agentos.daphne_setup import configure_daphne  # noqa: E402
 from agentos.origin import allowed_hosts_origin_validator  # noqa: E402
 from agentos.routing import websocket_urlpatterns  # noqa: E402
+
+configure_daphne()
 
 application = ProtocolTypeRouter(
     {

@@ -21,3 +21,23 @@ def close_old_database_connections(sender=None, **kwargs) -> None:
 
     if not getattr(getattr(sender, "request", None), "is_eager", False):
         close_old_connections()
+
+
+_heartbeat = None
+
+
+@signals.worker_ready.connect
+def start_health_heartbeat(sender=None, **kwargs) -> None:
+    """Tell /healthz this worker is alive: a Redis key with a TTL, rewritten by a thread
+    (agentos.health.Heartbeat). Not for an eager or embedded run, which has no worker."""
+    global _heartbeat
+    from agentos.health import Heartbeat
+
+    name = getattr(sender, "hostname", None) or "worker"
+    _heartbeat = Heartbeat(name).start()
+
+
+@signals.worker_shutdown.connect
+def stop_health_heartbeat(sender=None, **kwargs) -> None:
+    if _heartbeat is not None:
+        _heartbeat.stop()

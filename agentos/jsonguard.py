@@ -2,7 +2,7 @@
 
 :func:`parse_json` refuses, as :class:`JSONRejected` (a client error, never a 500):
 
-- text that is not JSON, or not UTF-8;
+- text that is not JSON, or not UTF-8 (code ``parse_error``, as the API has always said);
 - nesting deeper than ``max_depth`` (the standard parser recurses once per level, so
   ~1,000 levels end in a RecursionError; far less is never legitimate here);
 - numbers that are not finite: ``NaN``, ``Infinity``, and literals such as ``1e400`` that
@@ -83,7 +83,8 @@ def parse_json(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise JSONRejected(f"the body is not UTF-8: {error.reason} at byte {error.start}") from None
+            raise JSONRejected(f"the body is not UTF-8: {error.reason} at byte {error.start}",
+                               code="parse_error") from None
     try:
         value = json.loads(data, parse_float=_finite_float, parse_constant=_refuse_constant)
     except RecursionError:
@@ -91,6 +92,6 @@ def parse_json(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     except JSONRejected:
         raise
     except ValueError as error:  # json.JSONDecodeError is a ValueError
-        raise JSONRejected(f"the body is not valid JSON: {error}") from None
+        raise JSONRejected(f"the body is not valid JSON: {error}", code="parse_error") from None
     check_value(value, max_depth=max_depth)
     return value

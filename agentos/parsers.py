@@ -4,51 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import exceptions, parsers
-from rest_framework.exceptions import ErrorDetail
+from django.conf import settings
+from rest_framework import parsers
+
+from agentos.jsonguard import JSONRejected, parse_json
 
 
 class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser, refusing text PostgreSQL cannot store.
+    """DRF's JSON parser, replaced by the strict one in agentos.jsonguard.
 
-    JSON may carry lone surrogates (``"\\ud800"``) and NUL characters; neither can be
-    stored in a PostgreSQL text or jsonb column, so they are a 400 naming the field here
-    rather than a 500 when the row is written.
+    Too deep nesting, numbers that are not finite (``1e400``, ``NaN``) and text PostgreSQL
+    cannot store (NUL, lone surrogates) are a 400 naming the field, never a 500 when the
+    row is written. A body over API_MAX_BODY_BYTES is a 413 (agentos.middleware refuses
+    a declared length earlier; this catches a body sent without one).
     """
 
     def parse(self, stream, media_type=None, parser_context=None) -> Any:
-        data = super().parse(stream, media_type, parser_context)
-        problem = _unstorable_text(data, "")
-        if problem:
-            field, code, message = problem
-            raise exceptions.ValidationError({field or "non_field_errors": [ErrorDetail(message, code=code)]})
-        return data
+        from agentos.api import ApplicationError, PayloadTooLarge
 
-
-def _text_problem(text: str) -> tuple[str, str] | None:
-    if "\x00" in text:
-        return "null_characters_not_allowed", "Null characters are not allowed."
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "invalid_unicode", "Invalid Unicode (a lone surrogate) is not allowed."
-    return None
-
-
-def _unstorable_text(value: Any, path: str) -> tuple[str, str, str] | None:
-    """(field path, code, message) of the first text PostgreSQL cannot store, or None."""
-    if isinstance(value, str):
-        problem = _text_problem(value)
-        return (path, *problem) if problem else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            child = f"{path}.{key}" if path else str(key)
-            problem = _unstorable_text(str(key), child) or _unstorable_text(item, child)
-            if problem:
-                return problem
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            problem = _unstorable_text(item, f"{path}[{index}]")
-            if problem:
-                return problem
-    return None
+        limit = settings.API_MAX_BODY_BYTES
+        data = stream.read(limit + 1) if stream is not None else b""
+        if len(data) > limit:
+            raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
+        try:
+            return parse_json(data)
+        except JSONRejected as error:
+            raise ApplicationError(error.message, code=error.code, field=error.field) from None

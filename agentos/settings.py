@@ -69,6 +69,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: body limits (413 before anything reads a body) and JSON 404s under /api/.
+    "agentos.middleware.EdgeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tasks.pages.csp.ContentSecurityPolicyMiddleware",  # policy and its exceptions: tasks/pages/csp.py
@@ -165,6 +167,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_POOL = env_choice("CELERY_WORKER_POOL", "threads", ("threads", "prefork", "solo", "gevent"))
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 32, minimum=1, maximum=2000)
 CELERY_TIMEZONE = "UTC"
+# Each worker rewrites its /healthz heartbeat this often (it expires after three intervals).
+WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 5.0, minimum=0.2)
 # Celery's Django fixup closes every database connection before and after each job unless
 # this is set, so every task slice opened a new PostgreSQL session (about 5 ms). With it, a
 # worker thread keeps its connection; agentos/celery.py applies Django's request rules
@@ -192,9 +196,13 @@ REST_FRAMEWORK = {
         "auth": env_str("API_AUTH_THROTTLE_RATE", "1000/minute" if TESTING else "20/minute"),
     },
 }
+# A JSON body larger than this is a 413 (the largest legitimate body, a memory entry, is ~80 KB).
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1_048_576, minimum=1024)
 # POST /api/v1/execute waits this long for a result unless the request says otherwise.
 EXECUTE_DEFAULT_TIMEOUT = env_float("EXECUTE_DEFAULT_TIMEOUT", 60.0, minimum=0.0)
 EXECUTE_MAX_TIMEOUT = env_float("EXECUTE_MAX_TIMEOUT", 300.0, minimum=1.0)
+# Stream tokens (POST /api/v1/tasks/{id}/stream-token) open that task's stream this long.
+STREAM_TOKEN_SECONDS = env_int("STREAM_TOKEN_SECONDS", 300, minimum=10, maximum=86400)
 # Server-Sent Events: a comment line this often keeps proxies from closing an idle stream.
 SSE_HEARTBEAT_SECONDS = env_float("SSE_HEARTBEAT_SECONDS", 15.0, minimum=0.05)
 SPECTACULAR_SETTINGS = {
@@ -315,7 +323,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        # Query-string tokens never reach a log line (access logs, Django's request errors).
+        "redact_tokens": {"()": "agentos.logfilters.RedactTokensFilter"},
+        # An outage of PostgreSQL or Redis: one warning line per request, not a traceback.
+        "outage": {"()": "agentos.middleware.OutageLogFilter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_tokens"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.request": {"filters": ["outage"]},
+    },
 }

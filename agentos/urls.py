@@ -21,3 +21,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("tasks.pages.urls")),
 ]
+
+# JSON for /api/ and /hooks/, and a 503 "temporarily unavailable" answer when PostgreSQL or
+# Redis is down (agentos.middleware).
+handler500 = "agentos.middleware.server_error"

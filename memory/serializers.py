@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from memory.models import MemoryEntry
 from memory.services import MAX_K, MODES
+from tasks.options import StrictCharField
 
 
 class MemorySearchInput(serializers.Serializer):
@@ -32,7 +33,7 @@ class MemorySearchOutput(serializers.Serializer):
 
 
 class MemoryCreateInput(serializers.Serializer):
-    content = serializers.CharField(max_length=20000, trim_whitespace=True)
+    content = StrictCharField(max_length=20000, trim_whitespace=True)
     kind = serializers.ChoiceField(choices=MemoryEntry.Kind.values, default=MemoryEntry.Kind.NOTE)
     metadata = serializers.DictField(required=False, default=dict)
 

@@ -14,6 +14,7 @@ urlpatterns = [
     slash_optional(TASK, views.TaskDetailView.as_view(), name="task-detail"),
     slash_optional(rf"{TASK}/steps", views.TaskStepsView.as_view(), name="task-steps"),
     slash_optional(rf"{TASK}/stream", task_stream, name="task-stream"),
+    slash_optional(rf"{TASK}/stream-token", views.TaskStreamTokenView.as_view(), name="task-stream-token"),
     slash_optional(rf"{TASK}/pause", views.TaskPauseView.as_view(), name="task-pause"),
     slash_optional(rf"{TASK}/resume", views.TaskResumeView.as_view(), name="task-resume"),
     slash_optional(rf"{TASK}/cancel", views.TaskCancelView.as_view(), name="task-cancel"),

@@ -1,7 +1,8 @@
 """Websocket ws/tasks/<id>/: a snapshot of the task, then every step and status change live.
 
 Close codes: 4401 not authenticated, 4404 no such task (or another user's), 4400 bad
-``?after=``. Clients may also send control messages::
+``?after=`` or a control message over CONTROL_MESSAGE_MAX_CHARS or nested too deep. Clients
+may also send control messages (parsed by agentos.jsonguard, like API bodies)::
 
     {"action": "pause" | "resume" | "cancel"}
     {"action": "respond", "answer": "..."}  or  {"action": "respond", "approve": true, "comment": "..."}
@@ -12,17 +13,20 @@ which call the same services as the REST API and are answered with
 
 from __future__ import annotations
 
-import json
-
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from agentos.api import ApplicationError, _first_validation_error, error_body
+from agentos.jsonguard import JSONRejected, parse_json
 from tasks.api.auth import query_param, scope_user
 from tasks.api.events import StepSequencer, group_name, in_db_thread, parse_after, read_snapshot, task_for
 
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
+# The largest control message is a respond with a 4,000-character answer and a comment.
+CONTROL_MESSAGE_MAX_CHARS = 16_384
+# {"action": ..., "answer": ...} is flat; a little room for clients that nest a field.
+CONTROL_MESSAGE_MAX_DEPTH = 4
 
 
 def run_action(*, user, task_id, content: dict) -> dict:
@@ -53,11 +57,12 @@ class TaskConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         # Accept before closing: a close sent before the handshake completes reaches the
         # client as an HTTP 403 without our close code.
-        self.user = await scope_user(self.scope)
+        task_id = self.scope["url_route"]["kwargs"]["task_id"]
+        self.user = await scope_user(self.scope, task_id)
         if not self.user.is_authenticated:
             return await self._refuse(CLOSE_UNAUTHENTICATED)
         try:
-            self.task = await in_db_thread(task_for)(self.user, self.scope["url_route"]["kwargs"]["task_id"])
+            self.task = await in_db_thread(task_for)(self.user, task_id)
             after = parse_after(query_param(self.scope.get("query_string", b""), "after"))
         except ApplicationError as exc:
             return await self._refuse(CLOSE_NOT_FOUND if exc.status_code == 404 else CLOSE_BAD_REQUEST)
@@ -83,10 +88,20 @@ class TaskConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(event)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        message = text_data if text_data is not None else bytes_data
+        if message is not None and len(message) > CONTROL_MESSAGE_MAX_CHARS:
+            # Not a control message any client of ours sends: close rather than parse it.
+            await self.close(code=CLOSE_BAD_REQUEST)
+            return
         try:
-            content = json.loads(text_data) if text_data is not None else None
-        except ValueError:
-            content = None
+            content = parse_json(message, max_depth=CONTROL_MESSAGE_MAX_DEPTH) if message is not None else None
+        except JSONRejected as error:
+            if error.code == "invalid_json":  # nested too deep: no client of ours sends that
+                await self.close(code=CLOSE_BAD_REQUEST)
+                return
+            # Not JSON, a non-finite number, unstorable text: answered like an API body.
+            await self._reply_error(None, ApplicationError(error.message, code=error.code, field=error.field))
+            return
         if not isinstance(content, dict):
             await self._reply_error(None, ApplicationError("A control message is a JSON object.", code="parse_error"))
             return

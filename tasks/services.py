@@ -19,10 +19,10 @@ from django.utils import timezone
 
 from agentos.api import ApplicationError, Conflict
 from tasks import live
-from tasks.models import AgentSpec, Step, StepKind, Task, TaskStatus, Trigger
+from tasks.models import Step, StepKind, Task, TaskStatus, Trigger
+from tasks.options import clean_task_options
 from tasks.store import LeaseLost, step_append
 
-OPTION_KEYS = {"allow_human", "require_approval", "agents", "step_budget", "max_subtasks"}
 ANSWER_MAX_LENGTH = 4000
 APPROVE_WORDS = {"approve", "approved", "yes", "y", "ok", "allow", "true"}
 DENY_WORDS = {"deny", "denied", "no", "n", "reject", "false"}
@@ -32,34 +32,6 @@ def enqueue(task_id: Any) -> None:
     from tasks.jobs import run_task
 
     run_task.delay(str(task_id))
-
-
-def _clean_options(options: Any) -> dict:
-    if options is None:
-        return {}
-    if not isinstance(options, dict):
-        raise ApplicationError("options must be an object", field="options")
-    unknown = sorted(set(options) - OPTION_KEYS)
-    if unknown:
-        raise ApplicationError(f"unknown option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(OPTION_KEYS))}",
-                               field="options")
-    cleaned = dict(options)
-    if "allow_human" in cleaned and not isinstance(cleaned["allow_human"], bool):
-        raise ApplicationError("allow_human must be true or false", field="options.allow_human")
-    for key in ("require_approval", "agents"):
-        value = cleaned.get(key)
-        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
-            raise ApplicationError(f"{key} must be a list of names", field=f"options.{key}")
-    if cleaned.get("agents"):
-        enabled = set(AgentSpec.objects.filter(enabled=True).values_list("name", flat=True))
-        missing = sorted(set(cleaned["agents"]) - enabled)
-        if missing:
-            raise ApplicationError(f"unknown or disabled agent(s): {', '.join(missing)}", field="options.agents")
-    for key, low, high in (("step_budget", 5, 1000), ("max_subtasks", 1, 10)):
-        value = cleaned.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high):
-            raise ApplicationError(f"{key} must be an integer from {low} to {high}", field=f"options.{key}")
-    return cleaned
 
 
 def task_create(*, owner, query: str, trigger: str = Trigger.API, trigger_details: dict | None = None,
@@ -72,7 +44,7 @@ def task_create(*, owner, query: str, trigger: str = Trigger.API, trigger_detail
         raise ApplicationError(f"query is longer than {settings.QUERY_MAX_LENGTH} characters", field="query")
     if trigger not in Trigger.values:
         raise ApplicationError(f"unknown trigger {trigger!r}", field="trigger")
-    cleaned = _clean_options(options)
+    cleaned = clean_task_options(options)
     with transaction.atomic():
         task = Task.objects.create(
             owner=owner, query=query, trigger=trigger, trigger_details=trigger_details or {}, options=cleaned,
@@ -189,8 +161,9 @@ def task_respond(*, task: Task, answer: str | None = None, approve: bool | None 
         if answer is not None:
             data["answer"] = str(answer)[:ANSWER_MAX_LENGTH]
     else:
-        if answer is None and isinstance(approve, bool):
-            answer = "yes" if approve else "no"
+        if approve is not None:
+            raise ApplicationError('this task waits for an answer to its question, not an approval: send '
+                                   '{"answer": "..."}', field="approve", code="not_an_approval")
         if not isinstance(answer, str) or not answer.strip():
             raise ApplicationError("answer must be a non-empty string", field="answer")
         if len(answer) > ANSWER_MAX_LENGTH:

@@ -18,8 +18,17 @@ def _clean_options(value) -> dict:
     return value
 
 
+def _callback_url_allowed(value: str) -> None:
+    """The delivery rules, checked on save (tasks.options.callback_url_problem)."""
+    from tasks.options import callback_url_problem
+
+    problem = callback_url_problem(value) if value else None
+    if problem:
+        raise forms.ValidationError(f"This callback URL is not allowed: {problem}.")
+
+
 def _callback_url_field() -> forms.URLField:
-    return forms.URLField(required=False, max_length=500, assume_scheme="https",
+    return forms.URLField(required=False, max_length=500, assume_scheme="https", validators=[_callback_url_allowed],
                           help_text="Optional: receives task.completed / task.failed / task.waiting_human events.")
 
 

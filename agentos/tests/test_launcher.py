@@ -50,7 +50,9 @@ def wait_for(predicate, timeout: float, message: str):
 def start_launcher(var_dir: Path, port: int) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "REDIS_URL", "AGENTOS_TESTING", "REDIS_DB_BASE", "SECRET_KEY")}
-    env.update(AGENTOS_VAR_DIR=str(var_dir), PORT=str(port), CELERY_WORKER_CONCURRENCY="4")
+    # Heartbeats every 0.5 s: a killed worker's heartbeat expires 2 s later (/healthz).
+    env.update(AGENTOS_VAR_DIR=str(var_dir), PORT=str(port), CELERY_WORKER_CONCURRENCY="4",
+               WORKER_HEARTBEAT_SECONDS="0.5")
     return subprocess.Popen([sys.executable, "-m", "agentos.launcher", "run"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -77,8 +79,12 @@ def test_run_command_starts_everything_and_ctrl_c_stops_everything(tmp_path):
         worker = next(p for p in processes_with_var_dir(var_dir) if "worker" in " ".join(p.cmdline()))
         worker.kill()
         started = time.monotonic()
-        status, body = healthz(url)
-        assert status == 503 and "worker" in body["down"]
+
+        def worker_down() -> bool:
+            status, body = healthz(url)
+            return status == 503 and "worker" in body["down"]
+
+        wait_for(worker_down, 5, "the killed worker still looked alive after 5 s")
         assert time.monotonic() - started < 5
         wait_for(lambda: up(url), 90, "the launcher did not restart the worker")
 

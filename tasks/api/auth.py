@@ -3,7 +3,8 @@
 The SSE view is a plain async Django view and the websocket consumer is a Channels
 consumer, so both authenticate here with the same rules as the REST API: a DRF token
 (``Authorization: Token <key>`` or ``?token=<key>``, because browsers' EventSource and
-WebSocket cannot set headers) or the Django session.
+WebSocket cannot set headers), a short-lived stream token for that one task in ``?token=``
+(tasks/api/stream_tokens.py; preferred in URLs), or the Django session.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
 
 from tasks.api.events import in_db_thread
+from tasks.api.stream_tokens import looks_like_stream_token, user_for_stream_token
 
 TOKEN_KEYWORDS = ("token", "bearer")
 
@@ -46,7 +48,14 @@ def query_param(query_string: bytes | str, name: str) -> str | None:
     return values[0] if values else None
 
 
-async def request_user(request: HttpRequest):
+def user_for_credential(key: str, task_id) -> object | None:
+    """The user of an API key, or of a stream token issued for ``task_id``."""
+    if looks_like_stream_token(key):
+        return user_for_stream_token(key, task_id)
+    return user_for_token(key)
+
+
+async def request_user(request: HttpRequest, task_id=None):
     """The user of an async HTTP request: token header, ``?token=``, then session.
 
     A token that is present but wrong does not fall back to the session: a client that
@@ -54,15 +63,15 @@ async def request_user(request: HttpRequest):
     """
     key = token_from_header(request.headers.get("Authorization")) or request.GET.get("token")
     if key:
-        return await in_db_thread(user_for_token)(key) or AnonymousUser()
+        return await in_db_thread(user_for_credential)(key, task_id) or AnonymousUser()
     return await request.auser()
 
 
-async def scope_user(scope: dict):
+async def scope_user(scope: dict, task_id=None):
     """The user of a websocket connection: ``?token=`` first, else the session's user."""
     key = query_param(scope.get("query_string", b""), "token")
     if key:
-        return await in_db_thread(user_for_token)(key) or AnonymousUser()
+        return await in_db_thread(user_for_credential)(key, task_id) or AnonymousUser()
     user = scope.get("user")
     if user is None:
         return AnonymousUser()

@@ -12,10 +12,15 @@ from rest_framework import serializers
 
 from agentos.api import ErrorDetailSerializer, ErrorSerializer  # noqa: F401 (the one error shape, shared)
 from tasks.models import StepKind, StepStatus, TaskStatus, Trigger
-
-MIN_STEP_BUDGET = 5
-MAX_STEP_BUDGET = 1000
-
+from tasks.options import (  # noqa: F401 (MIN/MAX_STEP_BUDGET: re-exported for older imports)
+    MAX_STEP_BUDGET,
+    MIN_STEP_BUDGET,
+    StrictBooleanField,
+    StrictCharField,
+    StrictFloatField,
+    TaskOptionsSerializer,
+    validate_callback_url,
+)
 
 # --- inputs ------------------------------------------------------------------------------
 
@@ -28,58 +33,19 @@ def validate_query(value: str) -> str:
     return value
 
 
-class StrictCharField(serializers.CharField):
-    """A string, and only a string (DRF's CharField would turn 42 or true into text)."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class TaskOptionsSerializer(serializers.Serializer):
-    """Options of a run (the keys tasks.services.task_create accepts)."""
-
-    agents = serializers.ListField(child=serializers.SlugField(max_length=50), required=False, min_length=1,
-                                   help_text="Restrict the plan to these agents (names of enabled agents).")
-    step_budget = serializers.IntegerField(required=False, min_value=MIN_STEP_BUDGET, max_value=MAX_STEP_BUDGET,
-                                           help_text="Model and tool steps the task may take.")
-    max_subtasks = serializers.IntegerField(required=False, min_value=1, max_value=10,
-                                            help_text="At most this many subtasks in the plan.")
-    allow_human = serializers.BooleanField(required=False, help_text="May the agents ask a person (default true).")
-    require_approval = serializers.ListField(child=serializers.CharField(max_length=100), required=False,
-                                             help_text="Tool names whose calls wait for a person's approval.")
-
-    def validate_agents(self, value: list[str]) -> list[str]:
-        from tasks.models import AgentSpec
-
-        enabled = set(AgentSpec.objects.filter(enabled=True).values_list("name", flat=True))
-        unknown = sorted(set(value) - enabled)
-        if unknown:
-            raise serializers.ValidationError(
-                f"Unknown or disabled agents: {', '.join(unknown)}; choose from {', '.join(sorted(enabled))}.",
-                code="invalid_choice")
-        return value
-
-    def to_internal_value(self, data):
-        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
-        if unknown:
-            raise serializers.ValidationError(
-                {unknown[0]: [f"Unknown option; known options are {', '.join(self.fields)}."]})
-        return super().to_internal_value(data)
-
-
 class TaskCreateInputSerializer(serializers.Serializer):
     query = StrictCharField(validators=[validate_query], help_text="What the agents should do.")
     options = TaskOptionsSerializer(required=False)
+    callback_url = StrictCharField(required=False, max_length=500, validators=[validate_callback_url],
+                                   help_text="Receives task.completed / task.failed / task.waiting_human events "
+                                             "(signed). The host must be on CALLBACK_ALLOWED_HOSTS and public.")
 
 
 class ExecuteInputSerializer(TaskCreateInputSerializer):
-    timeout = serializers.FloatField(required=False, min_value=0.0,
-                                     help_text="Seconds to wait for the result (default EXECUTE_DEFAULT_TIMEOUT, "
-                                               "at most EXECUTE_MAX_TIMEOUT).")
-    wait = serializers.BooleanField(required=False, default=True,
-                                    help_text="false: return 202 at once with the task's URLs.")
+    timeout = StrictFloatField(required=False, min_value=0.0,
+                               help_text="Seconds to wait for the result (default EXECUTE_DEFAULT_TIMEOUT, "
+                                         "at most EXECUTE_MAX_TIMEOUT).")
+    wait = StrictBooleanField(required=False, default=True, help_text="false: return 202 at once with the task's URLs.")
 
     def validate_timeout(self, value: float) -> float:
         limit = settings.EXECUTE_MAX_TIMEOUT
@@ -92,9 +58,9 @@ class ExecuteInputSerializer(TaskCreateInputSerializer):
 class RespondInputSerializer(serializers.Serializer):
     # 4000 = tasks.services.ANSWER_MAX_LENGTH
     answer = StrictCharField(required=False, max_length=4000,
-                                   help_text='The answer to the question; for an approval also "yes" or "no".')
-    approve = serializers.BooleanField(required=False, help_text="The decision on a tool call waiting for approval.")
-    comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+                             help_text='The answer to the question; for an approval also "yes" or "no".')
+    approve = StrictBooleanField(required=False, help_text="The decision on a tool call waiting for approval.")
+    comment = StrictCharField(required=False, allow_blank=True, max_length=2000, default="")
 
     def validate(self, attrs: dict) -> dict:
         if "answer" not in attrs and "approve" not in attrs:
@@ -181,3 +147,10 @@ class ExecuteResultSerializer(serializers.Serializer):
 
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField()
+
+
+class StreamTokenSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Goes in ?token= of this task's stream and websocket URLs.")
+    expires_in = serializers.IntegerField(help_text="Seconds the token stays valid.")
+    stream = serializers.URLField(help_text="The Server-Sent Events URL with the token.")
+    websocket = serializers.CharField(help_text="The websocket URL with the token.")

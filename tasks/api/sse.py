@@ -31,6 +31,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.views import APIView
 
 from agentos.api import ApplicationError, error_body
+from agentos.middleware import outage_errors, unavailable_response
 from tasks.api.auth import request_user
 from tasks.api.events import StepSequencer, TaskSubscription, in_db_thread, parse_after, read_snapshot, task_for
 from tasks.api.views import error_responses
@@ -85,6 +86,37 @@ async def event_stream(task, after: int | None) -> AsyncIterator[str]:
         yield _end(sequencer)
 
 
+class PrimedStream:
+    """An event stream whose first part was produced before the response was returned.
+
+    Producing it subscribes to the channel layer and reads the snapshot, so an outage of
+    Redis or PostgreSQL is a 503 in the error shape instead of a 200 that breaks off.
+    Django calls ``close()`` (in a worker thread) when the response ends, also when it was
+    never iterated; closing the generator then leaves the channel layer group.
+    """
+
+    def __init__(self, first: str, stream: AsyncIterator[str]) -> None:
+        self.first: str | None = first
+        self.stream = stream
+
+    def __aiter__(self) -> PrimedStream:
+        return self
+
+    async def __anext__(self) -> str:
+        if self.first is not None:
+            first, self.first = self.first, None
+            return first
+        return await self.stream.__anext__()
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+    def close(self) -> None:
+        from asgiref.sync import async_to_sync
+
+        async_to_sync(self.aclose)()
+
+
 def _error(status: int, code: str, message: str, field: str | None = None) -> JsonResponse:
     return JsonResponse(error_body(code, message, field), status=status)
 
@@ -95,7 +127,7 @@ async def task_stream(request: HttpRequest, task_id: str) -> HttpResponse:
         response = _error(405, "method_not_allowed", f'Method "{request.method}" not allowed.')
         response["Allow"] = "GET, HEAD"
         return response
-    user = await request_user(request)
+    user = await request_user(request, task_id)
     if not user.is_authenticated:
         return _error(401, "not_authenticated", "Authentication credentials were not provided or are invalid.")
     try:
@@ -105,7 +137,13 @@ async def task_stream(request: HttpRequest, task_id: str) -> HttpResponse:
         after = parse_after(header, "Last-Event-ID") if header else parse_after(request.GET.get("after"))
     except ApplicationError as exc:
         return _error(exc.status_code, exc.code, exc.message, exc.field)
-    response = StreamingHttpResponse(event_stream(task, after), content_type="text/event-stream")
+    stream = event_stream(task, after)
+    try:
+        first = await stream.__anext__()
+    except outage_errors():
+        await stream.aclose()
+        return unavailable_response(request)
+    response = StreamingHttpResponse(PrimedStream(first, stream), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # proxies such as nginx must not buffer the stream
     return response
@@ -120,11 +158,12 @@ class TaskStreamDoc(APIView):
         description="Replays the steps after `Last-Event-ID` (or `?after=N`), then sends each step and status "
                     "change as it commits: `event: step` (with `id:` = step index), `event: status`, "
                     "`: heartbeat` comments, and a final `event: end` when the task finishes. Authenticate "
-                    "with the session, `Authorization: Token <key>` or `?token=<key>`.",
+                    "with the session, `Authorization: Token <key>`, or `?token=` with a stream token from "
+                    "`POST /api/v1/tasks/{id}/stream-token` (or the API key).",
         parameters=[
             OpenApiParameter("after", OpenApiTypes.INT, description="Only steps with a larger index."),
-            OpenApiParameter("token", OpenApiTypes.STR, description="API token (for clients that cannot send "
-                                                                     "headers)."),
+            OpenApiParameter("token", OpenApiTypes.STR, description="A stream token for this task, or the API "
+                                                                     "token (for clients that cannot send headers)."),
             OpenApiParameter("Last-Event-ID", OpenApiTypes.INT, OpenApiParameter.HEADER,
                              description="The last step index received; wins over `after`."),
         ],

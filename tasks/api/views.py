@@ -56,7 +56,8 @@ def create_task(request: Request, data: dict):
     from tasks.services import task_create
 
     return task_create(owner=request.user, query=data["query"], trigger="api",
-                       trigger_details={"endpoint": request.path}, options=data.get("options") or None)
+                       trigger_details={"endpoint": request.path}, options=data.get("options") or None,
+                       callback_url=data.get("callback_url") or None)
 
 
 def parse_status(value: str | None) -> str | None:
@@ -209,6 +210,27 @@ class TaskRespondView(TaskActionView):
                    responses={**_ACTION_RESPONSES, **error_responses(400, 415)})
     def post(self, request: Request, task_id: str) -> Response:
         return super().post(request, task_id)
+
+
+class TaskStreamTokenView(APIView):
+    """A short-lived token for this task's event stream and websocket (tasks/api/stream_tokens.py)."""
+
+    @extend_schema(tags=["tasks"], summary="Get a short-lived token for following this task",
+                   description="Put it in `?token=` of the task's event stream or websocket URL instead of "
+                               "your API key: it opens only this task's streams and expires after "
+                               "`expires_in` seconds.",
+                   request=None, responses={200: s.StreamTokenSerializer, **error_responses(401, 404, 429)})
+    def post(self, request: Request, task_id: str) -> Response:
+        from django.conf import settings
+
+        from tasks.api.stream_tokens import stream_token_create
+
+        task = task_for(request.user, task_id)
+        token = stream_token_create(user=request.user, task=task)
+        urls = task_urls(request, task)
+        query = f"?token={token}"
+        return Response({"token": token, "expires_in": settings.STREAM_TOKEN_SECONDS,
+                         "stream": urls["stream"] + query, "websocket": urls["websocket"] + query})
 
 
 class TokenCreateView(APIView):

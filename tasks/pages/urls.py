@@ -6,7 +6,7 @@ Not namespaced: settings.LOGIN_URL and LOGOUT_REDIRECT_URL name the route "login
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from tasks.pages import catalog, live, views
+from tasks.pages import account, catalog, live, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -20,4 +20,6 @@ urlpatterns = [
     path("tasks/<uuid:task_id>/<slug:action>", views.task_control, name="page-task-control"),
     path("prompts/", catalog.prompts_page, name="page-prompts"),
     path("tools/", catalog.tools_page, name="page-tools"),
+    path("account/", account.account_page, name="page-account"),
+    path("account/rotate-key", account.rotate_key, name="page-account-rotate-key"),
 ]

@@ -41,7 +41,7 @@ def _waiting(task: Task, reason: str = "ask_human", **extra) -> Task:
     ("", None, "query"),
     ("   ", None, "query"),
     ("x" * 9000, None, "query"),
-    ("ok", {"color": "red"}, "options"),
+    ("ok", {"color": "red"}, "options.color"),
     ("ok", {"allow_human": "yes"}, "options.allow_human"),
     ("ok", {"step_budget": 2}, "options.step_budget"),
     ("ok", {"agents": ["nobody"]}, "options.agents"),

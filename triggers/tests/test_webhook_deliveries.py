@@ -66,7 +66,7 @@ def test_invalid_webhook_options_are_a_400_not_a_500(client, webhook):
     webhook.save()
     response = signed_post(client, webhook, {"query": "hi"})
     assert response.status_code == 400
-    assert response.json()["error"]["field"] == "options"
+    assert response.json()["error"]["field"] == "options.no_such_option"
     assert Task.objects.count() == 0
 
 
