@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
 START_TIMEOUT_SECONDS = 30.0  # a cold interpreter on a loaded machine
+WAIT_GRACE_SECONDS = 10.0
 
 
 class SandboxTimeout(Exception):
@@ -175,11 +176,15 @@ class ProcessPool:
         self._replace()
 
     def run(self, *, handler: str, model: str | None, arguments: Any, timeout: float,
-            cpu_seconds: float | None = None, wait_for_process: float = START_TIMEOUT_SECONDS) -> Any:
+            cpu_seconds: float | None = None, wait_for_process: float | None = None) -> Any:
         """Run ``handler`` (a dotted path) on ``arguments`` in a tool process; its result, or
         SandboxTimeout / SandboxBusy / SandboxCrashed / SandboxFailed. ``cpu_seconds``: the
-        kernel's CPU-time backstop (RLIMIT_CPU), the timeout by default."""
+        kernel's CPU-time backstop (RLIMIT_CPU), the timeout by default. ``wait_for_process``:
+        how long to wait for a free process, by default the timeout plus WAIT_GRACE_SECONDS
+        (a cold start, or a process being replaced)."""
         self.start()
+        if wait_for_process is None:
+            wait_for_process = timeout + WAIT_GRACE_SECONDS
         try:
             worker = self._idle.get(timeout=wait_for_process)
         except queue.Empty:

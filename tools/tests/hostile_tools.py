@@ -27,8 +27,9 @@ def spin(arguments: NoArgs, context: object) -> dict:
 
 
 def spin_in_c(arguments: NoArgs, context: object) -> dict:
-    """One C call that never lets go of the interpreter lock (what round(1, -10**7) did)."""
-    return {"digits": len(str(10 ** (10**8)))}
+    """One C call that holds the interpreter lock for seconds: the call that froze the web
+    process before the calculator bounded it (issue #18)."""
+    return {"result": round(1, -10**7)}
 
 
 def hog(arguments: NoArgs, context: object) -> dict:
