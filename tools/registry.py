@@ -98,9 +98,15 @@ def _tool_modules() -> list[str]:
     return [*BUILTIN_MODULES, *getattr(settings, "TOOLS_EXTRA_MODULES", [])]
 
 
+_loaded = False
+
+
 def _load_builtins() -> None:
-    for module in _tool_modules():
-        importlib.import_module(module)
+    global _loaded
+    if not _loaded:
+        for module in _tool_modules():
+            importlib.import_module(module)
+        _loaded = True
 
 
 def pure_tool_modules() -> list[str]:

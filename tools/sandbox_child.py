@@ -20,6 +20,7 @@ pipe closes (the parent exited).
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import math
@@ -31,6 +32,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 
+@functools.lru_cache(maxsize=256)
 def _resolve(path: str) -> Any:
     module_name, _, qualname = path.partition(":")
     target: Any = importlib.import_module(module_name)
