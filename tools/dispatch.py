@@ -173,7 +173,10 @@ def _run_bounded(spec: ToolSpec, arguments: dict, context: ToolContext, started:
             return _failure(code, f"{name} needed more memory than its limit allows", started)
         prefix = {"tool_error": f"{name}: ", "invalid_arguments": f"invalid arguments for {name}: "}
         return _failure(code, prefix.get(error.kind, f"{name} failed: ") + error.message, started)
-    except (sandbox.SandboxCrashed, sandbox.SandboxBusy) as error:
+    except sandbox.SandboxBusy as error:
+        logger.warning("tool %s: %s", name, error)
+        return _failure("tool_error", f"{name} failed: {error}", started)
+    except sandbox.SandboxCrashed as error:
         return _failure("tool_error", f"{name} failed: {error}", started)
     except ToolError as error:
         return _failure("tool_error", f"{name}: {error}", started)
@@ -188,13 +191,13 @@ def _run_bounded(spec: ToolSpec, arguments: dict, context: ToolContext, started:
 
 
 def dispatch(*, name: str, arguments: dict, context: ToolContext, known_enabled: bool = False,
-             **_ignored: Any) -> ToolOutcome:
+             while_running: object = None) -> ToolOutcome:
     """Look the tool up, validate the arguments, run it bounded (see the module docstring).
 
     ``known_enabled``: the caller has just checked that an administrator has not disabled
     the tool (a task slice loads the enabled tools when it starts), so the settings query
-    is skipped. Other keyword arguments (``while_running``, from callers written for the
-    earlier in-thread hand-off) are accepted and ignored.
+    is skipped. ``while_running`` is ignored (a caller of the earlier in-thread hand-off
+    may still pass it); nothing runs beside a tool in the caller's thread any more.
     """
     started = time.monotonic()
     spec = _callable_spec(name, arguments, known_enabled, started)

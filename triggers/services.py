@@ -147,7 +147,6 @@ def webhook_deliver(*, webhook_id: uuid.UUID | str, body: bytes, headers: dict[s
     query = webhook_build_query(webhook=webhook, payload=payload)
     details = _trigger_details(webhook=webhook, body=body, payload=payload, headers=headers, signed_at=signed_at,
                                remote_addr=remote_addr)
-
     return _record_delivery(webhook=webhook, signed_at=signed_at, body=body, query=query, details=details)
 
 
