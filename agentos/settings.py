@@ -106,8 +106,6 @@ DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
 DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
-if __import__("os").environ.get("XP_SSB"):
-    DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
 # A connection pool per process (psycopg_pool), shared by its threads. Django's connections
 # are per thread, and daphne runs each request on a fresh thread and Celery's fixup closes
 # the connection around every task, so without a pool nearly every request and task slice
