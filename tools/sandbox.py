@@ -70,11 +70,9 @@ def dotted_path(obj: Any) -> str:
 
 
 def _child_env() -> dict[str, str]:
-    # Only what an interpreter needs: no DATABASE_URL, REDIS_URL, keys or secrets.
-    env = {key: os.environ[key] for key in ("PATH", "LANG", "LC_ALL", "TZ") if key in os.environ}
-    env["PYTHONPATH"] = str(PROJECT_ROOT)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
+    # Nothing of this process's environment: no DATABASE_URL, REDIS_URL, keys or secrets.
+    # The interpreter is started by its absolute path, and text is UTF-8 whatever the locale.
+    return {"PYTHONPATH": str(PROJECT_ROOT), "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUTF8": "1"}
 
 
 class _Worker:
