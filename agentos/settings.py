@@ -248,12 +248,20 @@ QUERY_MAX_LENGTH = env_int("QUERY_MAX_LENGTH", 8000, minimum=10)
 TASK_MAX_SUBTASKS = env_int("TASK_MAX_SUBTASKS", 5, minimum=1, maximum=10)
 # Tools that need a person's approval before they run, on top of those flagged in the registry.
 TOOLS_REQUIRING_APPROVAL = env_list("TOOLS_REQUIRING_APPROVAL", [])
+# Pure tools (calculator, data_analysis) run in this many pre-started processes, each capped
+# at TOOL_PROCESS_MEMORY_MB of address space and killed at the tool's timeout (docs/tools.md).
+TOOL_PROCESS_POOL_SIZE = env_int("TOOL_PROCESS_POOL_SIZE", 2, minimum=1, maximum=64)
+TOOL_PROCESS_MEMORY_MB = env_int("TOOL_PROCESS_MEMORY_MB", 256, minimum=64)
+# Modules that register more tools (site-specific ones) when the registry loads.
+TOOLS_EXTRA_MODULES = env_list("TOOLS_EXTRA_MODULES", [])
 # Celery beat re-enqueues tasks whose worker's lease expired (a crash) every second, and
 # queued tasks nobody picked up for TASK_REQUEUE_AFTER_SECONDS (a lost message).
 TASK_REQUEUE_INTERVAL = env_float("TASK_REQUEUE_INTERVAL", 1.0, minimum=0.5)
 TASK_REQUEUE_AFTER_SECONDS = env_int("TASK_REQUEUE_AFTER_SECONDS", 60, minimum=5)
 CELERY_BEAT_SCHEDULE = {
     "tasks-requeue-expired-leases": {"task": "tasks.requeue_expired_leases", "schedule": TASK_REQUEUE_INTERVAL},
+    # Webhook deliveries are remembered (replays refused) only while their timestamp is accepted.
+    "triggers-prune-webhook-deliveries": {"task": "triggers.jobs.prune_webhook_deliveries", "schedule": 300.0},
 }
 
 # --- Memory ----------------------------------------------------------------------------

@@ -16,15 +16,16 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 
+from tools.errors import ToolError
+
+__all__ = ["ToolError", "ToolSpec", "UnknownTool", "all_tools", "get_tool", "register", "schema_of"]
+BUILTIN_MODULES = ("tools.builtins.calculator", "tools.builtins.data_analysis", "tools.builtins.human",
+                   "tools.builtins.memory_tools", "tools.builtins.web")
 
 class UnknownTool(LookupError):
     def __init__(self, name: str) -> None:
         super().__init__(f"unknown tool '{name}'")
         self.name = name
-
-
-class ToolError(Exception):
-    """An expected failure of a tool (bad data, refused host); its message is shown as is."""
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,10 @@ class ToolSpec:
     args_model: type[BaseModel] | None = None
     # ask_human: the orchestrator turns a call into a wait for a person instead of dispatching it.
     waits_for_human: bool = False
-    # Pure computation whose cost the tool bounds itself (no I/O): runs in the caller's
-    # thread, without the hand-off to a pool thread, and so cannot be abandoned at timeout_s.
-    inline: bool = False
+    # Computation only (no I/O, no database, no use of the context): runs in a tool process
+    # with memory and CPU limits and is killed at timeout_s (tools/sandbox.py). Its handler
+    # and args model must be top-level names of a module that imports no Django.
+    pure: bool = False
 
     @cached_property
     def validator(self) -> Draft202012Validator:
@@ -75,21 +77,42 @@ _REGISTRY: dict[str, ToolSpec] = {}
 
 def register(*, name: str, description: str, args: type[BaseModel], requires_approval: bool = False,
              side_effects: bool = False, timeout_s: float = 10.0,
-             waits_for_human: bool = False, inline: bool = False) -> Callable[[Callable], Callable]:
+             waits_for_human: bool = False, pure: bool = False) -> Callable[[Callable], Callable]:
     """Decorator: ``@register(name="calculator", description=..., args=CalculatorArgs)``."""
 
     def decorator(handler: Callable) -> Callable:
+        if pure and ("<locals>" in handler.__qualname__ or "<locals>" in args.__qualname__):
+            raise ValueError(f"pure tool {name}: the handler and args model must be top-level names")
         _REGISTRY[name] = ToolSpec(name=name, description=description, parameters=schema_of(args),
                                    requires_approval=requires_approval, side_effects=side_effects,
                                    timeout_s=timeout_s, handler=handler, args_model=args,
-                                   waits_for_human=waits_for_human, inline=inline)
+                                   waits_for_human=waits_for_human, pure=pure)
         return handler
 
     return decorator
 
 
+def _tool_modules() -> list[str]:
+    from django.conf import settings
+
+    return [*BUILTIN_MODULES, *getattr(settings, "TOOLS_EXTRA_MODULES", [])]
+
+
+_loaded = False
+
+
 def _load_builtins() -> None:
-    importlib.import_module("tools.builtins")
+    global _loaded
+    if not _loaded:
+        for module in _tool_modules():
+            importlib.import_module(module)
+        _loaded = True
+
+
+def pure_tool_modules() -> list[str]:
+    """The modules a tool process imports up front: those of the registered pure tools."""
+    modules = {spec.handler.__module__ for spec in all_tools() if spec.pure}
+    return sorted(modules | {"tools.errors"})
 
 
 def all_tools() -> list[ToolSpec]:

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from triggers.forms import ScheduledQueryForm, WebhookForm
-from triggers.models import CallbackAttempt, CallbackSecret, ScheduledQuery, Webhook
+from triggers.models import CallbackAttempt, CallbackSecret, ScheduledQuery, Webhook, WebhookDelivery
 from triggers.schedules import describe, scheduled_query_save
 from triggers.services import webhook_rotate_secret
 
@@ -78,6 +78,22 @@ class CallbackAttemptAdmin(admin.ModelAdmin):
     list_filter = ["event", "ok"]
     search_fields = ["task__id", "url", "delivery_id"]
     readonly_fields = [field.name for field in CallbackAttempt._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.method in ("GET", "HEAD") and super().has_change_permission(request, obj)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """Accepted deliveries still inside the signature tolerance (older ones are pruned)."""
+
+    list_display = ["received_at", "webhook", "signed_at", "task"]
+    search_fields = ["webhook__name", "body_sha256", "task__id"]
+    readonly_fields = [field.name for field in WebhookDelivery._meta.fields]
+    list_select_related = ["webhook"]
 
     def has_add_permission(self, request) -> bool:
         return False

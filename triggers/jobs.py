@@ -34,3 +34,11 @@ def deliver_callback(self, task_id: str, delivery_id: str, url: str, event: str,
         logger.warning("callback %s (%s) for task %s gave up after attempt %s: %s", delivery_id, event, task_id,
                        attempt, outcome.error)
     return outcome.ok
+
+
+@shared_task(name="triggers.jobs.prune_webhook_deliveries", ignore_result=True)
+def prune_webhook_deliveries() -> int:
+    """Beat, every few minutes: forget deliveries older than the signature tolerance."""
+    from triggers.services import webhook_deliveries_prune
+
+    return webhook_deliveries_prune()

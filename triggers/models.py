@@ -46,6 +46,31 @@ class Webhook(models.Model):
         return self.name
 
 
+class WebhookDelivery(models.Model):
+    """One accepted delivery, identified by what its sender signed: the signature's timestamp
+    and the body (SHA-256). However its signature header is worded, a captured request is
+    the same row, so it can start at most one task; the unique constraint decides between
+    copies arriving at once. Rows are kept while their timestamp is still accepted (the
+    signature tolerance) and then pruned (triggers.jobs.prune_webhook_deliveries)."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    signed_at = models.BigIntegerField(help_text="The t= of the signature header (unix seconds).")
+    body_sha256 = models.CharField(max_length=64)
+    task = models.ForeignKey("tasks.Task", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["webhook", "signed_at", "body_sha256"], name="webhook_delivery_once"),
+        ]
+        # The pruning job deletes by timestamp across all hooks.
+        indexes = [models.Index(fields=["signed_at"], name="webhook_delivery_signed_idx")]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.webhook_id} t={self.signed_at} {self.body_sha256[:12]}"
+
+
 class CallbackSecret(models.Model):
     """Per-user key that signs callbacks of tasks not started by a webhook."""
 

@@ -1,8 +1,11 @@
 """Webhook deliveries in, status notifications out.
 
 ``webhook_deliver`` is the whole inbound path (the view only moves bytes): look up the hook,
-verify the signature, rate-limit, parse, build the query, create the task. Every refusal
-raises before anything is written, so a refused delivery leaves no row behind.
+verify the signature, rate-limit, parse, build the query, record the delivery, create the
+task. Every refusal raises before anything is written, so a refused delivery leaves no row
+behind. A delivery is identified by what its sender signed, (hook, timestamp, body digest),
+in a table with a unique constraint: a replay, however its header is worded, gets the first
+task back, and no cache restart can reopen it.
 
 ``task_status_changed`` is the one call the orchestrator makes when a task reaches
 completed, failed or waiting_human; it enqueues the signed callback after commit.
@@ -10,6 +13,7 @@ completed, failed or waiting_human; it enqueues the signed callback after commit
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -19,21 +23,23 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agentos.api import ApplicationError, Conflict, NotFound
+from agentos.jsonguard import JSONRejected, parse_json
 from triggers import signing
 from triggers.errors import InvalidSignature, PayloadTooLarge, RateLimited
-from triggers.models import CallbackEvent, CallbackSecret, Webhook
+from triggers.models import CallbackEvent, CallbackSecret, Webhook, WebhookDelivery
 
 # Request headers worth keeping with the task (never Authorization, cookies or the signature).
 RECORDED_HEADERS = ("user-agent", "content-type", "x-agentos-delivery", "x-request-id", "x-github-event",
                     "x-gitlab-event")
 # Payloads up to this size are kept verbatim in trigger_details for the audit trail.
 RECORDED_PAYLOAD_BYTES = 8192
-# How long a replayed signature is remembered: the tolerance window on both sides of now.
-REPLAY_MEMORY_SECONDS = 2 * signing.DEFAULT_TOLERANCE_SECONDS + 60
+# Deliveries are kept this long past the tolerance window, for clocks of several web
+# processes that differ a little.
+DELIVERY_KEEP_MARGIN_SECONDS = 60
 
 EVENT_BY_STATUS = {
     "completed": CallbackEvent.COMPLETED,
@@ -94,10 +100,11 @@ def webhook_build_query(*, webhook: Webhook, payload: dict[str, Any]) -> str:
 
 
 def _parse_payload(body: bytes) -> dict[str, Any]:
+    """The body through the API's strict parser (nesting depth, finite numbers, storable text)."""
     try:
-        payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise ApplicationError(f"the body is not valid JSON: {error}", code="malformed_json")
+        payload = parse_json(body)
+    except JSONRejected as error:
+        raise ApplicationError(error.message, field=error.field, code="malformed_json") from None
     if not isinstance(payload, dict):
         raise ApplicationError("the body must be a JSON object", code="malformed_json")
     return payload
@@ -140,32 +147,45 @@ def webhook_deliver(*, webhook_id: uuid.UUID | str, body: bytes, headers: dict[s
     query = webhook_build_query(webhook=webhook, payload=payload)
     details = _trigger_details(webhook=webhook, body=body, payload=payload, headers=headers, signed_at=signed_at,
                                remote_addr=remote_addr)
+    return _record_delivery(webhook=webhook, signed_at=signed_at, body=body, query=query, details=details)
 
-    # A signature covers the timestamp and the body, so the same signature seen twice is the
-    # same request replayed (a sender's retry, or an attacker inside the tolerance window):
-    # it gets the first task back instead of starting a second one.
-    replay_key = f"triggers:seen:{webhook.pk}:{header_digest(header)}"
-    if not cache.add(replay_key, "pending", timeout=REPLAY_MEMORY_SECONDS):
-        seen = cache.get(replay_key)
-        if seen in (None, "pending"):
-            raise Conflict("this delivery is already being processed", code="duplicate_delivery")
-        from tasks.models import Task
 
-        return Delivery(task=Task.objects.get(pk=seen), duplicate=True)
-    try:
+def _record_delivery(*, webhook: Webhook, signed_at: int, body: bytes, query: str, details: dict) -> Delivery:
+    """Create the task of a new delivery, or return the task of the same delivery seen before.
+
+    The row and the task commit together. A copy arriving while the first is being created
+    waits on the unique index until that transaction ends, then finds its row.
+    """
+    key = {"webhook": webhook, "signed_at": signed_at, "body_sha256": hashlib.sha256(body).hexdigest()}
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                record = WebhookDelivery.objects.create(**key)
+        except IntegrityError:
+            return _duplicate(key)
         task = triggered_task_create(owner=webhook.owner, query=query, trigger="webhook", details=details,
-                            options=webhook.options or {}, callback_url=webhook.callback_url)
-    except BaseException:
-        cache.delete(replay_key)
-        raise
-    cache.set(replay_key, str(task.pk), timeout=REPLAY_MEMORY_SECONDS)
+                                     options=webhook.options or {}, callback_url=webhook.callback_url)
+        record.task = task
+        record.save(update_fields=["task"])
     return Delivery(task=task, duplicate=False)
 
 
-def header_digest(header: str | None) -> str:
-    import hashlib
+def _duplicate(key: dict) -> Delivery:
+    seen = WebhookDelivery.objects.select_related("task").filter(**key).first()
+    if seen is None or seen.task is None:  # its task was deleted since
+        raise Conflict("this delivery was already received", code="duplicate_delivery")
+    return Delivery(task=seen.task, duplicate=True)
 
-    return hashlib.sha256((header or "").encode("utf-8", "replace")).hexdigest()
+
+def webhook_deliveries_prune(*, now: float | None = None) -> int:
+    """Forget deliveries whose timestamp the signature check refuses by now; returns how many.
+
+    Such a request is refused as stale before it is looked up, so its row has no use left.
+    """
+    now = time.time() if now is None else now
+    cutoff = int(now) - settings.WEBHOOK_SIGNATURE_TOLERANCE - DELIVERY_KEEP_MARGIN_SECONDS
+    deleted, _ = WebhookDelivery.objects.filter(signed_at__lt=cutoff).delete()
+    return deleted
 
 
 def webhook_rotate_secret(*, webhook: Webhook) -> Webhook:

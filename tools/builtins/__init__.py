@@ -1,3 +1,5 @@
-"""The built-in tools; importing this package registers them."""
+"""The built-in tools, one module each; tools.registry imports them (BUILTIN_MODULES).
 
-from tools.builtins import calculator, data_analysis, human, memory_tools, web  # noqa: F401
+This package imports nothing itself: the tool process (tools/sandbox_child.py) imports the
+pure tools' modules alone, without the Django-dependent ones.
+"""

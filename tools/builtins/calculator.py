@@ -1,8 +1,12 @@
 """calculator: arithmetic by walking a parsed AST with a whitelist; never eval.
 
 Only numbers, + - * / // % **, unary signs, parentheses and a few named functions and
-constants are accepted. Exponents and intermediate results are bounded so an expression
-such as ``9**9**9`` is refused instead of consuming the worker.
+constants are accepted. Sizes are checked before the work that would make them: the
+exponent and the result's digit count before ``**``, the operands' digits before ``*``,
+``round``'s digit count before rounding (``round(1, -10**7)`` builds a 10-million-digit
+number), and every intermediate result after; a result that is not a real number (a
+negative number to a fractional power) is refused. So ``9**9**9`` is refused at once, and
+the tool process's own limits (tools/sandbox.py) stand behind these checks.
 """
 
 from __future__ import annotations
@@ -25,8 +29,21 @@ BINARY: dict[type, Callable] = {
     ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
 }
 UNARY: dict[type, Callable] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+MAX_RESULT_BITS = int(MAX_RESULT_DIGITS * 3.33)
+
+
+def _round(number: float | int, ndigits: float | int | None = None) -> float | int:
+    if ndigits is None:
+        return round(number)
+    if not isinstance(ndigits, int):
+        raise ToolError("round()'s second argument must be a whole number")
+    if abs(ndigits) > MAX_RESULT_DIGITS:
+        raise ToolError(f"round() to more than {MAX_RESULT_DIGITS} digits is not supported")
+    return round(number, ndigits)
+
+
 FUNCTIONS: dict[str, Callable] = {
-    "sqrt": math.sqrt, "abs": abs, "round": round, "min": min, "max": max, "floor": math.floor,
+    "sqrt": math.sqrt, "abs": abs, "round": _round, "min": min, "max": max, "floor": math.floor,
     "ceil": math.ceil, "log": math.log, "log10": math.log10, "exp": math.exp,
 }
 CONSTANTS = {"pi": math.pi, "e": math.e}
@@ -41,7 +58,9 @@ class CalculatorArgs(BaseModel):
 
 
 def _check_size(value: float | int) -> float | int:
-    if isinstance(value, int) and value.bit_length() > MAX_RESULT_DIGITS * 3.33:
+    if isinstance(value, complex):
+        raise ToolError("the result is not a real number")
+    if isinstance(value, int) and value.bit_length() > MAX_RESULT_BITS:
         raise ToolError(f"intermediate result has more than {MAX_RESULT_DIGITS} digits")
     if isinstance(value, float) and math.isinf(value):
         raise ToolError("result is too large")
@@ -49,6 +68,8 @@ def _check_size(value: float | int) -> float | int:
 
 
 def _power(base: float | int, exponent: float | int) -> float | int:
+    if base < 0 and isinstance(exponent, float) and not exponent.is_integer():
+        raise ToolError(f"{base} ** {exponent} is not a real number (a negative number to a fractional power)")
     if abs(exponent) > MAX_EXPONENT:
         raise ToolError(f"exponent {exponent} is larger than {MAX_EXPONENT}")
     if base not in (0, 1, -1) and abs(exponent) * math.log10(max(abs(base), 1e-300)) > MAX_RESULT_DIGITS:
@@ -69,6 +90,9 @@ def _evaluate(node: ast.AST) -> float | int:  # noqa: C901 - one branch per acce
         left, right = _evaluate(node.left), _evaluate(node.right)
         if isinstance(node.op, ast.Pow):
             return _check_size(_power(left, right))
+        if isinstance(node.op, ast.Mult) and isinstance(left, int) and isinstance(right, int) \
+                and left.bit_length() + right.bit_length() > MAX_RESULT_BITS + 1:
+            raise ToolError(f"intermediate result has more than {MAX_RESULT_DIGITS} digits")
         return _check_size(BINARY[type(node.op)](left, right))
     if isinstance(node, ast.UnaryOp):
         if type(node.op) not in UNARY:
@@ -95,20 +119,23 @@ def calculate(expression: str) -> float | int:
         tree = ast.parse(expression.strip(), mode="eval")
     except SyntaxError as error:
         raise ToolError(f"not a valid expression: {error.msg}") from None
+    except (RecursionError, MemoryError):
+        raise ToolError("the expression is nested too deeply") from None
     try:
         value = _evaluate(tree)
     except ZeroDivisionError:
         raise ToolError("division by zero") from None
     except (OverflowError, ValueError, TypeError) as error:
         raise ToolError(f"cannot compute: {error}") from None
+    except RecursionError:
+        raise ToolError("the expression is nested too deeply") from None
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     return value
 
 
-# Inline: bounded arithmetic (expression length, exponents, result digits) costs
-# microseconds, less than handing it to a pool thread.
-@register(name="calculator", args=CalculatorArgs, timeout_s=5.0, inline=True,
+# Pure: runs in a tool process (tools/sandbox.py), killed at its timeout whatever the input.
+@register(name="calculator", args=CalculatorArgs, timeout_s=5.0, pure=True,
           description="Evaluate an arithmetic expression exactly: + - * / // % **, parentheses, "
                       "sqrt, abs, round, min, max, floor, ceil, log, log10, exp, pi, e.")
 def calculator(arguments: CalculatorArgs, context: object) -> dict:

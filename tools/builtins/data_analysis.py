@@ -38,6 +38,8 @@ def column_values(text: str, column: str | None) -> tuple[str, list[float]]:
     if len(rows) < 2:
         raise ToolError("CSV needs a header row and at least one data row")
     header, data = [cell.strip() for cell in rows[0]], rows[1:]
+    if len(data) > MAX_VALUES:
+        raise ToolError(f"the CSV has {len(data)} data rows, more than the {MAX_VALUES} allowed")
     if column is not None:
         if column not in header:
             raise ToolError(f"no column '{column}' (columns: {', '.join(header)})")
@@ -80,7 +82,7 @@ def describe(values: list[float]) -> dict:
     }
 
 
-@register(name="data_analysis", args=DataAnalysisArgs, timeout_s=10.0,
+@register(name="data_analysis", args=DataAnalysisArgs, timeout_s=10.0, pure=True,
           description="Descriptive statistics (count, mean, median, sample stdev, min, max, quartiles) "
                       "of a list of numbers or of one numeric column of CSV text.")
 def data_analysis(arguments: DataAnalysisArgs, context: object) -> dict:

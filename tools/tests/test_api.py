@@ -114,3 +114,34 @@ def test_tool_needing_approval_runs_for_staff(api_client, staff_user, approval_t
     api_client.force_authenticate(staff_user)
     response = api_client.post("/api/v1/tools/guarded_time/invoke", {"arguments": {}}, format="json")
     assert response.status_code == 200 and response.json()["ok"] is True
+
+
+@pytest.mark.parametrize(("expression", "fragment"), [
+    ("(-1)**0.5", "not a real number"),
+    ("(-8)**(1/3)", "not a real number"),
+    ("round(1, -10**7)", "round() to more than 1000 digits"),
+])
+def test_invoke_refuses_unreal_or_huge_results_as_a_tool_error(auth_client, expression, fragment):
+    import time
+
+    started = time.monotonic()
+    response = auth_client.post("/api/v1/tools/calculator/invoke", {"arguments": {"expression": expression}},
+                                format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["ok"], body["error_code"]) == (False, "tool_error") and fragment in body["error"]
+    assert time.monotonic() - started < 2
+
+
+def test_invoke_refuses_an_oversized_list_before_looking_at_its_items(auth_client):
+    import time
+
+    # 200,000 numbers (600 KB, under the API's body limit) for a 100,000 limit: validating
+    # each item first took ~6 s here.
+    started = time.monotonic()
+    response = auth_client.post("/api/v1/tools/data_analysis/invoke",
+                                {"arguments": {"numbers": [1] * 200_000}}, format="json")
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["error"]["field"] == "arguments.numbers"
+    assert "200000 items is more than the 100000 allowed" in response.json()["error"]["message"]
+    assert time.monotonic() - started < 2

@@ -49,3 +49,37 @@ def test_arithmetic(expression, expected):
 def test_refused(expression, message):
     with pytest.raises(ToolError, match=message.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")):
         calculate(expression)
+
+
+@pytest.mark.parametrize(("expression", "message"), [
+    ("round(1, -10**7)", "round() to more than 1000 digits"),
+    ("round(1.5, 10**9)", "round() to more than 1000 digits"),
+    ("round(2.5, 1.5)", "whole number"),
+    ("10**10**10", "exponent 10000000000 is larger than 1000"),
+    ("9**9**9", "exponent 387420489 is larger than 1000"),
+    ("1<<10**9", "operator << is not allowed"),
+    ("1>>10**9", "operator >> is not allowed"),
+    ("(10**999) * (10**999)", "more than 1000 digits"),
+    ("99999999999999999999**50 * 99999999999999999999**50", "more than 1000 digits"),
+    ("max(9**999, 1) * max(9**999, 1)", "more than 1000 digits"),
+    ("(-1)**0.5", "not a real number"),
+    ("(-8)**(1/3)", "not a real number"),
+    ("(-2.5)**-0.5", "not a real number"),
+    ("exp(10**6)", "cannot compute"),
+    ("10.0**400", "cannot compute|more than 1000 digits"),
+    ("(" * 240 + "1" + ")" * 240, "not a valid expression|nested too deeply"),
+])
+def test_huge_or_unreal_work_is_refused_quickly(expression, message):
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(ToolError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        calculate(expression)
+    assert time.monotonic() - started < 0.05
+
+
+@pytest.mark.parametrize(("expression", "expected"), [
+    ("(-8)**2.0", 64), ("(-2)**3", -8), ("4**0.5", 2), ("round(1234, -2)", 1200), ("round(1, -1000)", 0),
+])
+def test_powers_and_rounding_that_stay_real_and_small_still_work(expression, expected):
+    assert calculate(expression) == expected

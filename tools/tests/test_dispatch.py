@@ -1,5 +1,3 @@
-import dataclasses
-import select
 import threading
 import time
 
@@ -124,130 +122,54 @@ def test_known_enabled_skips_the_settings_query():
     assert len(checked) == 1 and len(known) == 0
 
 
-def test_while_running_runs_in_the_callers_thread_while_the_handler_runs(monkeypatch):
-    started, release = threading.Event(), threading.Event()
-    order = []
-
-    def handler(arguments, context):
-        started.set()
-        release.wait(5)
-        order.append("handler done")
-        return {"ok": True}
-
-    def while_running(call):
-        # The handler is running in its thread (and waits for us): both run at once.
-        assert started.wait(5), "the handler did not start while while_running ran"
-        assert not call.done()
-        order.append("while_running")
-        release.set()
-
-    temporary_tool(monkeypatch, "overlapped", handler, timeout_s=5.0)
-    outcome = dispatch(name="overlapped", arguments={}, context=CONTEXT, while_running=while_running)
-    assert outcome.ok and outcome.result == {"ok": True}
-    assert order == ["while_running", "handler done"]
-
-
-def test_an_exception_of_while_running_is_the_callers(monkeypatch):
-    temporary_tool(monkeypatch, "quick", lambda arguments, context: {"ok": True})
-
-    class Stop(Exception):
-        pass
-
-    def while_running(call):
-        raise Stop
-
-    with pytest.raises(Stop):
-        dispatch(name="quick", arguments={}, context=CONTEXT, while_running=while_running)
-
-
-def held_tool(monkeypatch, name) -> threading.Event:
-    """A tool whose handler returns once the event it gives back is set."""
-    release = threading.Event()
-
-    def handler(arguments, context):
-        release.wait(5)
-        return {"ok": True}
-
-    temporary_tool(monkeypatch, name, handler, timeout_s=5.0)
-    return release
-
-
-def readable(call, timeout_ms: int) -> bool:
-    poller = select.poll()
-    poller.register(call.fileno(), select.POLLIN)
-    return bool(poller.poll(timeout_ms))
-
-
-def test_the_running_call_can_be_waited_for_with_a_socket(monkeypatch):
-    # The orchestrator waits for "the handler returned" and "a reply arrived" at once, by
-    # polling the call's descriptor beside its database socket.
-    release = held_tool(monkeypatch, "waited")
-    seen = {}
-
-    def while_running(call):
-        seen["before"] = (call.done(), readable(call, 50))
-        release.set()
-        seen["after"] = readable(call, 5000)
-        time.sleep(0.01)
-        seen["done"] = call.done()
-
-    for _ in range(2):  # the descriptor is the thread's own, reused and drained per call
-        seen.clear()
-        release.clear()
-        outcome = dispatch(name="waited", arguments={}, context=CONTEXT, while_running=while_running)
-        assert outcome.ok
-        assert seen["before"] == (False, False), "readable before the handler returned"
-        assert seen["after"] and seen["done"] is True
-
-
-def inline_tool(monkeypatch, name, handler):
-    temporary_tool(monkeypatch, name, handler)
-    monkeypatch.setitem(registry._REGISTRY, name, dataclasses.replace(registry._REGISTRY[name], inline=True))
-
-
-def test_an_inline_tool_runs_in_the_callers_thread(monkeypatch):
-    threads = []
-    inline_tool(monkeypatch, "inline_probe", lambda arguments, context: threads.append(threading.current_thread())
-                or {"ok": True})
+def test_while_running_from_older_callers_is_accepted_and_ignored(monkeypatch):
     called = []
-    outcome = dispatch(name="inline_probe", arguments={}, context=CONTEXT, while_running=called.append)
-    assert outcome.ok and outcome.result == {"ok": True}
-    assert threads == [threading.current_thread()]
-    assert called == []  # nothing runs beside it
+    outcome = dispatch(name="calculator", arguments={"expression": "12 * 7"}, context=CONTEXT,
+                       while_running=called.append)
+    assert outcome.ok and outcome.result["result"] == 84
+    assert called == []
 
 
-@pytest.mark.parametrize(("error", "code", "fragment"), [
-    (registry.ToolError("no such thing"), "tool_error", "inline_failing: no such thing"),
-    (TimeoutError("its own"), "tool_error", "TimeoutError: its own"),
-    (ValueError("bad"), "tool_error", "ValueError: bad"),
+@pytest.mark.parametrize(("error", "fragment"), [
+    (registry.ToolError("no such thing"), "threaded_failing: no such thing"),
+    (TimeoutError("its own"), "threaded_failing failed: TimeoutError: its own"),
+    (ValueError("bad"), "threaded_failing failed: ValueError: bad"),
 ])
-def test_an_inline_tools_failures_are_outcomes_like_any_tools(monkeypatch, error, code, fragment):
+def test_a_threaded_tools_failures_are_outcomes(monkeypatch, error, fragment):
     def handler(arguments, context):
         raise error
 
-    inline_tool(monkeypatch, "inline_failing", handler)
-    outcome = dispatch(name="inline_failing", arguments={}, context=CONTEXT)
-    assert not outcome.ok and outcome.error_code == code and fragment in outcome.error
+    temporary_tool(monkeypatch, "threaded_failing", handler)
+    outcome = dispatch(name="threaded_failing", arguments={}, context=CONTEXT)
+    assert not outcome.ok and outcome.error_code == "tool_error" and fragment in outcome.error
 
 
-def test_the_calculator_runs_inline():
-    assert registry.get_tool("calculator").inline
-    outcome = dispatch(name="calculator", arguments={"expression": "12 * 7"}, context=CONTEXT)
-    assert outcome.ok and outcome.result["result"] == 84
+def test_an_io_tool_runs_on_a_pool_thread_not_the_callers(monkeypatch):
+    threads = []
+    temporary_tool(monkeypatch, "where", lambda arguments, context: threads.append(threading.current_thread())
+                   or {"ok": True})
+    assert dispatch(name="where", arguments={}, context=CONTEXT).ok
+    assert threads and threads[0] is not threading.current_thread()
 
 
-def test_a_stale_wakeup_is_cleared_while_the_call_runs(monkeypatch):
-    # An abandoned earlier call of this thread may end (and write its byte) during a later
-    # call: done() says no and clears it, so a caller's poll does not spin.
-    release = held_tool(monkeypatch, "stale_wakeup")
-    seen = {}
+def test_calculator_and_data_analysis_are_pure():
+    assert registry.get_tool("calculator").pure and registry.get_tool("data_analysis").pure
+    assert not registry.get_tool("http_get").pure and not registry.get_tool("memory_store").pure
 
-    def while_running(call):
-        dispatch_module._wakeups.pipe.ring()  # the stale byte
-        seen["stale"] = readable(call, 0)
-        seen["done"] = call.done()
-        seen["after"] = readable(call, 0)
-        release.set()
 
-    assert dispatch(name="stale_wakeup", arguments={}, context=CONTEXT, while_running=while_running).ok
-    assert seen == {"stale": True, "done": False, "after": False}
+def test_an_oversized_list_is_refused_before_the_items_are_looked_at():
+    numbers = ["not a number"] * 1_000_000  # every item wrong: only the length may be looked at
+    started = time.monotonic()
+    outcome = dispatch(name="data_analysis", arguments={"numbers": numbers}, context=CONTEXT)
+    elapsed = time.monotonic() - started
+    assert (outcome.ok, outcome.error_code) == (False, "invalid_arguments")
+    assert "1000000 items is more than the 100000 allowed" in outcome.error
+    assert elapsed < 0.5, elapsed
+
+
+def test_the_largest_allowed_list_is_validated_quickly():
+    numbers = [float(i) for i in range(100_000)]
+    spec = registry.get_tool("data_analysis")
+    started = time.monotonic()
+    assert dispatch_module.argument_problem(spec, {"numbers": numbers}) is None
+    assert time.monotonic() - started < 0.3

@@ -66,3 +66,26 @@ def test_one_matching_signature_among_several_is_enough():
     header = f"t={now},v1={'0' * 64},v1={good}"
     assert parse_header(header) == (now, ["0" * 64, good])
     verify(secret=SECRET, body=BODY, header=header)
+
+
+GOOD = "a" * 64
+
+
+@pytest.mark.parametrize("header", [
+    f"t=1700000000,v1={GOOD},v1=deadbeef",  # a short v1
+    f"t=1700000000, v1={GOOD}",  # a space
+    f"t=1700000000,v1={GOOD.upper()}",  # upper-case hex
+    f"t=1,t=1700000000,v1={GOOD}",  # two timestamps
+    f"t=1700000000,v1={GOOD},x=1",  # an unknown key
+    f"t=01700000000,v1={GOOD}",  # a leading zero
+    f"t=1700000000,v1={GOOD},",  # an empty item
+    "t=1700000000," + ",".join([f"v1={GOOD}"] * 6),  # too many signatures
+    f"t=1700000000,v1={GOOD}" + "," * 2000,  # too long
+])
+def test_the_header_has_one_way_to_be_written(header):
+    with pytest.raises(SignatureError):
+        parse_header(header)
+
+
+def test_the_order_of_the_items_is_free():
+    assert parse_header(f"v1={GOOD},t=1700000000") == (1700000000, [GOOD])

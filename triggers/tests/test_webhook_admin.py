@@ -52,3 +52,17 @@ def test_rotating_the_secret(staff_client, user):
     assert response.status_code == 302
     webhook.refresh_from_db()
     assert webhook.secret != old and webhook.secret.startswith("whsec_")
+
+
+def test_deliveries_are_listed_read_only(staff_client, user):
+    import time
+
+    from triggers.models import WebhookDelivery
+
+    webhook = Webhook.objects.create(owner=user, name="ci")
+    delivery = WebhookDelivery.objects.create(webhook=webhook, signed_at=int(time.time()), body_sha256="a" * 64)
+    listing = staff_client.get("/admin/triggers/webhookdelivery/")
+    assert listing.status_code == 200 and b"ci" in listing.content
+    assert staff_client.get("/admin/triggers/webhookdelivery/add/").status_code == 403
+    page = f"/admin/triggers/webhookdelivery/{delivery.pk}/change/"
+    assert staff_client.post(page, {"signed_at": 1}).status_code == 403
