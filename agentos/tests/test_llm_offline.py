@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from agentos.llm import LLMBadResponse, LLMRequest, get_provider, is_offline
+from agentos.llm import LLMConfigurationError, LLMRequest, get_provider, is_offline
 from agentos.llm.offline import OfflineProvider
 from tools.dispatch import ToolContext, dispatch
 from tools.registry import all_tools
@@ -170,7 +170,7 @@ def test_unsatisfiable_schema_is_a_typed_error():
                   "required": ["summary"]}
     request = LLMRequest(messages=[], response_schema=impossible, schema_name="summarize",
                          variables={"transcript": "short."})
-    with pytest.raises(LLMBadResponse, match="cannot satisfy the 'summarize' schema"):
+    with pytest.raises(LLMConfigurationError, match="cannot satisfy the 'summarize' schema"):
         OfflineProvider().complete(request)
 
 
