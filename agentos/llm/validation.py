@@ -90,11 +90,12 @@ def describe(error: ValidationError) -> str:
     """One fault in words a model can act on."""
     where, value, expected = _where(error), error.instance, error.validator_value
     subject = where or "the reply"
+    at = f"{where}: " if where else ""
     if error.validator == "additionalProperties" and isinstance(value, dict):
         allowed = list(error.schema.get("properties") or {})
         extra = [key for key in value if key not in allowed]
         keys = ", ".join(repr(key) for key in extra)
-        return (f"{subject}: unexpected key{'s' if len(extra) > 1 else ''} {keys}; "
+        return (f"{at}unexpected key{'s' if len(extra) > 1 else ''} {keys}; "
                 f"allowed keys: {', '.join(allowed) or '(none)'}")
     if error.validator == "type":
         names = expected if isinstance(expected, list) else [expected]
@@ -111,5 +112,5 @@ def describe(error: ValidationError) -> str:
         return f"{subject} must be {expected!r}, got {value!r}"
     if error.validator == "required" and isinstance(value, dict):
         missing = [name for name in expected if name not in value]
-        return f"{subject}: missing {', '.join(repr(name) for name in missing)}"
+        return f"{at}missing {', '.join(repr(name) for name in missing)}"
     return f"{where or '(root)'}: {error.message}"
