@@ -24,6 +24,7 @@ from __future__ import annotations
 import email.utils
 import json
 import random
+import re
 import time
 from abc import abstractmethod
 from collections.abc import Callable
@@ -56,8 +57,8 @@ MAX_TOKENS_CEILING = 8192
 # Words of a 400's message that mean "this server does not take that parameter".
 _UNSUPPORTED = ("unsupported", "not supported", "unrecognized", "unknown parameter", "unknown field",
                 "extra inputs", "extra_forbidden", "not permitted", "is not allowed", "invalid parameter")
-_NO_MODEL = ("model not found", "does not exist", "unknown model", "no such model", "invalid model",
-             "model_not_found", "not a valid model")
+_NO_MODEL = re.compile(r"\bmodel\b.{0,80}\b(?:not found|does not exist|not exist|is not available|not supported)"
+                       r"|\b(?:unknown|invalid|no such|unsupported)\s+model\b|model_not_found", re.I)
 
 
 @dataclass
@@ -142,7 +143,7 @@ def status_error(status: int, message: str, headers: Any, name: str) -> LLMError
     retry_after = retry_after_seconds(headers)
     if status in (401, 403):
         return LLMAuthError(f"{name}: HTTP {status} authentication failed: {message}", status=status)
-    if status == 404 or (status in (400, 422) and any(words in lowered for words in _NO_MODEL)):
+    if status == 404 or (status in (400, 422) and _NO_MODEL.search(message)):
         return LLMUnknownModel(f"{name}: HTTP {status} unknown model or endpoint (check LLM_MODEL and the base "
                                f"URL): {message}", status=status)
     if status == 429:

@@ -96,6 +96,14 @@ def empty_content(name: str) -> Reply:
     return anthropic_message()
 
 
+def refusal(name: str) -> Reply:
+    if name == "openai":
+        reply = chat_completion(None)
+        reply.body["choices"][0]["message"]["refusal"] = "I can't help with that."
+        return reply
+    return anthropic_message(text="", stop_reason="refusal")
+
+
 def schema_refused(name: str) -> Reply:
     if name == "openai":
         return error_reply(400, "response_format json_schema is not supported by this server")
@@ -152,10 +160,16 @@ MODES = {
                       "model", "truncated", requests=2, billed=2, checks={"max_tokens": [200, 1024]}),
     "truncated then complete": Mode(lambda n: [answer(n, "{\"summary\": \"cut", stop_reason="max_tokens"),
                                                answer(n)], requests=2, billed=2),
+    "refusal": Mode(lambda n: [refusal(n)], "model", "refusal"),
     "401": Mode(error_mode(401, "invalid api key", 1), "configuration", "auth_error", tokens=(0, 0), billed=0),
     "403": Mode(error_mode(403, "forbidden", 1), "configuration", "auth_error", tokens=(0, 0), billed=0),
     "unknown model": Mode(error_mode(404, "The model `nope` does not exist", 1), "configuration",
                           "unknown_model", tokens=(0, 0), billed=0),
+    "unknown model as a 400": Mode(error_mode(400, "model 'nope' not found", 2), "configuration", "unknown_model",
+                                   requests={"openai": 2, "anthropic": 1}, tokens=(0, 0), billed=0),
+    "402": Mode(error_mode(402, "credit balance too low", 1), "configuration", "payment_required",
+                tokens=(0, 0), billed=0),
+    "413": Mode(error_mode(413, "request too large", 1), "configuration", "bad_request", tokens=(0, 0), billed=0),
     "400 to json_schema": Mode(lambda n: [schema_refused(n), answer(n)], requests=2,
                                providers=("openai",), checks={"json_mode": True}),
     "400 to the forced tool": Mode(lambda n: [schema_refused(n)], "configuration", "unsupported_parameter",
