@@ -229,6 +229,9 @@ OPENAI_BASE_URL = env_url("OPENAI_BASE_URL", ("http", "https"))
 ANTHROPIC_BASE_URL = env_url("ANTHROPIC_BASE_URL", ("http", "https"))
 LLM_TIMEOUT = env_float("LLM_TIMEOUT", 60.0, minimum=0.1)
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 3, minimum=0, maximum=10)
+# Transient provider errors are retried inside one call while the next try starts within
+# this window; after it the error goes to the runner with its retry_after.
+LLM_RETRY_WINDOW_SECONDS = env_float("LLM_RETRY_WINDOW_SECONDS", 20.0, minimum=0.0)
 OFFLINE_LLM_LATENCY_MS = env_int("OFFLINE_LLM_LATENCY_MS", 0, minimum=0, maximum=60000)
 if LLM_PROVIDER == "openai" and not OPENAI_API_KEY:
     raise ImproperlyConfigured("LLM_PROVIDER=openai needs OPENAI_API_KEY (use any value for a local server)")

@@ -4,7 +4,7 @@ Public API (used by the orchestrator's pre-fetch and the memory tools):
 
 - ``memory_add(*, owner, content, kind="note", metadata=None, source_task_id=None,
   idempotency_key=None) -> MemoryEntry``
-- ``memory_search(*, query, owner, k=5, kinds=None, mode=None) -> list[MemoryHit]``
+- ``memory_search(*, query, owner, k=5, kinds=None, mode=None, distinct=True) -> list[MemoryHit]``
 
 ``owner`` is a User (or a user id) or None (None = the shared knowledge base, readable by
 every user); an anonymous user is refused. A search sees the owner's entries plus the
@@ -15,12 +15,17 @@ Scores: in "vector" mode the cosine similarity (1 − cosine distance), 1.0 for 
 text, about 0 for unrelated text. In "hybrid" mode the reciprocal-rank-fusion score scaled
 so that rank 1 in both the vector and the full-text ranking gives 1.0 (rank 1 in one list
 only gives 0.5); it orders results but is not a similarity.
+
+Near-duplicates are collapsed (``distinct``, on by default): an entry whose content is the
+same as a better hit's, or nearly so, is skipped and the k slots are filled with distinct
+entries, so the same earlier result stored three times does not crowd out everything else.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +39,10 @@ from memory.models import MemoryEntry
 
 RRF_K = 60
 MAX_K = 50
+# Two contents are near-duplicates when their sets of words overlap this much (Jaccard).
+NEAR_DUPLICATE = 0.85
+# With ``distinct``, this many times k hits are fetched so that k distinct ones remain.
+DISTINCT_FETCH = 3
 MODES = ("vector", "hybrid")
 
 
@@ -302,23 +311,26 @@ def _search(*, mode: str, vector: str | None, query: str, scope: str, scope_para
 
 def memory_search(
     *, query: str, owner: Any, k: int = 5, kinds: list[str] | None = None, mode: str | None = None,
-    exact: bool = False, fts: str = FTS_DEFAULT,
+    exact: bool = False, fts: str = FTS_DEFAULT, distinct: bool = True,
 ) -> list[MemoryHit]:
     """Top-k entries for `query` among the owner's and the shared entries (best first).
 
     One statement per search (_search_statement). `exact` bypasses the HNSW index
     (benchmarks compare against it); `fts` picks the full-text query of hybrid mode
-    ("strict" or "any", see FTS_QUERIES).
+    ("strict" or "any", see FTS_QUERIES). `distinct` collapses near-duplicates
+    (collapse_near_duplicates) and fills the k slots with distinct entries.
     """
     mode = _validate_search(k, kinds, mode)
     query = (query or "").strip()
     if not query:
         return []
+    # Hits fetched: more than k when near-duplicates are collapsed, so k distinct ones remain.
+    fetch = min(DISTINCT_FETCH * k, DISTINCT_FETCH * MAX_K) if distinct else k
     embedder = get_embedder()
     embedding = embedder.embed([query])[0]
     _check_dimension(embedder.name, embedder.dimensions)
     scope, scope_params = _scope_sql(_owner_id(owner), kinds)
-    candidates = k if mode == "vector" else max(40, 4 * k)
+    candidates = fetch if mode == "vector" else max(40, 4 * fetch)
     # A query with no features (e.g. only punctuation) embeds to the zero vector, whose
     # cosine distance is NaN: there is no vector ranking, only the full-text one.
     vector = vector_literal(embedding) if any(embedding) else None
@@ -329,12 +341,12 @@ def memory_search(
         # HNSW returns at most ef_search rows, so it must cover the candidates asked for.
         depth = settings.MEMORY_HNSW_EF_SEARCH if mode == "vector" else settings.MEMORY_HNSW_EF_SEARCH_HYBRID
         _set_ef_search(max(depth, candidates))
-    rows = _search(mode=mode, vector=vector, query=query, scope=scope, scope_params=scope_params, k=k,
+    rows = _search(mode=mode, vector=vector, query=query, scope=scope, scope_params=scope_params, k=fetch,
                    candidates=candidates, fts=fts, exact=exact, embedder_name=embedder.name)
     if vector is not None and not exact and rows[0][1] < candidates:
         # The index filters after its scan: a narrow scope (few own entries among many
         # other users') can starve it, so fall back to the exact scan of that scope.
-        rows = _search(mode=mode, vector=vector, query=query, scope=scope, scope_params=scope_params, k=k,
+        rows = _search(mode=mode, vector=vector, query=query, scope=scope, scope_params=scope_params, k=fetch,
                        candidates=candidates, fts=fts, exact=True, embedder_name=embedder.name)
     if rows[0][0] is not None:
         raise EmbedderMismatch(
@@ -342,5 +354,28 @@ def memory_search(
             f"{REEMBED_FIX}"
         )
     # Django leaves jsonb undecoded in raw queries (its JSONField decodes it for the ORM).
-    return [MemoryHit(id=entry_id, score=round(score, 6), content=content, kind=kind, metadata=json.loads(metadata))
+    hits = [MemoryHit(id=entry_id, score=round(score, 6), content=content, kind=kind, metadata=json.loads(metadata))
             for _other, _found, entry_id, score, content, kind, metadata in rows if entry_id is not None]
+    return collapse_near_duplicates(hits, k) if distinct else hits
+
+
+def _words(content: str) -> tuple[str, frozenset[str]]:
+    words = re.findall(r"\w+", content.casefold())
+    return " ".join(words), frozenset(words)
+
+
+def collapse_near_duplicates(hits: list[MemoryHit], k: int) -> list[MemoryHit]:
+    """The first ``k`` hits whose content is not the same as, or nearly the same as (the same
+    words give or take 15 %, ignoring case, spacing and punctuation), a better hit's."""
+    kept: list[MemoryHit] = []
+    seen: list[tuple[str, frozenset[str]]] = []
+    for hit in hits:
+        text, words = _words(hit.content)
+        if any(text == other_text or (words and other_words and len(words & other_words) / len(words | other_words)
+                                      >= NEAR_DUPLICATE) for other_text, other_words in seen):
+            continue
+        kept.append(hit)
+        seen.append((text, words))
+        if len(kept) == k:
+            break
+    return kept

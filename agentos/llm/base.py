@@ -1,9 +1,15 @@
-"""The one interface every LLM provider implements, its data and its errors.
+"""The one interface every LLM provider implements, and its data.
 
 A provider turns an :class:`LLMRequest` (messages plus an optional response JSON Schema)
 into an :class:`LLMResult`. When a schema is given the provider returns the parsed JSON in
-``data`` and guarantees it validates, or raises :class:`InvalidModelOutput` so the
-orchestrator can put the one-line error into the context and ask again.
+``data`` and guarantees it validates.
+
+The contract of :meth:`Provider.complete`: it returns an :class:`LLMResult` or raises an
+:class:`~agentos.llm.errors.LLMError`, nothing else. Each error has a ``kind`` saying who
+must act (``model``, ``transient``, ``configuration``, ``internal``; see
+:mod:`agentos.llm.errors`), a stable ``code`` and a one-line ``compact()``. An unexpected
+exception inside a provider becomes :class:`~agentos.llm.errors.LLMInternalError` naming
+the exception's class, so a caller never needs a bare ``except Exception``.
 """
 
 from __future__ import annotations
@@ -14,10 +20,18 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
+from agentos.llm.errors import (
+    COMPACT_LIMIT,
+    EmptyModelOutput,
+    InvalidModelOutput,
+    LLMError,
+    LLMInternalError,
+    one_line,
+)
+from agentos.llm.validation import schema_problem
 
-COMPACT_LIMIT = 300
+__all__ = ["COMPACT_LIMIT", "LLMRequest", "LLMResult", "Provider", "count_tokens", "messages_tokens", "one_line",
+           "parse_json_output", "schema_problem"]
 
 
 @dataclass
@@ -35,70 +49,34 @@ class LLMRequest:
 class LLMResult:
     text: str
     data: dict | None
-    tokens_in: int
+    tokens_in: int  # summed over every attempt the model billed (a truncated first try, ...)
     tokens_out: int
     model: str
     latency_ms: int
-
-
-def one_line(text: str, limit: int = COMPACT_LIMIT) -> str:
-    """Collapse whitespace and cut to ``limit`` characters: errors go into prompts and logs."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-class LLMError(Exception):
-    """A provider call that did not produce a usable result."""
-
-    retryable = False
-    kind = "llm_error"
-
-    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if retryable is not None:
-            self.retryable = retryable
-
-    def compact(self) -> str:
-        return one_line(f"{self.kind}: {self.message}")
-
-
-class LLMAuthError(LLMError):
-    kind = "auth_error"
-
-
-class LLMRateLimited(LLMError):
-    kind = "rate_limited"
-    retryable = True
-
-
-class LLMTimeout(LLMError):
-    kind = "timeout"
-    retryable = True
-
-
-class LLMBadResponse(LLMError):
-    kind = "bad_response"
-
-
-class InvalidModelOutput(LLMError):
-    """The model answered, but not with JSON that fits the schema; asking again may help."""
-
-    kind = "invalid_output"
-    retryable = True
-
-    def __init__(self, message: str, *, raw_text: str) -> None:
-        super().__init__(message)
-        self.raw_text = raw_text
+    # True when some of the counts come from the offline tokenizer (the server sent no usage).
+    tokens_estimated: bool = False
+    # The messages exactly as the server received them (with the schema instruction when the
+    # provider added one), in the request's role/content shape; None means request.messages.
+    messages_sent: list[dict] | None = None
+    attempts: int = 1  # HTTP requests made, retries included
 
 
 class Provider(ABC):
     name: str = ""
     model: str = ""
 
-    @abstractmethod
     def complete(self, request: LLMRequest) -> LLMResult:
-        """One call to the model; raises an LLMError subclass on failure."""
+        """One call to the model. Raises only :class:`LLMError` subclasses."""
+        try:
+            return self._complete(request)
+        except LLMError:
+            raise
+        except Exception as error:  # the contract: nothing but LLMError leaves a provider
+            raise LLMInternalError.wrap(error, self.name or type(self).__name__) from error
+
+    @abstractmethod
+    def _complete(self, request: LLMRequest) -> LLMResult:
+        """The provider's own call; :meth:`complete` turns stray exceptions into internal errors."""
 
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n?```\s*$", re.DOTALL)
@@ -109,13 +87,16 @@ def parse_json_output(text: str, schema: dict | None) -> dict:
 
     Servers in plain JSON mode often wrap the object in a Markdown fence; that is unwrapped.
     """
+    if not (text or "").strip():
+        raise EmptyModelOutput("the model returned no content", raw_text=text or "")
     match = _FENCE.match(text or "")
     body = match.group(1) if match else (text or "")
     try:
         data = json.loads(body)
-    except json.JSONDecodeError as error:
-        raise InvalidModelOutput(f"output is not JSON ({error.msg} at line {error.lineno} column {error.colno})",
-                                 raw_text=text) from None
+    except (json.JSONDecodeError, RecursionError) as error:
+        where = f" ({error.msg} at line {error.lineno} column {error.colno})" if isinstance(
+            error, json.JSONDecodeError) else ""
+        raise InvalidModelOutput(f"output is not JSON{where}", raw_text=text) from None
     if not isinstance(data, dict):
         raise InvalidModelOutput(f"output is JSON but not an object (got {type(data).__name__})", raw_text=text)
     problem = schema_problem(data, schema)
@@ -124,52 +105,12 @@ def parse_json_output(text: str, schema: dict | None) -> dict:
     return data
 
 
-def schema_problem(instance: Any, schema: dict | None) -> str | None:
-    """The most relevant validation error of ``instance`` as one line, or None when valid."""
-    if not schema:
-        return None
-    error = best_match(Draft202012Validator(schema).iter_errors(instance))
-    if error is None:
-        return None
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
-    return one_line(f"{where or '(root)'}: {error.message}", 240)
-
-
 def count_tokens(text: str) -> int:
-    """Token count with the prompts app's tokenizer; a rough estimate until it is importable."""
-    try:
-        from prompts.tokens import count_tokens as prompt_count_tokens
-    except ImportError:
-        return max(1, len(text) // 4) if text else 0
-    return prompt_count_tokens(text)
+    """Token count with the prompts app's offline tokenizer."""
+    from prompts.tokens import count_tokens as prompt_count_tokens
+
+    return prompt_count_tokens(text or "")
 
 
-def messages_tokens(messages: list[dict[str, str]]) -> int:
+def messages_tokens(messages: list[dict[str, Any]]) -> int:
     return sum(count_tokens(str(message.get("content", ""))) for message in messages)
-
-
-def api_error_message(error: Exception) -> str:
-    """The server's own message when it sent one, else the SDK's."""
-    body = getattr(error, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error") if isinstance(body.get("error"), dict) else body
-        if inner.get("message"):
-            return one_line(str(inner["message"]), 200)
-    return one_line(str(getattr(error, "message", None) or error), 200)
-
-
-def translate_sdk_error(error: Exception, sdk: Any, name: str) -> LLMError:
-    """An exception of the ``openai`` or ``anthropic`` SDK (same exception classes, both are
-    generated from one template) as one of ours, with a one-line message naming the cause."""
-    message = api_error_message(error)
-    if isinstance(error, sdk.APITimeoutError):
-        return LLMTimeout(f"{name}: the request timed out")
-    if isinstance(error, sdk.APIConnectionError):
-        return LLMBadResponse(f"{name}: cannot connect to the server ({message})", retryable=True)
-    if isinstance(error, (sdk.AuthenticationError, sdk.PermissionDeniedError)):
-        return LLMAuthError(f"{name}: HTTP {error.status_code} authentication failed: {message}")
-    if isinstance(error, sdk.RateLimitError):
-        return LLMRateLimited(f"{name}: HTTP 429 rate limited after retries: {message}")
-    if isinstance(error, sdk.APIStatusError):
-        return LLMBadResponse(f"{name}: HTTP {error.status_code}: {message}", retryable=error.status_code >= 500)
-    return LLMBadResponse(f"{name}: {type(error).__name__}: {message}")

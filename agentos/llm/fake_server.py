@@ -2,7 +2,10 @@
 
 Tests point the real SDKs at it (``base_url``), so the whole HTTP path runs: request
 encoding, retries with backoff, timeouts and error decoding. Each request pops the next
-queued :class:`Reply`; every request body is recorded.
+queued :class:`Reply`; every request body is recorded. The reply builders below make every
+fault the conformance suite injects: error statuses with ``Retry-After``, stalls
+(``delay_s``), HTML or garbled bodies, replies without choices or content, null or partial
+usage, truncation (``finish_reason: length`` / ``stop_reason: max_tokens``).
 """
 
 from __future__ import annotations
@@ -22,31 +25,51 @@ class Reply:
     body: Any = None  # dict -> JSON; str -> sent as is
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    content_type: str = "application/json"
 
 
-def chat_completion(content: str, *, prompt_tokens: int = 11, completion_tokens: int = 7,
-                    model: str = "fake-model") -> Reply:
-    return Reply(body={
+# ``usage=DEFAULT`` reports the given token counts; ``None`` leaves usage out; a dict is sent as is.
+DEFAULT: Any = object()
+
+
+def chat_completion(content: str | None, *, prompt_tokens: int = 11, completion_tokens: int = 7,
+                    model: str = "fake-model", finish_reason: str = "stop", usage: Any = DEFAULT) -> Reply:
+    body: dict[str, Any] = {
         "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": model,
-        "choices": [{"index": 0, "finish_reason": "stop",
+        "choices": [{"index": 0, "finish_reason": finish_reason,
                      "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
-    })
+    }
+    if usage is DEFAULT:
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                 "total_tokens": prompt_tokens + completion_tokens}
+    if usage is not None:
+        body["usage"] = usage
+    return Reply(body=body)
 
 
 def anthropic_message(*, text: str | None = None, tool_input: dict | None = None, input_tokens: int = 13,
-                      output_tokens: int = 5, model: str = "fake-claude") -> Reply:
+                      output_tokens: int = 5, model: str = "fake-claude", stop_reason: str | None = None,
+                      usage: Any = DEFAULT) -> Reply:
     content: list[dict] = []
     if text is not None:
         content.append({"type": "text", "text": text})
     if tool_input is not None:
         content.append({"type": "tool_use", "id": "toolu_1", "name": "respond", "input": tool_input})
-    return Reply(body={
+    body: dict[str, Any] = {
         "id": "msg_1", "type": "message", "role": "assistant", "model": model, "content": content,
-        "stop_reason": "tool_use" if tool_input is not None else "end_turn", "stop_sequence": None,
-        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
-    })
+        "stop_reason": stop_reason or ("tool_use" if tool_input is not None else "end_turn"), "stop_sequence": None,
+    }
+    if usage is DEFAULT:
+        usage = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    if usage is not None:
+        body["usage"] = usage
+    return Reply(body=body)
+
+
+def html_page(status: int = 200) -> Reply:
+    """What a proxy or captive portal sends instead of the API's JSON."""
+    return Reply(status=status, body="<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>",
+                 content_type="text/html")
 
 
 def error_reply(status: int, message: str, **headers: str) -> Reply:
@@ -108,7 +131,7 @@ class FakeLLMServer:
                 data = payload.encode()
                 try:
                     self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", reply.content_type)
                     self.send_header("Content-Length", str(len(data)))
                     for name, value in reply.headers.items():
                         self.send_header(name, value)

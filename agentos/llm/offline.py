@@ -15,7 +15,6 @@ from django.conf import settings
 
 from agentos.llm import offline_rules
 from agentos.llm.base import (
-    LLMBadResponse,
     LLMRequest,
     LLMResult,
     Provider,
@@ -23,6 +22,7 @@ from agentos.llm.base import (
     messages_tokens,
     schema_problem,
 )
+from agentos.llm.errors import LLMConfigurationError
 from agentos.llm.offline_text import example_for
 
 
@@ -55,7 +55,7 @@ class OfflineProvider(Provider):
     def __init__(self, *, model: str = "offline-rules") -> None:
         self.model = model
 
-    def complete(self, request: LLMRequest) -> LLMResult:
+    def _complete(self, request: LLMRequest) -> LLMResult:
         started = time.monotonic()
         delay_ms = int(getattr(settings, "OFFLINE_LLM_LATENCY_MS", 0) or 0)
         if delay_ms:
@@ -64,7 +64,9 @@ class OfflineProvider(Provider):
         problem = schema_problem(data, request.response_schema)
         if problem:
             # The rules know the default prompts; a schema edited beyond them is a configuration problem.
-            raise LLMBadResponse(f"offline rule set cannot satisfy the '{request.schema_name}' schema: {problem}")
+            raise LLMConfigurationError(
+                f"offline rule set cannot satisfy the '{request.schema_name}' schema: {problem}",
+                code="schema_unsupported")
         text = json.dumps(data, ensure_ascii=False)
         return LLMResult(
             text=text,

@@ -77,6 +77,8 @@ def read_conversation(messages: list[dict]) -> Conversation:
 
 def pick_agent(text: str, agents: list[str]) -> str:
     found = set(t.words(text))
+    if t.asks_for_arithmetic(text) and "analysis" in agents and not found & t.SYNTHESIS_WORDS:
+        return "analysis"  # "What is 7 times 6?" is arithmetic, not a question to search for
     for agent, keywords in (("synthesis", t.SYNTHESIS_WORDS), ("analysis", t.ANALYSIS_WORDS),
                             ("research", t.RESEARCH_WORDS)):
         if found & keywords and agent in agents:

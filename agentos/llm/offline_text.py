@@ -67,7 +67,51 @@ def numbers(text: str) -> list[float]:
     return [int(value) if value.is_integer() else value for value in values]
 
 
+_NUM = r"-?\d+(?:\.\d+)?"
+# Arithmetic said in words, rewritten to the calculator's syntax before the expression is read.
+SPOKEN = [
+    (re.compile(rf"\b(?:the\s+)?(?:square\s+root|sqrt)\s+of\s+({_NUM})", re.I), r"sqrt(\1)"),
+    (re.compile(rf"({_NUM})\s*(?:%|percent\b|per\s+cent\b)\s+of\s+({_NUM})", re.I), r"(\1 / 100 * \2)"),
+    (re.compile(rf"({_NUM})\s+(?:to\s+the\s+power\s+of|raised\s+to(?:\s+the\s+power\s+of)?)\s+({_NUM})", re.I),
+     r"\1 ** \2"),
+    (re.compile(rf"({_NUM})\s+squared\b", re.I), r"\1 ** 2"),
+    (re.compile(rf"({_NUM})\s+cubed\b", re.I), r"\1 ** 3"),
+]
+SPOKEN_OPERATORS = {"plus": "+", "added to": "+", "minus": "-", "less": "-", "times": "*", "multiplied by": "*",
+                    "divided by": "/", "over": "/", "modulo": "%", "mod": "%"}
+_SPOKEN_BINARY = re.compile(rf"(?<=[\d)])\s+({'|'.join(sorted(SPOKEN_OPERATORS, key=len, reverse=True))})\s+"
+                            rf"(?=-?\d|sqrt\()", re.I)
+_TERM = rf"(?:sqrt\(\s*{_NUM}\s*\)|\(?\s*{_NUM}\s*\)?)"
+SPOKEN_EXPRESSION = re.compile(rf"{_TERM}(?:\s*(?:\*\*|[-+*/%])\s*{_TERM})*")
+
+
+def spoken_arithmetic(text: str) -> str | None:
+    """A calculator expression for arithmetic said in words ("7 times 6", "12 % of 250",
+    "square root of 81", "2 to the power of 10"), or None when the text has none."""
+    rewritten = text
+    for pattern, replacement in SPOKEN:
+        rewritten = pattern.sub(replacement, rewritten)
+    rewritten = _SPOKEN_BINARY.sub(lambda match: f" {SPOKEN_OPERATORS[match.group(1).lower()]} ", rewritten)
+    if rewritten == text:
+        return None
+    for match in SPOKEN_EXPRESSION.finditer(rewritten):
+        candidate = match.group(0).strip()
+        if "sqrt(" in candidate or re.search(r"\d\s*\)?\s*(?:\*\*|[-+*/%])\s*\(?\s*(?:-?\d|sqrt)", candidate):
+            if candidate.count("(") == candidate.count(")"):
+                return candidate
+    return None
+
+
+def asks_for_arithmetic(text: str) -> bool:
+    """Arithmetic in words, or an expression with an operator other than a dash ("1990-2000" is a range)."""
+    expression = arithmetic_expression(text)
+    return bool(expression and (spoken_arithmetic(text) or re.search(r"[+*/%]", expression)))
+
+
 def arithmetic_expression(text: str) -> str | None:
+    spoken = spoken_arithmetic(text)
+    if spoken:
+        return spoken
     for match in EXPRESSION.finditer(text):
         candidate = match.group(0).strip()
         if re.search(r"\d\s*(?:\*\*|[-+*/%^×x])\s*[(\s]*-?\d", candidate):

@@ -69,3 +69,13 @@ def test_split_messages_alternates_roles():
     assert system == "S"
     assert turns == [{"role": "user", "content": "Begin."}, {"role": "assistant", "content": "a"},
                      {"role": "user", "content": "u1\n\nu2"}]
+
+
+def test_temperature_and_max_tokens_are_sent_as_the_pinned_sdk_accepts_them(server):
+    """anthropic 2.14's Messages.create has no temperature argument: it goes in the body."""
+    server.queue(anthropic_message(tool_input={"result": "warm"}))
+    call = LLMRequest(messages=[{"role": "user", "content": "q"}], response_schema=SCHEMA, schema_name="synthesize",
+                      temperature=0.7, max_tokens=321)
+    assert provider(server).complete(call).data == {"result": "warm"}
+    body = server.requests[0]["body"]
+    assert (body["temperature"], body["max_tokens"]) == (0.7, 321)

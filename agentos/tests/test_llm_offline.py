@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from agentos.llm import LLMBadResponse, LLMRequest, get_provider, is_offline
+from agentos.llm import LLMConfigurationError, LLMRequest, get_provider, is_offline
 from agentos.llm.offline import OfflineProvider
 from tools.dispatch import ToolContext, dispatch
 from tools.registry import all_tools
@@ -170,7 +170,7 @@ def test_unsatisfiable_schema_is_a_typed_error():
                   "required": ["summary"]}
     request = LLMRequest(messages=[], response_schema=impossible, schema_name="summarize",
                          variables={"transcript": "short."})
-    with pytest.raises(LLMBadResponse, match="cannot satisfy the 'summarize' schema"):
+    with pytest.raises(LLMConfigurationError, match="cannot satisfy the 'summarize' schema"):
         OfflineProvider().complete(request)
 
 
@@ -209,3 +209,34 @@ def test_rules_drive_real_tools_from_plan_to_synthesis():
                         "result": action["result"]})
     final = complete("synthesize", {"query": query, "results": results})["result"]
     assert "mean 9.0" in final and "2 ** 10 = 1024" in final
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("query", "tool", "arguments", "answer"), [
+    ("What is 2 plus 2?", "calculator", {"expression": "2 + 2"}, 4),
+    ("What is 7 times 6?", "calculator", {"expression": "7 * 6"}, 42),
+    ("What is 12 % of 250?", "calculator", {"expression": "(12 / 100 * 250)"}, 30),
+    ("What is 20 percent of 80?", "calculator", {"expression": "(20 / 100 * 80)"}, 16),
+    ("What is the square root of 81?", "calculator", {"expression": "sqrt(81)"}, 9),
+    ("What is 2 to the power of 10?", "calculator", {"expression": "2 ** 10"}, 1024),
+    ("How much is 100 divided by 8?", "calculator", {"expression": "100 / 8"}, 12.5),
+    ("What is 15 minus 4?", "calculator", {"expression": "15 - 4"}, 11),
+    ("What is 9 squared?", "calculator", {"expression": "9 ** 2"}, 81),
+    ("What is the average of 3, 5 and 10?", "data_analysis", {"numbers": [3, 5, 10]}, None),
+])
+def test_arithmetic_phrasings_go_to_the_calculator(query, tool, arguments, answer):
+    [subtask] = plan(query)
+    assert subtask["agent"] == "analysis"
+    action = agent(subtask["description"], tools=["calculator", "data_analysis", "memory_search"],
+                   slug="agent_analysis")
+    assert (action["tool"], action["arguments"]) == (tool, arguments)
+    outcome = dispatch(name=tool, arguments=arguments, context=ToolContext(owner_id=None))
+    assert outcome.ok, outcome.error
+    if answer is not None:
+        assert outcome.result["result"] == pytest.approx(answer)
+    else:
+        assert outcome.result["mean"] == pytest.approx(6)
+
+
+def test_a_year_range_is_not_arithmetic():
+    assert plan("Find what happened in Lisbon 1990-2000")[0]["agent"] == "research"

@@ -5,7 +5,16 @@ import time
 
 import pytest
 
-from agentos.llm import InvalidModelOutput, LLMAuthError, LLMBadResponse, LLMRateLimited, LLMRequest, LLMTimeout
+from agentos.llm import (
+    InvalidModelOutput,
+    LLMAuthError,
+    LLMBadRequest,
+    LLMConnectionError,
+    LLMRateLimited,
+    LLMRequest,
+    LLMServerError,
+    LLMTimeout,
+)
 from agentos.llm.fake_server import FakeLLMServer, Reply, chat_completion, error_reply
 from agentos.llm.openai_provider import OpenAIProvider, strict_compatible
 
@@ -86,7 +95,7 @@ def test_rate_limit_then_success_is_retried(server):
 
 def test_rate_limit_exhausts_retries(server):
     server.queue(*[error_reply(429, "quota exceeded", **{"retry-after-ms": "10"}) for _ in range(3)])
-    with pytest.raises(LLMRateLimited, match="rate limited after retries: quota exceeded") as caught:
+    with pytest.raises(LLMRateLimited, match="HTTP 429 rate limited: quota exceeded") as caught:
         provider(server, max_retries=2).complete(REQUEST)
     assert caught.value.retryable is True
     assert len(server.requests) == 3
@@ -94,9 +103,9 @@ def test_rate_limit_exhausts_retries(server):
 
 def test_server_errors_are_retried_then_reported(server):
     server.queue(*[error_reply(500, "boom", **{"retry-after-ms": "10"}) for _ in range(2)])
-    with pytest.raises(LLMBadResponse) as caught:
+    with pytest.raises(LLMServerError) as caught:
         provider(server, max_retries=1).complete(REQUEST)
-    assert caught.value.compact() == "bad_response: openai: HTTP 500: boom"
+    assert caught.value.compact() == "server_error: openai: HTTP 500: boom"
     assert caught.value.retryable is True
     assert len(server.requests) == 2
 
@@ -123,21 +132,21 @@ def test_json_schema_rejected_falls_back_to_json_mode(server):
     assert llm.complete(REQUEST).data == {"summary": "from json mode"}
     fallback = server.requests[1]["body"]
     assert fallback["response_format"] == {"type": "json_object"}
-    assert json.dumps(SCHEMA) in fallback["messages"][-1]["content"]
+    assert fallback["messages"][0]["role"] == "system" and json.dumps(SCHEMA) in fallback["messages"][0]["content"]
     llm.complete(REQUEST)  # remembered: no second json_schema attempt
     assert len(server.requests) == 3 and server.requests[2]["body"]["response_format"] == {"type": "json_object"}
 
 
 def test_other_bad_request(server):
     server.queue(error_reply(400, "context too long"), error_reply(400, "context too long"))
-    with pytest.raises(LLMBadResponse, match="HTTP 400: context too long") as caught:
+    with pytest.raises(LLMBadRequest, match="HTTP 400: context too long") as caught:
         provider(server).complete(REQUEST)
     assert caught.value.retryable is False
 
 
 def test_unreachable_server():
     llm = OpenAIProvider(api_key="k", model="m", base_url="http://127.0.0.1:9/v1", timeout=1, max_retries=0)
-    with pytest.raises(LLMBadResponse, match="cannot connect") as caught:
+    with pytest.raises(LLMConnectionError, match="cannot connect") as caught:
         llm.complete(REQUEST)
     assert caught.value.retryable is True
 

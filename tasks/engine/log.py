@@ -168,6 +168,8 @@ def action_problem(output: Any, *, allowed_tools: tuple[str, ...], allow_human: 
     tool = output.get("tool")
     if tool not in allowed_tools:
         return f"tool {tool!r} is not available; use one of {', '.join(allowed_tools) or '(none)'}"
-    if not isinstance(output.get("arguments", {}), dict):
-        return "arguments must be a JSON object"
+    arguments = output.get("arguments", {})
+    if not isinstance(arguments, dict):
+        hint = " (send the object itself, not JSON text in a string)" if isinstance(arguments, str) else ""
+        return f"arguments must be a JSON object, got {type(arguments).__name__}{hint}"
     return None
