@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "memory",
     "tasks",
     "triggers",
+    "evals",
 ]
 
 MIDDLEWARE = [
@@ -244,6 +245,18 @@ TASK_REQUEUE_AFTER_SECONDS = env_int("TASK_REQUEUE_AFTER_SECONDS", 60, minimum=5
 CELERY_BEAT_SCHEDULE = {
     "tasks-requeue-expired-leases": {"task": "tasks.requeue_expired_leases", "schedule": TASK_REQUEUE_INTERVAL},
 }
+
+# --- Prompt rollouts and evals ---------------------------------------------------------
+# A rollout's candidate is stopped automatically once it has this many uses and its failure
+# rate exceeds the active version's by more than the margin (0.1 = 10 points); both are
+# defaults, each rollout may set its own. Beat checks running rollouts every interval.
+PROMPT_ROLLOUT_MIN_USES = env_int("PROMPT_ROLLOUT_MIN_USES", 50, minimum=1)
+PROMPT_ROLLOUT_FAILURE_MARGIN = env_float("PROMPT_ROLLOUT_FAILURE_MARGIN", 0.1, minimum=0.0)
+PROMPT_ROLLOUT_CHECK_INTERVAL = env_float("PROMPT_ROLLOUT_CHECK_INTERVAL", 60.0, minimum=1.0)
+CELERY_BEAT_SCHEDULE["prompts-check-rollouts"] = {"task": "prompts.check_rollouts",
+                                                  "schedule": PROMPT_ROLLOUT_CHECK_INTERVAL}
+# Items of one eval run evaluated at the same time (Celery jobs per run).
+EVAL_CONCURRENCY = env_int("EVAL_CONCURRENCY", 4, minimum=1, maximum=64)
 
 # --- Memory ----------------------------------------------------------------------------
 MEMORY_EMBEDDER = env_choice("MEMORY_EMBEDDER", "hashing", ("hashing", "sentence-transformers", "openai"))

@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("tools.api_urls")),
     path("", include("prompts.api_urls")),
     path("", include("memory.api_urls")),
+    path("", include("evals.api_urls")),
 ]
 
 urlpatterns = [
