@@ -9,7 +9,6 @@ api_v1 = [
     path("", include("tools.api_urls")),
     path("", include("prompts.api_urls")),
     path("", include("memory.api_urls")),
-    path("", include("evals.api_urls")),
 ]
 
 urlpatterns = [
@@ -20,5 +19,6 @@ urlpatterns = [
     path("hooks/", include("triggers.urls")),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("evals.urls")),  # its API under api/v1/ and its pages under evals/
     path("", include("tasks.pages.urls")),
 ]

@@ -42,7 +42,8 @@ def dataset_delete(*, dataset: Dataset) -> None:
     dataset.delete()
 
 
-def _validate_item(dataset: Dataset, query: str, variables: dict, checks: list) -> None:
+def dataset_item_validate(*, dataset: Dataset, query: str, variables: dict, checks: list) -> None:
+    """Raise EvalError (with the field) unless the item can be saved; the admin's forms call it too."""
     if not isinstance(variables, dict):
         raise EvalError("variables must be a JSON object", field="variables")
     if not (query or "").strip() and not variables:
@@ -60,7 +61,7 @@ def _validate_item(dataset: Dataset, query: str, variables: dict, checks: list) 
 def dataset_item_create(*, dataset: Dataset, query: str = "", variables: dict | None = None,
                         checks: list | None = None, note: str = "", source_task=None) -> DatasetItem:
     variables, checks = dict(variables or {}), list(checks or [])
-    _validate_item(dataset, query, variables, checks)
+    dataset_item_validate(dataset=dataset, query=query, variables=variables, checks=checks)
     return DatasetItem.objects.create(dataset=dataset, query=query or "", variables=variables, checks=checks,
                                       note=note, source_task=source_task)
 
@@ -71,7 +72,7 @@ def dataset_item_update(*, item: DatasetItem, **changes) -> DatasetItem:
         if name not in allowed:
             raise EvalError(f"{name} cannot be changed", field=name)
         setattr(item, name, value)
-    _validate_item(item.dataset, item.query, item.variables, item.checks)
+    dataset_item_validate(dataset=item.dataset, query=item.query, variables=item.variables, checks=item.checks)
     item.save()
     return item
 

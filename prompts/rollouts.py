@@ -125,27 +125,39 @@ def prompt_rollouts_check_all() -> int:
                for rollout in PromptRollout.objects.filter(status=PromptRollout.Status.RUNNING))
 
 
+def rollout_start_problem(*, candidate: PromptVersion, weight: float,
+                          failure_margin: float | None = None) -> tuple[str, str, type] | None:
+    """(field, message, error class) of the first reason not to start, or None."""
+    if not 0 < float(weight) <= 100:
+        return "weight", "the weight is a percentage between 0 (excluded) and 100", PromptError
+    if failure_margin is not None and not 0 <= float(failure_margin) <= 1:
+        return "failure_margin", "the failure margin is a fraction between 0 and 1", PromptError
+    template = PromptTemplate.objects.get(pk=candidate.template_id)
+    active = PromptVersion.objects.filter(template_id=candidate.template_id, is_active=True).first()
+    if active is None:
+        return "candidate", f"prompt {template.slug}: no active version to compare the candidate with", PromptError
+    if active.pk == candidate.pk:
+        return ("candidate", f"{template.slug}@{candidate.number} is the active version; choose another one",
+                PromptError)
+    if PromptRollout.objects.filter(template_id=candidate.template_id, status=PromptRollout.Status.RUNNING).exists():
+        return "candidate", f"prompt {template.slug} already has a running rollout; promote or stop it first", Conflict
+    return None
+
+
 @transaction.atomic
 def prompt_rollout_start(*, candidate: PromptVersion, weight: float, min_uses: int | None = None,
                          failure_margin: float | None = None, started_by=None) -> PromptRollout:
     """Serve ``candidate`` to ``weight`` percent of tasks beside its template's active version."""
     # The template row lock serialises this with activations and other starts.
     PromptTemplate.objects.select_for_update().get(pk=candidate.template_id)
-    if not 0 < float(weight) <= 100:
-        raise PromptError("the weight is a percentage between 0 (excluded) and 100", field="weight")
     margin = settings.PROMPT_ROLLOUT_FAILURE_MARGIN if failure_margin is None else float(failure_margin)
-    if not 0 <= margin <= 1:
-        raise PromptError("the failure margin is a fraction between 0 and 1", field="failure_margin")
+    problem = rollout_start_problem(candidate=candidate, weight=weight, failure_margin=margin)
+    if problem:
+        field, message, error = problem
+        raise error(message, field=field)
     versions = PromptVersion.objects.select_related("template")
-    active = versions.filter(template_id=candidate.template_id, is_active=True).first()
+    active = versions.get(template_id=candidate.template_id, is_active=True)
     candidate = versions.get(pk=candidate.pk)
-    if active is None:
-        raise PromptError(f"prompt {candidate.template.slug}: no active version to compare the candidate with")
-    if active.pk == candidate.pk:
-        raise PromptError(f"{candidate.label} is the active version; choose another version as the candidate",
-                          field="candidate")
-    if PromptRollout.objects.filter(template_id=candidate.template_id, status=PromptRollout.Status.RUNNING).exists():
-        raise Conflict(f"prompt {candidate.template.slug} already has a running rollout; promote or stop it first")
     return PromptRollout.objects.create(
         template_id=candidate.template_id, active_version=active, candidate=candidate, weight=float(weight),
         min_uses=settings.PROMPT_ROLLOUT_MIN_USES if min_uses is None else int(min_uses), failure_margin=margin,
