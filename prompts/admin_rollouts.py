@@ -5,7 +5,6 @@ goes through prompts.rollouts."""
 from __future__ import annotations
 
 from django import forms
-from django.apps import apps
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
@@ -17,6 +16,7 @@ from prompts.rollouts import (
     prompt_rollout_start,
     prompt_rollout_stop,
     rollout_arms,
+    rollout_feedback,
     rollout_start_problem,
 )
 
@@ -27,15 +27,6 @@ def _rate(value: float | None) -> str:
 
 def _mean(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f}"
-
-
-def arm_feedback(rollout: PromptRollout) -> dict[str, dict[str, int]]:
-    """👍/👎 on tasks created since the rollout started, per arm's version label."""
-    if not apps.is_installed("evals"):
-        return {}
-    from evals.selectors import feedback_by_label
-
-    return feedback_by_label(labels=[rollout.active_version.label, rollout.candidate.label], since=rollout.started_at)
 
 
 class RolloutStartForm(forms.ModelForm):
@@ -112,7 +103,7 @@ class PromptRolloutAdmin(admin.ModelAdmin):
 
     @admin.display(description="arms since the start")
     def arms(self, rollout: PromptRollout) -> str:
-        feedback = arm_feedback(rollout)
+        feedback = rollout_feedback(rollout=rollout)
         rows = []
         for name, arm in rollout_arms(rollout=rollout).items():
             votes = feedback.get(arm.label, {"up": 0, "down": 0})

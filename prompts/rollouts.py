@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 
+from django.apps import apps
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -76,6 +77,16 @@ def rollout_arms(*, rollout: PromptRollout) -> dict[str, Arm]:
     baseline = rollout.baseline or {}
     return {"active": _arm(versions[rollout.active_version_id], baseline.get("active", {})),
             "candidate": _arm(versions[rollout.candidate_id], baseline.get("candidate", {}))}
+
+
+def rollout_feedback(*, rollout: PromptRollout) -> dict[str, dict[str, int]]:
+    """👍/👎 per arm's version label, on tasks created since the rollout started (the evals
+    app keeps the feedback; without it, none)."""
+    if not apps.is_installed("evals"):
+        return {}
+    from evals.selectors import feedback_by_label
+
+    return feedback_by_label(labels=[rollout.active_version.label, rollout.candidate.label], since=rollout.started_at)
 
 
 def rollout_stop_verdict(*, rollout: PromptRollout, arms: dict[str, Arm]) -> dict | None:

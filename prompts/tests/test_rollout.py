@@ -161,3 +161,15 @@ def test_activating_another_version_ends_the_rollout(template, version, candidat
     prompt_version_activate(version=third)
     rollout.refresh_from_db()
     assert rollout.status == "stopped" and "version 3 was activated" in rollout.stop_reason
+
+
+def test_rollouts_api_is_read_only_with_arms(api_client, user, version, candidate):
+    assert api_client.get("/api/v1/prompt-rollouts").status_code in (401, 403)
+    rollout = prompt_rollout_start(candidate=candidate, weight=10)
+    use(candidate, ok=1, failed=1)
+    api_client.force_authenticate(user)
+    [row] = api_client.get("/api/v1/prompt-rollouts/").json()["results"]
+    assert (row["id"], row["candidate"], row["active_version"], row["weight"]) == (rollout.pk, "greet@2", "greet@1", 10)
+    assert row["arms"]["candidate"]["uses"] == 2 and row["arms"]["candidate"]["failure_rate"] == 0.5
+    assert row["arms"]["active"]["feedback_up"] == 0
+    assert api_client.post("/api/v1/prompt-rollouts", {}, format="json").status_code == 405
