@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "memory",
     "tasks",
     "triggers",
+    "evals",
 ]
 
 MIDDLEWARE = [
@@ -266,6 +267,18 @@ CELERY_BEAT_SCHEDULE = {
     # Webhook deliveries are remembered (replays refused) only while their timestamp is accepted.
     "triggers-prune-webhook-deliveries": {"task": "triggers.jobs.prune_webhook_deliveries", "schedule": 300.0},
 }
+
+# --- Prompt rollouts and evals ---------------------------------------------------------
+# A rollout's candidate is stopped automatically once it has this many uses and its failure
+# rate exceeds the active version's by more than the margin (0.1 = 10 points); both are
+# defaults, each rollout may set its own. Beat checks running rollouts every interval.
+PROMPT_ROLLOUT_MIN_USES = env_int("PROMPT_ROLLOUT_MIN_USES", 50, minimum=1)
+PROMPT_ROLLOUT_FAILURE_MARGIN = env_float("PROMPT_ROLLOUT_FAILURE_MARGIN", 0.1, minimum=0.0)
+PROMPT_ROLLOUT_CHECK_INTERVAL = env_float("PROMPT_ROLLOUT_CHECK_INTERVAL", 60.0, minimum=1.0)
+CELERY_BEAT_SCHEDULE["prompts-check-rollouts"] = {"task": "prompts.check_rollouts",
+                                                  "schedule": PROMPT_ROLLOUT_CHECK_INTERVAL}
+# Items of one eval run evaluated at the same time (Celery jobs per run).
+EVAL_CONCURRENCY = env_int("EVAL_CONCURRENCY", 4, minimum=1, maximum=64)
 
 # --- Memory ----------------------------------------------------------------------------
 MEMORY_EMBEDDER = env_choice("MEMORY_EMBEDDER", "hashing", ("hashing", "sentence-transformers", "openai"))

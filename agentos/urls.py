@@ -19,6 +19,7 @@ urlpatterns = [
     path("hooks/", include("triggers.urls")),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("evals.urls")),  # its API under api/v1/ and its pages under evals/
     path("", include("tasks.pages.urls")),
 ]
 

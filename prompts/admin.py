@@ -4,8 +4,10 @@ changed in place: an edit becomes the next version and the admin says so."""
 
 from __future__ import annotations
 
+from django.apps import apps
 from django.contrib import admin, messages
-from django.db.models import OuterRef, Subquery
+from django.db.models import CharField, Count, Exists, OuterRef, Subquery, Value
+from django.db.models.functions import Cast, Coalesce, Concat
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -119,6 +121,25 @@ class PromptTemplateAdmin(admin.ModelAdmin):
         return None
 
 
+def with_feedback(versions):
+    """Each version with ``feedback_up`` / ``feedback_down``: ratings of the tasks in which it
+    ran a step (Step.prompt_label is "<slug>@<number>"), a task counted once per version."""
+    if not apps.is_installed("evals"):
+        return versions
+    from evals.models import TaskFeedback
+    from tasks.models import Step
+
+    versions = versions.annotate(label_text=Concat("template__slug", Value("@"), Cast("number", CharField())))
+    used_in_task = Step.objects.filter(task_id=OuterRef("task_id"), prompt_label=OuterRef(OuterRef("label_text")))
+
+    def count(rating: int):
+        rated = (TaskFeedback.objects.filter(Exists(used_in_task), rating=rating).order_by()
+                 .values("rating").annotate(total=Count("pk")).values("total"))
+        return Coalesce(Subquery(rated), 0)
+
+    return versions.annotate(feedback_up=count(1), feedback_down=count(-1))
+
+
 def _report_edit(request: HttpRequest, old: PromptVersion, version: PromptVersion, created: bool) -> None:
     if created:
         messages.warning(request, f"Version {old.number} of {old.template.slug} has been used, so it cannot change: "
@@ -131,8 +152,8 @@ class PromptVersionAdmin(admin.ModelAdmin):
     form = PromptVersionForm
     change_form_template = "admin/prompts/promptversion/change_form.html"
     list_display = ["__str__", "template", "number", "is_active", "is_used", "token_count", "uses",
-                    "success_rate_display", "mean_tokens_in_display", "mean_latency_display", "created_by",
-                    "created_at"]
+                    "success_rate_display", "feedback_display", "mean_tokens_in_display", "mean_latency_display",
+                    "created_by", "created_at"]
     list_display_links = ["__str__"]
     list_filter = ["is_active", "origin", "template", "created_at"]
     search_fields = ["template__slug", "body", "note"]
@@ -143,8 +164,16 @@ class PromptVersionAdmin(admin.ModelAdmin):
                        "mean_tokens_out_display", "mean_latency_display"]
 
     def get_readonly_fields(self, request, obj=None):
-        fields = list(self.readonly_fields)
+        fields = list(self.readonly_fields) + ["feedback_display"]
         return fields + ["template"] if obj else fields
+
+    def get_queryset(self, request):
+        return with_feedback(super().get_queryset(request))
+
+    @admin.display(description="feedback 👍 / 👎")
+    def feedback_display(self, version: PromptVersion) -> str:
+        up, down = getattr(version, "feedback_up", None), getattr(version, "feedback_down", None)
+        return "—" if up is None else f"{up} / {down}"
 
     @admin.display(description="used", boolean=True)
     def is_used(self, version: PromptVersion) -> bool:
@@ -213,3 +242,7 @@ class PromptVersionAdmin(admin.ModelAdmin):
 
     def response_post_save_change(self, request, obj):
         return HttpResponseRedirect(reverse("admin:prompts_promptversion_change", args=[obj.pk]))
+
+
+# Registered with this module: the rollouts' admin lives in its own file.
+from prompts import admin_rollouts  # noqa: E402, F401

@@ -11,8 +11,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 
 from agentos.api import error_responses
+from prompts.models import PromptRollout
 from prompts.selectors import templates_with_versions
-from prompts.serializers import PromptTemplateSerializer
+from prompts.serializers import PromptRolloutSerializer, PromptTemplateSerializer
 
 
 @extend_schema(tags=["prompts"], summary="Prompt templates with their versions and statistics",
@@ -33,3 +34,12 @@ class PromptDetailView(generics.RetrieveAPIView):
 
     def get_queryset(self):
         return templates_with_versions()
+
+
+@extend_schema(tags=["prompts"], summary="Rollouts of candidate versions, with each arm's figures (read-only)",
+               responses={200: PromptRolloutSerializer(many=True), **error_responses(401, 429)})
+class PromptRolloutListView(generics.ListAPIView):
+    serializer_class = PromptRolloutSerializer
+
+    def get_queryset(self):
+        return PromptRollout.objects.select_related("template", "active_version__template", "candidate__template")

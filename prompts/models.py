@@ -123,3 +123,54 @@ class PromptVersion(models.Model):
     @property
     def mean_latency_ms(self) -> float | None:
         return self._mean(self.latency_ms_total)
+
+
+class PromptRollout(models.Model):
+    """A candidate version serving a share of tasks beside the active version.
+
+    At most one rollout per template runs at a time (partial unique index). Each arm's
+    statistics are the version's counters minus ``baseline`` (their values when the rollout
+    started), so uses from before the rollout never weigh on its verdict.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        PROMOTED = "promoted"
+        STOPPED = "stopped"
+        AUTO_STOPPED = "auto_stopped", "stopped automatically"
+
+    template = models.ForeignKey(PromptTemplate, on_delete=models.CASCADE, related_name="rollouts")
+    active_version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="+",
+                                       help_text="The version that was active when the rollout started.")
+    candidate = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="candidate_rollouts")
+    weight = models.FloatField(help_text="Percent of tasks (0.01–100) that get the candidate.")
+    min_uses = models.PositiveIntegerField(help_text="Candidate uses before the automatic stop may fire.")
+    failure_margin = models.FloatField(
+        help_text="Automatic stop when the candidate's failure rate exceeds the active one's by more than this "
+                  "(0.1 = 10 percentage points).")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    baseline = models.JSONField(default=dict, editable=False,
+                                help_text="Both versions' counters when the rollout started.")
+    stop_reason = models.TextField(blank=True, default="")
+    stop_numbers = models.JSONField(null=True, blank=True, editable=False,
+                                    help_text="The per-arm figures that ended the rollout.")
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            # Also serves the "running rollout of <template>" lookups.
+            models.UniqueConstraint(fields=["template"], condition=Q(status="running"),
+                                    name="prompts_one_running_rollout"),
+            models.CheckConstraint(condition=Q(weight__gt=0, weight__lte=100), name="prompts_rollout_weight_range"),
+            models.CheckConstraint(condition=Q(failure_margin__gte=0, failure_margin__lte=1),
+                                   name="prompts_rollout_margin_range"),
+            models.CheckConstraint(condition=~Q(candidate=models.F("active_version")),
+                                   name="prompts_rollout_candidate_not_active"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.candidate.label} at {self.weight:g} % ({self.status})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from prompts.models import PromptTemplate, PromptVersion
+from prompts.models import PromptRollout, PromptTemplate, PromptVersion
 
 
 class PromptVersionStatsSerializer(serializers.ModelSerializer):
@@ -49,3 +49,45 @@ class PromptTemplateSerializer(serializers.ModelSerializer):
     def get_active_version(self, template: PromptTemplate) -> int | None:
         # Iterates the prefetched versions instead of issuing a query per template.
         return next((version.number for version in template.versions.all() if version.is_active), None)
+
+
+class RolloutArmSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    uses = serializers.IntegerField()
+    successes = serializers.IntegerField()
+    failures = serializers.IntegerField()
+    success_rate = serializers.FloatField(allow_null=True)
+    failure_rate = serializers.FloatField(allow_null=True)
+    mean_tokens_in = serializers.FloatField(allow_null=True)
+    mean_tokens_out = serializers.FloatField(allow_null=True)
+    mean_latency_ms = serializers.FloatField(allow_null=True)
+    feedback_up = serializers.IntegerField()
+    feedback_down = serializers.IntegerField()
+
+
+class RolloutArmsSerializer(serializers.Serializer):
+    active = RolloutArmSerializer()
+    candidate = RolloutArmSerializer()
+
+
+class PromptRolloutSerializer(serializers.ModelSerializer):
+    template = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    active_version = serializers.CharField(source="active_version.label", read_only=True)
+    candidate = serializers.CharField(source="candidate.label", read_only=True)
+    arms = serializers.SerializerMethodField(help_text="Each arm's figures since the rollout started.")
+
+    class Meta:
+        model = PromptRollout
+        fields = ["id", "template", "active_version", "candidate", "weight", "status", "min_uses", "failure_margin",
+                  "arms", "stop_reason", "stop_numbers", "started_at", "ended_at"]
+
+    @extend_schema_field(RolloutArmsSerializer)
+    def get_arms(self, rollout: PromptRollout) -> dict:
+        from prompts.rollouts import rollout_arms, rollout_feedback
+
+        feedback = rollout_feedback(rollout=rollout)
+        arms = {}
+        for name, arm in rollout_arms(rollout=rollout).items():
+            votes = feedback.get(arm.label, {"up": 0, "down": 0})
+            arms[name] = {**arm.as_dict(), "feedback_up": votes["up"], "feedback_down": votes["down"]}
+        return RolloutArmsSerializer(arms).data

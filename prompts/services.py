@@ -12,11 +12,13 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, OuterRef, Subquery
+from django.utils import timezone
 
+from prompts.assignment import choose_version_id
 from prompts.density import compact_plain, compact_text
 from prompts.errors import PromptNotFound, PromptRenderError, PromptValidationError
-from prompts.models import PromptTemplate, PromptVersion
+from prompts.models import PromptRollout, PromptTemplate, PromptVersion
 from prompts.rendering import body_problems, render_body, schema_problems
 from prompts.tokens import count_tokens
 
@@ -68,6 +70,42 @@ def version_cached(*, version_id: int, template_stamp: str) -> PromptVersion:
         return _version_with_template(version_id, template_stamp)
     except PromptVersion.DoesNotExist:
         raise PromptNotFound(f"prompt version {version_id}: no such version") from None
+
+
+def prompt_version_for_task(*, slug: str, task_id: object) -> PromptVersion:
+    """The version of ``slug`` that task ``task_id`` uses: the active one, or the candidate
+    of a running rollout for the rollout's share of task ids (prompts.assignment). One query
+    (two when the task falls in the candidate's share)."""
+    running = PromptRollout.objects.filter(template_id=OuterRef("template_id"), status=PromptRollout.Status.RUNNING)
+    version = (PromptVersion.objects.select_related("template").filter(template__slug=slug, is_active=True)
+               .annotate(rollout_candidate=Subquery(running.values("candidate_id")[:1]),
+                         rollout_weight=Subquery(running.values("weight")[:1])).first())
+    if version is None:
+        return active_version(slug=slug)  # raises PromptNotFound with the precise reason
+    chosen = choose_version_id(slug=slug, task_id=task_id, active_id=version.pk,
+                               candidate_id=version.rollout_candidate, weight=version.rollout_weight)
+    if chosen == version.pk:
+        return version
+    return PromptVersion.objects.select_related("template").get(pk=chosen)
+
+
+def running_rollouts() -> dict[str, tuple[int, float]]:
+    """slug -> (candidate version id, weight in percent) of every running rollout, in one
+    query: what a runner reads with its other per-slice lookups to call
+    :func:`prompt_version_for_task_cached` without a query per LLM step."""
+    rows = PromptRollout.objects.filter(status=PromptRollout.Status.RUNNING).values_list(
+        "template__slug", "candidate_id", "weight")
+    return {slug: (candidate_id, weight) for slug, candidate_id, weight in rows}
+
+
+def prompt_version_for_task_cached(*, slug: str, task_id: object, active_id: int, template_stamp: str,
+                                   candidate_id: int | None = None, weight: float | None = None) -> PromptVersion:
+    """:func:`prompt_version_for_task` for callers that already hold the active version id,
+    the template stamp and the running rollout (``running_rollouts()``): no query once the
+    chosen version is in the process's cache (see :func:`version_cached`)."""
+    chosen = choose_version_id(slug=slug, task_id=task_id, active_id=active_id, candidate_id=candidate_id,
+                               weight=weight)
+    return version_cached(version_id=chosen, template_stamp=template_stamp)
 
 
 def _render(version: PromptVersion, variables: dict[str, Any]) -> str:
@@ -122,6 +160,12 @@ def prompt_version_record_use(*, version_id: int, success: bool, tokens_in: int,
         **{name: F(name) + value for name, value in increments.items()})
     if not updated:
         raise PromptNotFound(f"prompt version {version_id}: no such version")
+    # A candidate's new figures may cross its rollout's stop threshold (one indexed query
+    # when the version is no candidate). The beat job prompts.check_rollouts covers counts
+    # written elsewhere.
+    from prompts.rollouts import prompt_rollouts_check_candidate
+
+    prompt_rollouts_check_candidate(version_id=version_id)
 
 
 def validate_version_content(*, template: PromptTemplate, body: str, label: str) -> None:
@@ -188,6 +232,13 @@ def prompt_version_edit(*, version: PromptVersion, body: str = _UNSET, temperatu
 
 
 def _activate_locked(version: PromptVersion) -> None:
+    # A running rollout compares a candidate with the version active when it began: once
+    # another version is active its figures mean nothing, so it ends here.
+    running = PromptRollout.objects.filter(template_id=version.template_id, status=PromptRollout.Status.RUNNING)
+    running.filter(candidate_id=version.pk).update(status=PromptRollout.Status.PROMOTED, ended_at=timezone.now(),
+                                                   stop_reason=f"version {version.number} was activated")
+    running.exclude(active_version_id=version.pk).update(status=PromptRollout.Status.STOPPED, ended_at=timezone.now(),
+                   stop_reason=f"version {version.number} was activated instead")
     # Deactivate first: the partial unique index allows only one active row at any moment.
     PromptVersion.objects.filter(template_id=version.template_id, is_active=True).exclude(pk=version.pk).update(
         is_active=False)

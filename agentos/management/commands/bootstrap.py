@@ -9,8 +9,8 @@ import importlib
 from django.apps import apps
 from django.core.management.base import BaseCommand
 
-# Order matters: agents reference prompts and tools; the knowledge base is last.
-APP_ORDER = ["prompts", "tools", "tasks", "memory"]
+# Order matters: agents reference prompts and tools; datasets reference prompts.
+APP_ORDER = ["prompts", "tools", "tasks", "memory", "evals"]
 
 
 class Command(BaseCommand):

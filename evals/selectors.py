@@ -1,0 +1,123 @@
+"""Reads of the evals app: what a user may see, comparisons, feedback per prompt version.
+
+Visibility: a user sees their own datasets and runs plus the shipped datasets (no owner);
+staff see everything. Another user's object is "not found", never "forbidden".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection
+from django.db.models import Q, QuerySet
+
+from agentos.api import NotFound
+from evals.models import Dataset, EvalResult, EvalRun, TaskFeedback
+from prompts.models import PromptVersion
+
+
+def datasets_for_user(*, user) -> QuerySet[Dataset]:
+    datasets = Dataset.objects.select_related("owner", "template")
+    return datasets if user.is_staff else datasets.filter(Q(owner=user) | Q(owner__isnull=True))
+
+
+def dataset_get_for_user(*, user, dataset_id, write: bool = False) -> Dataset:
+    """The dataset if ``user`` may read it (or, with ``write``, change it: shipped datasets
+    are changed by staff only)."""
+    try:
+        dataset = datasets_for_user(user=user).get(pk=int(dataset_id))
+    except (Dataset.DoesNotExist, ValueError, TypeError):
+        raise NotFound("dataset not found")
+    if write and not user.is_staff and dataset.owner_id != user.pk:
+        raise NotFound("dataset not found")
+    return dataset
+
+
+def dataset_by_name(*, name: str, owner=None) -> Dataset:
+    """For the command line: the shipped dataset ``name``, else the only one of that name."""
+    found = list(Dataset.objects.filter(name=name, **({"owner__username": owner} if owner else {}))
+                 .select_related("owner")[:10])
+    shipped = [dataset for dataset in found if dataset.owner_id is None]
+    if shipped and not owner:
+        return shipped[0]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise NotFound(f"no dataset named {name!r}")
+    owners = ", ".join(sorted(dataset.owner.username for dataset in found if dataset.owner))
+    raise NotFound(f"several datasets are named {name!r} (owners: {owners}); name the owner")
+
+
+def eval_runs_for_user(*, user) -> QuerySet[EvalRun]:
+    runs = EvalRun.objects.select_related("dataset", "version__template", "owner")
+    return runs if user.is_staff else runs.filter(owner=user)
+
+
+def eval_run_get_for_user(*, user, run_id) -> EvalRun:
+    try:
+        return eval_runs_for_user(user=user).get(pk=int(run_id))
+    except (EvalRun.DoesNotExist, ValueError, TypeError):
+        raise NotFound("eval run not found")
+
+
+def run_results(*, run: EvalRun) -> list[EvalResult]:
+    return list(run.results.select_related("item").order_by("item_id"))
+
+
+@dataclass
+class ComparedItem:
+    item_id: int
+    summary: str
+    a: EvalResult | None
+    b: EvalResult | None
+
+    @property
+    def differs(self) -> bool:
+        verdict_a = self.a.passed if self.a else None
+        verdict_b = self.b.passed if self.b else None
+        return verdict_a != verdict_b
+
+
+def compare_runs(*, a: EvalRun, b: EvalRun) -> list[ComparedItem]:
+    """The items of both runs side by side (item order), those whose verdict differs first."""
+    by_item_a = {result.item_id: result for result in run_results(run=a)}
+    by_item_b = {result.item_id: result for result in run_results(run=b)}
+    rows = []
+    for item_id in sorted(set(by_item_a) | set(by_item_b)):
+        result = by_item_a.get(item_id) or by_item_b.get(item_id)
+        rows.append(ComparedItem(item_id, result.item.summary, by_item_a.get(item_id), by_item_b.get(item_id)))
+    return sorted(rows, key=lambda row: (not row.differs, row.item_id))
+
+
+def feedback_by_label(*, labels: list[str], since: datetime | None = None) -> dict[str, dict[str, int]]:
+    """{"<slug>@<n>": {"up", "down"}}: feedback on the tasks in which each version ran a step
+    (a task counts once per version however many of its steps used it).
+
+    Driven from the feedback rows (few) into each task's steps through the (task, index)
+    unique index, instead of scanning every step for the labels.
+    """
+    if not labels:
+        return {}
+    from tasks.models import Step, Task
+
+    feedback, step, task = TaskFeedback._meta.db_table, Step._meta.db_table, Task._meta.db_table
+    # Table names from the models; every value is a parameter.
+    since_sql = f"AND f.task_id IN (SELECT id FROM {task} WHERE created_at >= %s)" if since else ""  # noqa: S608
+    sql = (f"SELECT s.prompt_label, count(*) FILTER (WHERE f.rating > 0), count(*) FILTER (WHERE f.rating < 0) "  # noqa: S608
+           f"FROM {feedback} f CROSS JOIN LATERAL (SELECT DISTINCT prompt_label FROM {step} "
+           f"WHERE task_id = f.task_id AND prompt_label <> '') s "
+           f"WHERE s.prompt_label = ANY(%s) {since_sql} GROUP BY s.prompt_label")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(labels)] + ([since] if since else []))
+        rows = cursor.fetchall()
+    counts = {label: {"up": 0, "down": 0} for label in labels}
+    for label, up, down in rows:
+        counts[label] = {"up": up, "down": down}
+    return counts
+
+
+def version_feedback(*, versions: list[PromptVersion], since: datetime | None = None) -> dict[int, dict[str, int]]:
+    """feedback_by_label keyed by version id."""
+    by_label = feedback_by_label(labels=[version.label for version in versions], since=since)
+    return {version.pk: by_label[version.label] for version in versions}
