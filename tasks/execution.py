@@ -19,7 +19,13 @@ from typing import Any
 
 from agentos.llm import InvalidModelOutput, LLMError, LLMRequest, get_provider
 from prompts.errors import PromptError
-from prompts.services import RenderedPrompt, active_version, prompt_version_render, version_cached
+from prompts.services import (
+    RenderedPrompt,
+    prompt_version_for_task,
+    prompt_version_for_task_cached,
+    prompt_version_render,
+    running_rollouts,
+)
 from tasks.context import canonical
 from tasks.engine import actions as a
 from tasks.engine.context import build_messages, clip, messages_hash, transcript, visible_own
@@ -42,29 +48,37 @@ class Run:
     task: Any  # tasks.models.Task
     state: TaskState
     tools: dict  # enabled tool name -> ToolSpec
-    versions: dict = field(default_factory=dict)  # prompt slug -> active PromptVersion, for this slice
+    versions: dict = field(default_factory=dict)  # prompt slug -> the task's PromptVersion, for this slice
     narrowed: dict = field(default_factory=dict)  # the response schemas narrowed in this slice
     # prompt slug -> (active version id, template stamp), read when the slice started
     active_prompts: dict = field(default_factory=dict)
+    # prompt slug -> (candidate version id, weight) of running rollouts, read at the first LLM call
+    rollouts: dict | None = None
 
     @property
     def index(self) -> int:
         return self.state.next_index
 
 
-def prompt_render(*, slug: str, variables: dict, versions: dict, active: dict | None = None) -> RenderedPrompt:
-    """The prompts app's rendering of the active version, looked up once per slice: a newly
-    activated version is used from the next slice on (a few seconds at most). ``active``
-    (slug -> (version id, template stamp), read at the slice's start) lets the version come
-    from the process's cache of immutable versions instead of a query."""
-    version = versions.get(slug)
+def prompt_render(*, slug: str, variables: dict, run: Run) -> RenderedPrompt:
+    """The prompts app's rendering of the version this task uses (the active one, or a
+    running rollout's candidate for the task's share, prompts.services), looked up once per
+    slice: a newly activated version is used from the next slice on (a few seconds at most).
+    ``run.active_prompts`` (slug -> (version id, template stamp), read at the slice's start)
+    lets the version come from the process's cache of immutable versions instead of a query."""
+    version = run.versions.get(slug)
     if version is None:
-        known = (active or {}).get(slug)
+        known = run.active_prompts.get(slug)
         if known:
-            version = version_cached(version_id=known[0], template_stamp=known[1])
+            if run.rollouts is None:
+                run.rollouts = running_rollouts()
+            candidate_id, weight = run.rollouts.get(slug, (None, None))
+            version = prompt_version_for_task_cached(slug=slug, task_id=run.task.pk, active_id=known[0],
+                                                     template_stamp=known[1], candidate_id=candidate_id,
+                                                     weight=weight)
         else:
-            version = active_version(slug=slug)
-        versions[slug] = version
+            version = prompt_version_for_task(slug=slug, task_id=run.task.pk)
+        run.versions[slug] = version
     return prompt_version_render(version=version, variables=variables)
 
 
@@ -73,7 +87,7 @@ def _call_llm(run: Run, draft: Step, *, slug: str, variables: dict, records: lis
     started = time.monotonic()
     variables = canonical(variables)
     try:
-        rendered = prompt_render(slug=slug, variables=variables, versions=run.versions, active=run.active_prompts)
+        rendered = prompt_render(slug=slug, variables=variables, run=run)
     except PromptError as error:
         draft.status, draft.error = "error", clip(" ".join(str(error).split()), 300)
         draft.duration_ms = int((time.monotonic() - started) * 1000)

@@ -190,14 +190,12 @@ def _run_bounded(spec: ToolSpec, arguments: dict, context: ToolContext, started:
                        duration_ms=int((time.monotonic() - started) * 1000))
 
 
-def dispatch(*, name: str, arguments: dict, context: ToolContext, known_enabled: bool = False,
-             while_running: object = None) -> ToolOutcome:
+def dispatch(*, name: str, arguments: dict, context: ToolContext, known_enabled: bool = False) -> ToolOutcome:
     """Look the tool up, validate the arguments, run it bounded (see the module docstring).
 
     ``known_enabled``: the caller has just checked that an administrator has not disabled
     the tool (a task slice loads the enabled tools when it starts), so the settings query
-    is skipped. ``while_running`` is ignored (a caller of the earlier in-thread hand-off
-    may still pass it); nothing runs beside a tool in the caller's thread any more.
+    is skipped.
     """
     started = time.monotonic()
     spec = _callable_spec(name, arguments, known_enabled, started)

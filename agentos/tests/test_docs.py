@@ -31,8 +31,8 @@ GENERIC_READERS = {"agentos/config.py"}
 # Set in docker-compose.yml for the database container, not read by Python.
 COMPOSE_ONLY = {"POSTGRES_PASSWORD"}
 # Pages written alongside this one that a link may name before they exist in this checkout.
-PENDING_PAGES = {"docs/security.md", "docs/tools.md", "docs/webhooks.md", "docs/providers.md", "docs/install.md"}
-OUR_PACKAGES = ("agentos", "prompts", "tasks", "tools", "memory", "triggers")
+PENDING_PAGES: set[str] = set()  # pages a link may name before they are written
+OUR_PACKAGES = ("agentos", "prompts", "tasks", "tools", "memory", "triggers", "evals")
 METHODS = ("get", "post", "put", "patch", "delete")
 
 

@@ -122,14 +122,6 @@ def test_known_enabled_skips_the_settings_query():
     assert len(checked) == 1 and len(known) == 0
 
 
-def test_while_running_from_older_callers_is_accepted_and_ignored(monkeypatch):
-    called = []
-    outcome = dispatch(name="calculator", arguments={"expression": "12 * 7"}, context=CONTEXT,
-                       while_running=called.append)
-    assert outcome.ok and outcome.result["result"] == 84
-    assert called == []
-
-
 @pytest.mark.parametrize(("error", "fragment"), [
     (registry.ToolError("no such thing"), "threaded_failing: no such thing"),
     (TimeoutError("its own"), "threaded_failing failed: TimeoutError: its own"),
