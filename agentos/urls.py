@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from agentos import health
@@ -19,6 +20,8 @@ urlpatterns = [
     path("hooks/", include("triggers.urls")),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    # Django's conventional sign-in address leads to ours (the query string, ?next=, is kept).
+    path("accounts/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
     path("", include("evals.urls")),  # its API under api/v1/ and its pages under evals/
     path("", include("tasks.pages.urls")),
 ]

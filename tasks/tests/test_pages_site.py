@@ -148,3 +148,10 @@ def test_committed_catalogs_match_their_sources(language, tmp_path):
     subprocess.run(["msgfmt", "--check-format", "-o", str(compiled), str(folder / "django.po")], check=True)
     assert compiled.read_bytes() == (folder / "django.mo").read_bytes(), \
         f"run: manage.py compilemessages (locale/{language} is stale)"
+
+
+def test_the_conventional_accounts_login_address_leads_to_the_sign_in_page(client):
+    response = client.get("/accounts/login/?next=/tasks/")
+    assert response.status_code == 302
+    assert response["Location"] == "/login/?next=/tasks/"
+    assert client.get(response["Location"]).status_code == 200
