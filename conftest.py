@@ -59,3 +59,20 @@ def live_daphne(transactional_db):
     server = start_daphne()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def make_worker(transactional_db):
+    """Real Celery worker processes with extra environment; all stopped at teardown."""
+    from agentos.testing import process_env, start_worker
+
+    started = []
+
+    def make(**env: str):
+        worker = start_worker(env=process_env(**{k: str(v) for k, v in env.items()}))
+        started.append(worker)
+        return worker
+
+    yield make
+    for worker in started:
+        worker.stop()

@@ -91,21 +91,3 @@ def plan_dataset(plan_versions):
 
     load_dataset("plan-smoke")
     return Dataset.objects.get(name="plan-smoke", owner__isnull=True)
-
-
-
-@pytest.fixture
-def make_worker(transactional_db):
-    """Real Celery worker processes with extra environment; all stopped at teardown."""
-    from agentos.testing import process_env, start_worker
-
-    started = []
-
-    def make(**env: str):
-        worker = start_worker(env=process_env(**{k: str(v) for k, v in env.items()}))
-        started.append(worker)
-        return worker
-
-    yield make
-    for worker in started:
-        worker.stop()

@@ -17,21 +17,6 @@ def agents_defaults(db):
     tasks.defaults.load_defaults()
 
 
-@pytest.fixture
-def make_worker(transactional_db):
-    """Start real Celery worker processes with extra environment; all stopped at teardown."""
-    from agentos.testing import process_env, start_worker
-
-    started = []
-
-    def make(**env: str):
-        worker = start_worker(env=process_env(**{k: str(v) for k, v in env.items()}))
-        started.append(worker)
-        return worker
-
-    yield make
-    for worker in started:
-        worker.stop()
 
 
 @pytest.fixture
