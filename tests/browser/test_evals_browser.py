@@ -63,7 +63,7 @@ def eval_page(browser, eval_servers, transactional_db, browser_user):
 
 def run_version(page, base: str, label: str) -> str:
     page.goto(f"{base}/evals/")
-    page.get_by_label("Dataset").select_option(label="plan-smoke (plan)")
+    page.locator("#id_dataset").select_option(label="plan-smoke (plan)")
     page.get_by_label("Prompt version").select_option(label=label + (" (active)" if label == "plan@1" else ""))
     page.get_by_role("button", name="Run", exact=True).click()
     page.wait_for_url(re.compile(r"/evals/runs/\d+/$"))
