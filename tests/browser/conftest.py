@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -24,25 +25,34 @@ def allow_sync_orm(monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-@pytest.fixture(scope="module")
-def servers(django_db_setup, django_db_blocker):
-    """daphne + a worker on the test database, shared by the tests of a module (they take
-    seconds to start); each test still gets an emptied database through ``stack``."""
+@contextlib.contextmanager
+def live_servers(django_db_blocker, **env_overrides):
+    """A worker and daphne on the test database with ``env_overrides``; yields daphne's URL."""
     from agentos.testing import process_env, start_daphne, start_worker
 
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed")
     with django_db_blocker.unblock():
-        env = process_env(OFFLINE_LLM_LATENCY_MS=LATENCY_MS, LLM_PROVIDER="offline")
+        env = process_env(**env_overrides)
         worker = start_worker(env=env)
         try:
             server = start_daphne(env=env)
         except Exception:
             worker.stop()
             raise
-    yield server.extra["url"]
-    server.stop()
-    worker.stop()
+    try:
+        yield server.extra["url"]
+    finally:
+        server.stop()
+        worker.stop()
+
+
+@pytest.fixture(scope="module")
+def servers(django_db_setup, django_db_blocker):
+    """daphne + a worker on the test database, shared by the tests of a module (they take
+    seconds to start); each test still gets an emptied database through ``stack``."""
+    with live_servers(django_db_blocker, OFFLINE_LLM_LATENCY_MS=LATENCY_MS, LLM_PROVIDER="offline") as url:
+        yield url
 
 
 @pytest.fixture
@@ -79,17 +89,23 @@ def browser(allow_sync_orm):
         chromium.close()
 
 
-@pytest.fixture
-def page(browser, stack):
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+def new_page(browser, *, height: int = 800, timeout_ms: int = 20_000):
+    """A fresh browser context's page that records CSP violations and page errors."""
+    context = browser.new_context(viewport={"width": 1280, "height": height}, locale="en-US")
     page = context.new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(timeout_ms)
     page.csp_errors = []
     page.on("console", lambda message: page.csp_errors.append(message.text)
             if "Content Security Policy" in message.text else None)
     page.on("pageerror", lambda error: page.csp_errors.append(f"page error: {error}"))
+    return page
+
+
+@pytest.fixture
+def page(browser, stack):
+    page = new_page(browser)
     yield page
-    context.close()
+    page.context.close()
 
 
 def sign_in(page, base_url: str, username: str = "carol", password: str = PASSWORD) -> None:

@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import CHROMIUM, screenshot, sign_in
+from tests.browser.conftest import live_servers, new_page, screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -16,26 +16,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 @pytest.fixture(scope="module")
 def eval_servers(django_db_setup, django_db_blocker):
     """The loopback model server, then daphne and a worker configured to use it."""
-    from pathlib import Path
-
-    from agentos.testing import process_env, start_daphne, start_worker
     from evals.tests.conftest import PlanServer
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    with PlanServer() as model, django_db_blocker.unblock():
+    with PlanServer() as model:
         model.delay_s = 0.15  # slow enough to see the progress move
-        env = process_env(LLM_PROVIDER="openai", OPENAI_API_KEY="k", OPENAI_BASE_URL=model.url + "/v1",
-                          LLM_MAX_RETRIES="0", EVAL_CONCURRENCY="2")
-        worker = start_worker(env=env)
-        try:
-            server = start_daphne(env=env)
-        except Exception:
-            worker.stop()
-            raise
-        yield server.extra["url"]
-        server.stop()
-        worker.stop()
+        with live_servers(django_db_blocker, LLM_PROVIDER="openai", OPENAI_API_KEY="k",
+                          OPENAI_BASE_URL=model.url + "/v1", LLM_MAX_RETRIES="0", EVAL_CONCURRENCY="2") as url:
+            yield url
 
 
 @pytest.fixture
@@ -50,15 +37,9 @@ def eval_page(browser, eval_servers, transactional_db, browser_user):
     first = PromptVersion.objects.get(template__slug="plan", number=1)
     prompt_version_create(template=first.template, body=first.body + "\n" + MARKER_B, note="three always")
     load_dataset("plan-smoke")
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.csp_errors = []
-    page.on("console", lambda message: page.csp_errors.append(message.text)
-            if "Content Security Policy" in message.text else None)
-    page.on("pageerror", lambda error: page.csp_errors.append(f"page error: {error}"))
+    page = new_page(browser, height=900, timeout_ms=30_000)
     yield page
-    context.close()
+    page.context.close()
 
 
 def run_version(page, base: str, label: str) -> str:
