@@ -69,10 +69,14 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def _choose_port(port_file: Path, preferred: int) -> int:
-    """The port recorded at first start, so data and URLs stay stable across restarts."""
+def _choose_port(port_file: Path, preferred: int, running: bool) -> int:
+    """The port recorded at first start, so URLs stay stable across restarts; a new free one
+    (recorded in its place) when the server is not running and something else took that port
+    meanwhile (another checkout's embedded server, say)."""
     if port_file.exists():
-        return int(port_file.read_text().strip())
+        recorded = int(port_file.read_text().strip())
+        if running or _port_is_free(recorded):
+            return recorded
     port = preferred
     while not _port_is_free(port):
         port += 1
@@ -210,8 +214,8 @@ def postgres_url() -> str:
     pg = _Postgres(var_dir() / "postgres")
     with _locked("postgres"):
         pg.root.mkdir(parents=True, exist_ok=True)
-        port = _choose_port(pg.root / "port", DEFAULT_PG_PORT)
         started = not postgres_running()
+        port = _choose_port(pg.root / "port", DEFAULT_PG_PORT, running=not started)
         if started:
             _postgres_start(pg, port)
         if _postgres_ensure_database(port) or started:
@@ -314,8 +318,9 @@ def redis_url() -> str:
     root = _redis_root()
     with _locked("redis"):
         root.mkdir(parents=True, exist_ok=True)
-        port = _choose_port(root / "port", DEFAULT_REDIS_PORT)
-        if not redis_running():
+        running = redis_running()
+        port = _choose_port(root / "port", DEFAULT_REDIS_PORT, running=running)
+        if not running:
             _redis_start(root, port)
     return f"redis://127.0.0.1:{port}"
 

@@ -109,3 +109,37 @@ def test_redis_server_is_the_bundled_valkey_else_one_on_the_path(tmp_path, monke
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
     with pytest.raises(embedded.EmbeddedServiceError, match="REDIS_URL"):
         embedded.redis_server_binary()
+
+
+@pytest.mark.slow
+def test_a_recorded_port_taken_meanwhile_is_replaced_and_the_data_kept(private_var):
+    """Another program (another checkout's embedded server, say) took the recorded ports
+    while the servers were stopped: they start on free ports and keep their data."""
+    import socket
+
+    from agentos import embedded
+
+    pg_url, redis_url = embedded.postgres_url(), embedded.redis_url()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE kept (value text)")
+        conn.execute("INSERT INTO kept VALUES ('still here')")
+    embedded.stop_all()
+    squatters = []
+    for url in (pg_url, redis_url):
+        squatter = socket.socket()
+        squatter.bind(("127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0])))
+        squatter.listen()
+        squatters.append(squatter)
+    try:
+        new_pg, new_redis = embedded.postgres_url(), embedded.redis_url()
+        assert new_pg != pg_url and new_redis != redis_url
+        with psycopg.connect(new_pg) as conn:
+            assert conn.execute("SELECT value FROM kept").fetchone() == ("still here",)
+        client = redis.Redis.from_url(new_redis)
+        assert client.ping()
+        client.close()
+        # While they run, every process of this checkout gets the same (new) servers.
+        assert (embedded.postgres_url(), embedded.redis_url()) == (new_pg, new_redis)
+    finally:
+        for squatter in squatters:
+            squatter.close()
