@@ -214,7 +214,9 @@ def execute_agent(run: Run, action: a.CallAgent) -> Step:
     variables = {"query": run.state.query, "subtask": action.subtask.description,
                  "agent": {"name": agent.name, "description": agent.description},
                  "tools": _tool_list(tools),
-                 "max_steps": agent.max_steps, "steps_left": action.steps_left}
+                 "max_steps": agent.max_steps, "steps_left": action.steps_left,
+                 # The answer forms the prompt offers: exactly those the narrowed schema allows.
+                 "actions": allowed}
     draft = Step(kind="llm", agent=agent.name, subtask_id=action.subtask.id,
                       input={"steps_left": action.steps_left, "final": action.final})
     by_index = {r.index: r for r in run.state.steps}

@@ -34,10 +34,10 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from kombu.exceptions import OperationalError as BrokerError
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from kombu.exceptions import OperationalError as BrokerError
 
 from tasks.context import record_from_step
 from tasks.engine import actions as a
