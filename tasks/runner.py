@@ -184,7 +184,6 @@ def _finish(task: Task, worker_id: str, action, done: int) -> SliceResult:
     return SliceResult({a.Wait: "waiting", a.Idle: "paused"}.get(type(action), "finished"), done)
 
 
-
 def _fail_internal(task: Task, worker_id: str, error: Exception) -> SliceResult:
     """End the task with a task-level ``internal_error`` step (if the lease is still ours)."""
     line = (str(error).strip().splitlines() or [""])[0]
