@@ -217,6 +217,10 @@ def test_every_fault_mode_ends_as_expected(provider, agents_defaults, user, make
             assert task.status in final, (mode.name, task.status, task.error, [(s.kind, s.error) for s in steps])
             shown = client.get(f"/api/v1/tasks/{task.pk}").json()
             errors = model_errors(steps)
+            visible = shown["error"] or (shown["provider_error"] or {}).get("message") or (errors or [""])[0]
+            # The observed row of the fault table (shown with pytest -s).
+            print(f"| {provider} | {mode.name} | {mode.expect} | {task.status}, steps: {' '.join(kinds[1:])} | "
+                  f"{visible[:110]} |")
             if mode.code in TRANSIENT:  # the model never sees the provider's troubles
                 assert not any(error.startswith(mode.code) for error in errors), (mode.name, errors)
             if mode.expect == "completed":
