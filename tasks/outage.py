@@ -81,8 +81,9 @@ def fault_step(*, steps: list[StepRecord], draft: Step, error: LLMError) -> Step
     limit = float(settings.LLM_OUTAGE_MAX_SECONDS)
     delay = min(next_delay(attempt + 1, error.retry_after), max(limit - waited, 0.0))
     if waited >= limit or (error.retry_after or 0.0) > limit - waited:
-        reason = (f"{error.compact()} (the model provider was unavailable for {waited:.0f} s; "
-                  f"LLM_OUTAGE_MAX_SECONDS is {limit:g})")
+        why = (f"the model provider was unavailable for {waited:.0f} s" if waited >= limit else
+               f"the model provider asks to wait {error.retry_after:.0f} s more, after {waited:.0f} s")
+        reason = f"{error.compact()} ({why}; LLM_OUTAGE_MAX_SECONDS is {limit:g})"
         failed = _from(draft, kind=StepKind.ERROR, error=reason, input={"reason": "provider_unavailable",
                                                                         "call": draft.kind},
                        output={"error": provider_error(error, since=_when(since), attempts=attempt + 1)})

@@ -121,7 +121,8 @@ class FlakyProvider:
         return OfflineProvider(model="offline").complete(request)
 
 
-def test_transient_errors_wait_and_configuration_errors_pause(agents_defaults, user, monkeypatch, settings):
+def test_transient_errors_wait_and_configuration_errors_pause(agents_defaults, user, monkeypatch, settings,
+                                                              django_capture_on_commit_callbacks):
     from agentos.llm import LLMAuthError, LLMRateLimited
     from tasks.services import task_resume
 
@@ -132,8 +133,15 @@ def test_transient_errors_wait_and_configuration_errors_pause(agents_defaults, u
     delays = []
     monkeypatch.setattr("tasks.services.enqueue", lambda task_id, countdown=None: delays.append(countdown))
     task = task_create(owner=user, query="compute 12 * 7")
+    events = []
+    monkeypatch.setattr("tasks.live.publish", lambda task_id, event: events.append(event))
 
-    assert run_slice(task.id, worker_id="w1").outcome == "waiting_provider"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_slice(task.id, worker_id="w1").outcome == "waiting_provider"
+    # The websocket and SSE see the waiting state with the step that caused it.
+    shown = events[-1]["task"]
+    assert events[-1]["step"]["kind"] == "provider_wait" and shown["status"] == "waiting_provider"
+    assert shown["provider_error"]["message"].startswith("waiting for the model provider (rate_limited), next try at")
     task.refresh_from_db()
     wait = task.steps.order_by("-index").first()
     assert task.status == "waiting_provider" and wait.kind == "provider_wait"
