@@ -41,6 +41,9 @@ def handles(error: LLMError) -> bool:
 
 
 def _when(moment: datetime) -> str:
+    """ISO 8601 to the second (people read it), rounded up: a try is never shown too early."""
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
     return moment.isoformat().replace("+00:00", "Z")
 
 
