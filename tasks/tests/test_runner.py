@@ -184,3 +184,19 @@ def test_an_outage_longer_than_the_ceiling_fails_the_task_and_retry_continues_it
     assert kinds[:4] == ["trigger", "error", "retry", "plan"] and kinds[-1] == "result"
     with pytest.raises(Conflict):
         task_retry(task=task)
+
+
+@pytest.mark.parametrize("allow_human", [True, False])
+def test_the_agent_prompt_offers_only_the_forms_its_schema_allows(agents_defaults, user, allow_human):
+    from tasks.context import messages_for_step
+
+    task = task_create(owner=user, query="Research the history of PostgreSQL and compute the average of 12, 15 "
+                                         "and 30", options={"allow_human": allow_human})
+    _run_until_stopped(task)
+    prompts = {step.agent: messages_for_step(step)[0]["content"] for step in task.steps.filter(kind="llm")}
+    form = '{"action": "ask_human"'
+    assert {"research", "analysis"} <= set(prompts)
+    # research may ask a person (its tools include ask_human) only when the task allows one;
+    # analysis never may.
+    assert (form in prompts["research"]) is allow_human and form not in prompts["analysis"]
+    assert '{"action": "finish"' in prompts["analysis"]
