@@ -233,6 +233,12 @@ LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 3, minimum=0, maximum=10)
 # Transient provider errors are retried inside one call while the next try starts within
 # this window; after it the error goes to the runner with its retry_after.
 LLM_RETRY_WINDOW_SECONDS = env_float("LLM_RETRY_WINDOW_SECONDS", 20.0, minimum=0.0)
+# A provider outage that outlasts LLM_RETRY_WINDOW_SECONDS: the task waits (status
+# waiting_provider) and tries again after LLM_OUTAGE_BACKOFF_SECONDS, doubling (with jitter,
+# at least the server's Retry-After, at most 5 minutes), and fails once the outage has
+# lasted LLM_OUTAGE_MAX_SECONDS.
+LLM_OUTAGE_MAX_SECONDS = env_float("LLM_OUTAGE_MAX_SECONDS", 900.0, minimum=0.0)
+LLM_OUTAGE_BACKOFF_SECONDS = env_float("LLM_OUTAGE_BACKOFF_SECONDS", 5.0, minimum=0.1)
 OFFLINE_LLM_LATENCY_MS = env_int("OFFLINE_LLM_LATENCY_MS", 0, minimum=0, maximum=60000)
 if LLM_PROVIDER == "openai" and not OPENAI_API_KEY:
     raise ImproperlyConfigured("LLM_PROVIDER=openai needs OPENAI_API_KEY (use any value for a local server)")

@@ -28,7 +28,7 @@ DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 SHIPPED_NOTE = "Default prompt shipped with AgentOS"
 UPDATED_NOTE = "Updated default prompt shipped with AgentOS"
 
-_AGENT_VARIABLES = ["query", "subtask", "agent", "tools", "max_steps", "steps_left"]
+_AGENT_VARIABLES = ["query", "subtask", "agent", "tools", "max_steps", "steps_left", "actions"]
 _SAMPLE_AGENT = {
     "query": "Compare the population growth of Lisbon and Porto since 2010.",
     "subtask": "Find the population of Lisbon and Porto in 2010 and in the latest year available.",
@@ -38,6 +38,7 @@ _SAMPLE_AGENT = {
                               "required": ["query"]}}],
     "max_steps": 6,
     "steps_left": 6,
+    "actions": ["tool", "ask_human", "finish"],
 }
 
 

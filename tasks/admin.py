@@ -32,11 +32,17 @@ class StepInline(admin.TabularInline):
 
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
-    list_display = ["id", "owner", "status", "trigger", "progress", "step_count", "created_at"]
+    list_display = ["id", "owner", "status", "provider_problem", "trigger", "progress", "step_count", "created_at"]
     list_filter = ["status", "trigger"]
     search_fields = ["id", "query", "owner__username"]
     inlines = [StepInline]
     readonly_fields = [field.name for field in Task._meta.fields]
+
+    @admin.display(description="provider error")
+    def provider_problem(self, task: Task) -> str:
+        """What an operator must look at: the provider's error a task waits on, paused or failed for."""
+        error = task.provider_error if task.status in ("waiting_provider", "paused", "failed") else None
+        return f"{error.get('kind')}: {error.get('code')}" if isinstance(error, dict) else ""
 
     def has_add_permission(self, request) -> bool:
         return False

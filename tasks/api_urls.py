@@ -18,5 +18,6 @@ urlpatterns = [
     slash_optional(rf"{TASK}/pause", views.TaskPauseView.as_view(), name="task-pause"),
     slash_optional(rf"{TASK}/resume", views.TaskResumeView.as_view(), name="task-resume"),
     slash_optional(rf"{TASK}/cancel", views.TaskCancelView.as_view(), name="task-cancel"),
+    slash_optional(rf"{TASK}/retry", views.TaskRetryView.as_view(), name="task-retry"),
     slash_optional(rf"{TASK}/respond", views.TaskRespondView.as_view(), name="task-respond"),
 ]

@@ -63,8 +63,11 @@ def rebuild_messages(step: Step) -> list[dict] | None:
 
 
 def messages_for_step(step: Step) -> list[dict] | None:
-    """The exact messages of an LLM step, for the API and the pages (None for other steps)."""
-    return rebuild_messages(step)
+    """The exact messages of an LLM step, for the API and the pages (None for other steps):
+    what the provider sent when it differed from the messages built (``context["sent"]``, e.g.
+    with a schema instruction in JSON mode), else the messages rebuilt."""
+    sent = (step.context or {}).get("sent")
+    return sent if sent else rebuild_messages(step)
 
 
 def messages_match(step: Step) -> bool:

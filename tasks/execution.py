@@ -26,6 +26,7 @@ from prompts.services import (
     prompt_version_render,
     running_rollouts,
 )
+from tasks import outage
 from tasks.context import canonical
 from tasks.engine import actions as a
 from tasks.engine.context import build_messages, clip, messages_hash, transcript, visible_own
@@ -106,14 +107,38 @@ def _call_llm(run: Run, draft: Step, *, slug: str, variables: dict, records: lis
     try:
         result = get_provider().complete(request)
     except LLMError as error:
+        _billed(draft, error, messages)
+        draft.duration_ms = int((time.monotonic() - started) * 1000)
+        if outage.handles(error):  # not the model's mistake: the task waits or pauses (tasks/outage.py)
+            raise ProviderFault(draft, error) from error
         draft.status, draft.error = "error", error.compact()
+        draft.output = {"error": error.as_dict()}
         if isinstance(error, InvalidModelOutput):
-            draft.output = {"raw_output": clip(error.raw_text or "", RAW_OUTPUT_CHARS)}
+            draft.output["raw_output"] = clip(error.raw_text or "", RAW_OUTPUT_CHARS)
     else:
         draft.output = result.data if result.data is not None else {"text": result.text}
-        draft.tokens_in, draft.tokens_out = result.tokens_in, result.tokens_out
+        _billed(draft, result, messages)
     draft.duration_ms = int((time.monotonic() - started) * 1000)
     return draft
+
+
+class ProviderFault(Exception):
+    """A transient or configuration error of the provider, with the step drafted for the call."""
+
+    def __init__(self, draft: Step, error: LLMError) -> None:
+        super().__init__(error.compact())
+        self.draft, self.error = draft, error
+
+
+def _billed(draft: Step, outcome: Any, messages: list[dict]) -> None:
+    """What the call cost (a result's or an error's billed tokens, estimated or not) and, when
+    the provider sent other messages than those built (a schema instruction added in JSON
+    mode), exactly what it sent (``context["sent"]``, shown as the step's prompt)."""
+    draft.tokens_in, draft.tokens_out = int(outcome.tokens_in or 0), int(outcome.tokens_out or 0)
+    draft.tokens_estimated = bool(outcome.tokens_estimated)
+    sent = outcome.messages_sent
+    if sent and sent != messages and isinstance(draft.context, dict):
+        draft.context["sent"] = canonical(sent)
 
 
 def _narrowed(run: Run, schema: dict | None, narrowing: dict | None) -> dict | None:
@@ -189,7 +214,9 @@ def execute_agent(run: Run, action: a.CallAgent) -> Step:
     variables = {"query": run.state.query, "subtask": action.subtask.description,
                  "agent": {"name": agent.name, "description": agent.description},
                  "tools": _tool_list(tools),
-                 "max_steps": agent.max_steps, "steps_left": action.steps_left}
+                 "max_steps": agent.max_steps, "steps_left": action.steps_left,
+                 # The answer forms the prompt offers: exactly those the narrowed schema allows.
+                 "actions": allowed}
     draft = Step(kind="llm", agent=agent.name, subtask_id=action.subtask.id,
                       input={"steps_left": action.steps_left, "final": action.final})
     by_index = {r.index: r for r in run.state.steps}
@@ -268,12 +295,16 @@ _KINDS = {a.CallPlan: "plan", a.CallAgent: "llm", a.CallSummary: "summary", a.Ca
 
 
 def execute(run: Run, action) -> Step:
-    """The step ``action`` produces. An exception of the model provider (``LLMError``) or of
-    anything else (a tool, memory, a bug) becomes an error step of the action's kind, with
+    """The step ``action`` produces. A transient or configuration error of the model provider
+    becomes a provider wait, a pause or the task's failure (tasks/outage.py); any other
+    exception of the provider (``LLMError``) or of anything else (a tool, memory, a bug)
+    becomes an error step of the action's kind, with
     ``internal_error: <ExceptionClass>: <first line>`` for the unexpected ones."""
     try:
         executor = EXECUTORS.get(type(action))
         return executor(run, action) if executor is not None else decision_step(run, action)
+    except ProviderFault as fault:
+        return outage.fault_step(steps=run.state.steps, draft=fault.draft, error=fault.error)
     except LLMError as error:
         return failed_step(run, action, error.compact())
     except Exception as error:

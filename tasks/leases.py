@@ -1,8 +1,9 @@
 """Leases on task rows: who may run a task's steps, and until when.
 
-- ``lease_acquire``: a conditional UPDATE. It succeeds only for an active task (queued or
-  running) whose lease is free, expired, or already ours. Without it a worker does nothing,
-  so a re-delivered or duplicated ``run_task`` message can never run a step twice.
+- ``lease_acquire``: a conditional UPDATE. It succeeds only for an active task (queued,
+  running, or waiting for the model provider) whose lease is free, expired, or already
+  ours. Without it a worker does nothing, so a re-delivered or duplicated ``run_task``
+  message can never run a step twice.
 - Every step commit renews the lease in the same statement that checks it (fencing, see
   tasks/store.py).
 - The heartbeat: each worker process runs one :class:`LeaseKeeper` thread that renews, every
@@ -12,7 +13,8 @@
   process lives, and the leases of a process that died (``kill -9``) lapse within seconds.
 - ``requeue_expired_leases`` (Celery beat, every TASK_REQUEUE_INTERVAL seconds, 1 s by
   default) frees lapsed leases and re-enqueues those tasks, and re-enqueues queued tasks
-  whose message was lost (nobody picked them up for TASK_REQUEUE_AFTER_SECONDS). Together:
+  whose message was lost (nobody picked them up for TASK_REQUEUE_AFTER_SECONDS; for a task
+  waiting for the model provider, ``enqueued_at`` is its next try). Together:
   a killed worker's tasks take their next step on another worker about 3-4 s later.
 """
 
@@ -62,12 +64,12 @@ def lease_acquire(task_id, worker_id: str, *, also: str = "") -> Task | None:
     rows = list(Task.objects.raw(
         f"WITH leased AS (UPDATE {table} SET lease_owner = %s, "  # noqa: S608 (the table name comes from the model)
         "lease_expires_at = now() + make_interval(secs => %s), "
-        "status = CASE WHEN status = %s THEN %s ELSE status END "
-        "WHERE id = %s AND status IN (%s, %s) "
+        "status = CASE WHEN status IN (%s, %s) THEN %s ELSE status END "
+        "WHERE id = %s AND status IN (%s, %s, %s) "
         f"AND (lease_owner IS NULL OR lease_expires_at < now() OR lease_owner = %s) RETURNING *) "
         f"SELECT leased.*{extra} FROM leased, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit",
-        [worker_id, settings.TASK_LEASE_SECONDS, TaskStatus.QUEUED, TaskStatus.RUNNING, ident,
-         TaskStatus.QUEUED, TaskStatus.RUNNING, worker_id]))
+        [worker_id, settings.TASK_LEASE_SECONDS, TaskStatus.QUEUED, TaskStatus.WAITING_PROVIDER, TaskStatus.RUNNING,
+         ident, *ACTIVE_STATUSES, worker_id]))
     return rows[0] if rows else None
 
 

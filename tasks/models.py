@@ -70,13 +70,15 @@ class TaskStatus(models.TextChoices):
     RUNNING = "running"
     PAUSED = "paused"
     WAITING_HUMAN = "waiting_human"
+    WAITING_PROVIDER = "waiting_provider"  # the model provider is unavailable; the task tries again by itself
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
 FINISHED_STATUSES = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
-ACTIVE_STATUSES = (TaskStatus.QUEUED, TaskStatus.RUNNING)
+# Statuses a worker may take a lease on (and the requeue job looks after).
+ACTIVE_STATUSES = (TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.WAITING_PROVIDER)
 
 
 def default_step_budget() -> int:
@@ -112,6 +114,9 @@ class Task(models.Model):
     total_steps = models.PositiveIntegerField(default=0, help_text="Estimate of the steps the run will take.")
     intermediate_results = models.JSONField(default=list, blank=True)
     waiting_for = models.JSONField(null=True, blank=True)
+    # The model provider's error the task is waiting out (kind "transient", with next_try_at),
+    # paused for (kind "configuration": an operator must act, then resume) or failed with.
+    provider_error = models.JSONField(null=True, blank=True)
     result = models.TextField(blank=True, default="")
     error = models.TextField(blank=True, default="")
 
@@ -158,6 +163,8 @@ class StepKind(models.TextChoices):
     CANCEL = "cancel"
     ERROR = "error"
     RESULT = "result"
+    PROVIDER_WAIT = "provider_wait"  # a transient provider failure: the task waits, then tries again
+    RETRY = "retry"  # a failed task continues from its last good step
 
 
 class StepStatus(models.TextChoices):
@@ -188,6 +195,8 @@ class Step(models.Model):
     context_hash = models.CharField(max_length=64, blank=True, default="")
     tokens_in = models.PositiveIntegerField(default=0)
     tokens_out = models.PositiveIntegerField(default=0)
+    # Some of the counts come from the offline tokenizer: the provider reported no usage.
+    tokens_estimated = models.BooleanField(default=False)
     duration_ms = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 

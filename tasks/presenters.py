@@ -8,8 +8,38 @@ channel layer.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
-from tasks.models import Step, Task
+from django.urls import reverse
+
+from tasks.models import FINISHED_STATUSES, Step, Task, TaskStatus
+
+# Where provider_error is shown: it describes why the task waits, paused or failed.
+_PROVIDER_ERROR_STATUSES = (TaskStatus.WAITING_PROVIDER, TaskStatus.PAUSED, TaskStatus.FAILED)
+_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
+
+
+@lru_cache(maxsize=16)
+def _path(name: str) -> str:
+    # Built once per route (a step event carries the task, and steps are committed often).
+    return reverse(name, kwargs={"task_id": _PLACEHOLDER})
+
+
+def task_links(task: Task) -> dict:
+    """The task's stream and the controls that apply now (paths on this server; null when a
+    control does not apply in the task's status)."""
+    def url(name: str, when: bool) -> str | None:
+        return _path(name).replace(_PLACEHOLDER, str(task.id)) if when else None
+
+    active = task.status in (TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.WAITING_PROVIDER)
+    return {
+        "stream_url": url("task-stream", True),
+        "pause_url": url("task-pause", active and not task.pause_requested),
+        "resume_url": url("task-resume", task.status == TaskStatus.PAUSED or (task.pause_requested and active)),
+        "cancel_url": url("task-cancel", task.status not in FINISHED_STATUSES and not task.cancel_requested),
+        "respond_url": url("task-respond", task.status == TaskStatus.WAITING_HUMAN and bool(task.waiting_for)),
+        "retry_url": url("task-retry", task.status == TaskStatus.FAILED),
+    }
 
 
 def _when(value: datetime | None) -> str | None:
@@ -32,9 +62,11 @@ def task_to_dict(task: Task) -> dict:
         "result": task.result or None,
         "error": task.error or None,
         "waiting_for": task.waiting_for,
+        "provider_error": task.provider_error if task.status in _PROVIDER_ERROR_STATUSES else None,
         "created_at": _when(task.created_at),
         "updated_at": _when(task.updated_at),
         "finished_at": _when(task.finished_at),
+        **task_links(task),
     }
 
 
@@ -51,6 +83,7 @@ def step_to_dict(step: Step) -> dict:
         "prompt_version": step.prompt_label or None,
         "tokens_in": step.tokens_in,
         "tokens_out": step.tokens_out,
+        "tokens_estimated": step.tokens_estimated,
         "duration_ms": step.duration_ms,
         "created_at": _when(step.created_at),
     }

@@ -15,7 +15,13 @@
    A step whose commit is lost (worker killed, lease lost) is decided and executed again
    by the next holder at the same index, so a tool sees the same idempotency key.
 4. The slice's last commit releases the lease; a still-running task is re-enqueued after
-   that commit (fairness between tasks).
+   that commit (fairness between tasks), a task waiting for the model provider after its
+   delay (tasks/outage.py).
+
+Nothing escapes a slice without a visible reason: a step the database refuses is replaced
+by an ``internal_error`` step of the same action, and an unexpected exception of the loop
+itself fails the task with ``internal_error`` (a retry continues it). Only a database that
+cannot be reached ends the job, and then the lease lapses and another worker continues.
 
 While a call runs, the process's heartbeat (tasks/leases.py, ``keeper``) keeps the lease
 alive; if the process dies, its leases lapse within seconds and another worker continues.
@@ -28,28 +34,33 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from kombu.exceptions import OperationalError as BrokerError
 
 from tasks.context import record_from_step
 from tasks.engine import actions as a
 from tasks.engine import decide, estimate_total_steps, progress, subtask_results, waiting_for
 from tasks.engine.state import StepRecord, TaskState
-from tasks.execution import Run, execute
+from tasks.execution import Run, execute, failed_step
 from tasks.leases import keeper, lease_acquire, lease_release, new_worker_id
 from tasks.lookups import load_state, lookups_sql, parse_lookups
-from tasks.models import Task, TaskStatus
-from tasks.store import LeaseLost, step_append
+from tasks.models import Step, StepKind, Task, TaskStatus
+from tasks.outage import task_provider_error
+from tasks.store import Flags, LeaseLost, step_append
 from tools.registry import enabled_tools
 
 logger = logging.getLogger(__name__)
 
 _FINAL_STATUS = {a.Complete: TaskStatus.COMPLETED, a.Fail: TaskStatus.FAILED, a.Cancel: TaskStatus.CANCELLED}
-_OUTCOMES = {TaskStatus.PAUSED: "paused", TaskStatus.WAITING_HUMAN: "waiting"}
+_OUTCOMES = {TaskStatus.PAUSED: "paused", TaskStatus.WAITING_HUMAN: "waiting",
+             TaskStatus.WAITING_PROVIDER: "waiting_provider"}
 
 
 @dataclass
 class SliceResult:
-    outcome: str  # no_lease | lost_lease | continue | paused | waiting | finished | idle
+    outcome: str  # no_lease | lost_lease | continue | paused | waiting | waiting_provider | finished | internal_error
     steps: int = 0
 
 
@@ -61,6 +72,11 @@ def run_slice(task_id, worker_id: str | None = None) -> SliceResult:
     keeper.register(task.pk, worker_id)
     try:
         return _run(task, worker_id)
+    except (OperationalError, InterfaceError, BrokerError):
+        raise  # the database or broker is out of reach: the lease lapses, the task is taken over later
+    except Exception as error:  # a bug in the loop: fail the task visibly rather than loop forever
+        logger.exception("task %s: the slice failed", task.pk)
+        return _fail_internal(task, worker_id, error)
     finally:
         keeper.unregister(worker_id)
 
@@ -79,29 +95,46 @@ def _run(task: Task, worker_id: str) -> SliceResult:
         step = execute(run, action)
         # 3. store
         step.index = state.next_index
-        record = record_from_step(step)
-        changes = task_changes(task, state, action, record)
+        changes = task_changes(task, state, action, record_from_step(step))
         last = done + 1 >= settings.TASK_SLICE_STEPS or time.monotonic() - started >= settings.TASK_SLICE_SECONDS
         release = last or changes["status"] != TaskStatus.RUNNING
         requeue = release and changes["status"] == TaskStatus.RUNNING
         if requeue:
             changes["enqueued_at"] = timezone.now()
         try:
-            flags = step_append(task=task, step=step, changes=changes, owner=worker_id, release=release)
+            flags, step = _append(run, action, step, changes, worker_id, release)
         except LeaseLost:
-            logger.warning("task %s: lease lost before step %s could commit", task.pk, record.index)
+            logger.warning("task %s: lease lost before step %s could commit", task.pk, step.index)
             return SliceResult("lost_lease", done)
         done += 1
-        state.steps.append(record)
+        state.steps.append(record_from_step(step))
         state.pause_requested, state.cancel_requested = flags.pause_requested, flags.cancel_requested
-        if requeue:
+        if requeue or task.status == TaskStatus.WAITING_PROVIDER:
             from tasks.services import enqueue
 
-            enqueue(task.pk)
+            enqueue(task.pk, countdown=(step.input or {}).get("delay_s") if not requeue else None)
         if task.status != TaskStatus.RUNNING:
             return SliceResult(_OUTCOMES.get(task.status, "finished"), done)
         if last:
             return SliceResult("continue", done)
+
+
+def _append(run: Run, action, step: Step, changes: dict, worker_id: str, release: bool) -> tuple[Flags, Step]:
+    """``step_append``, and the step written: a step the database refuses (a value it cannot
+    store) is replaced by an ``internal_error`` step of the same action, so the log moves on
+    visibly."""
+    try:
+        return step_append(task=run.task, step=step, changes=changes, owner=worker_id, release=release), step
+    except (OperationalError, InterfaceError):
+        raise
+    except DatabaseError as error:  # LeaseLost is no DatabaseError; an IntegrityError became LeaseLost
+        logger.exception("task %s: step %s could not be stored", run.task.pk, step.index)
+        line = (str(error).strip().splitlines() or [""])[0]
+        replacement = failed_step(run, action, f"internal_error: {type(error).__name__}: {line}"[:300])
+        replacement.index = step.index
+        changes = task_changes(run.task, run.state, action, record_from_step(replacement))
+        return step_append(task=run.task, step=replacement, changes=changes, owner=worker_id,
+                           release=release), replacement
 
 
 def task_changes(task: Task, state: TaskState, action, record: StepRecord) -> dict:
@@ -110,6 +143,18 @@ def task_changes(task: Task, state: TaskState, action, record: StepRecord) -> di
     view = TaskState(**{**state.__dict__, "steps": steps})
     changes = {"status": TaskStatus.RUNNING, "progress": max(task.progress, progress(view)),
                "total_steps": estimate_total_steps(view), "intermediate_results": subtask_results(steps)}
+    fault = task_provider_error(record)
+    if fault is not None:  # the provider failed, not the model (tasks/outage.py)
+        changes["provider_error"] = fault
+        if record.kind == StepKind.PROVIDER_WAIT:
+            changes.update(status=TaskStatus.WAITING_PROVIDER, enqueued_at=parse_datetime(fault["next_try_at"]))
+        elif record.kind == StepKind.PAUSE:
+            changes["status"] = TaskStatus.PAUSED
+        else:
+            changes.update(status=TaskStatus.FAILED, finished_at=timezone.now(), error=record.error)
+        return changes
+    if task.provider_error:
+        changes["provider_error"] = None
     final = _FINAL_STATUS.get(type(action))
     if final:
         changes.update(status=final, finished_at=timezone.now(), waiting_for=None)
@@ -138,3 +183,14 @@ def _finish(task: Task, worker_id: str, action, done: int) -> SliceResult:
     lease_release(task.pk, worker_id, **fields)
     return SliceResult({a.Wait: "waiting", a.Idle: "paused"}.get(type(action), "finished"), done)
 
+
+def _fail_internal(task: Task, worker_id: str, error: Exception) -> SliceResult:
+    """End the task with a task-level ``internal_error`` step (if the lease is still ours)."""
+    line = (str(error).strip().splitlines() or [""])[0]
+    step = Step(kind=StepKind.ERROR, status="error", error=f"internal_error: {type(error).__name__}: {line}"[:300])
+    changes = {"status": TaskStatus.FAILED, "finished_at": timezone.now(), "error": step.error, "waiting_for": None}
+    try:
+        step_append(task=task, step=step, changes=changes, owner=worker_id, release=True)
+    except LeaseLost:
+        return SliceResult("lost_lease")
+    return SliceResult("internal_error")

@@ -28,10 +28,14 @@ APPROVE_WORDS = {"approve", "approved", "yes", "y", "ok", "allow", "true"}
 DENY_WORDS = {"deny", "denied", "no", "n", "reject", "false"}
 
 
-def enqueue(task_id: Any) -> None:
+def enqueue(task_id: Any, countdown: float | None = None) -> None:
+    """Send ``run_task`` for the task, at once or after ``countdown`` seconds."""
     from tasks.jobs import run_task
 
-    run_task.delay(str(task_id))
+    if countdown:
+        run_task.apply_async((str(task_id),), countdown=countdown)
+    else:
+        run_task.delay(str(task_id))
 
 
 def task_create(*, owner, query: str, trigger: str = Trigger.API, trigger_details: dict | None = None,
@@ -97,14 +101,17 @@ def task_pause(*, task: Task) -> Task:
     if live_lease:
         row.pause_requested = True
         return _sync(task, _save(row, ["pause_requested"]))
-    return _sync(task, _append(row, Step(kind=StepKind.PAUSE), pause_requested=True, status=TaskStatus.PAUSED))
+    # A task waiting for the model provider stops waiting (its delayed message finds it paused).
+    return _sync(task, _append(row, Step(kind=StepKind.PAUSE), pause_requested=True, status=TaskStatus.PAUSED,
+                               provider_error=None))
 
 
 @transaction.atomic
 def task_resume(*, task: Task) -> Task:
     """Resume a paused task, or withdraw a pause that has not taken effect yet; anything else
     is a Conflict. Paused while a question was open (``waiting_for``): back to waiting_human,
-    no job."""
+    no job. Paused for a provider configuration error: the operator has fixed it, the call
+    is tried again."""
     row, _ = _locked(task)
     if row.status != TaskStatus.PAUSED:
         if row.pause_requested and not row.finished:
@@ -115,7 +122,22 @@ def task_resume(*, task: Task) -> Task:
         return _sync(task, _append(row, Step(kind=StepKind.RESUME), pause_requested=False,
                                    status=TaskStatus.WAITING_HUMAN))
     _append(row, Step(kind=StepKind.RESUME), pause_requested=False, status=TaskStatus.QUEUED,
-            enqueued_at=timezone.now())
+            enqueued_at=timezone.now(), provider_error=None)
+    transaction.on_commit(lambda: enqueue(row.id))
+    return _sync(task, row)
+
+
+@transaction.atomic
+def task_retry(*, task: Task) -> Task:
+    """Continue a failed task from its last good step: committed steps stay, a ``retry`` step
+    is appended, and what failed (the plan, a subtask, the synthesis) runs again with fresh
+    error counts and step budget (tasks/engine/decide.py, retry rule)."""
+    row, _ = _locked(task)
+    if row.status != TaskStatus.FAILED:
+        raise Conflict(f"only a failed task can be retried; this task is {row.status}", code="not_failed")
+    step = Step(kind=StepKind.RETRY, input={"error": row.error, "provider_error": row.provider_error})
+    _append(row, step, status=TaskStatus.QUEUED, error="", finished_at=None, provider_error=None, waiting_for=None,
+            pause_requested=False, cancel_requested=False, enqueued_at=timezone.now())
     transaction.on_commit(lambda: enqueue(row.id))
     return _sync(task, row)
 

@@ -8,6 +8,7 @@ those dicts as they are, and tests/test_schema_api.py checks the two agree.
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agentos.api import ErrorDetailSerializer, ErrorSerializer  # noqa: F401 (the one error shape, shared)
@@ -83,6 +84,33 @@ class IntermediateResultSerializer(serializers.Serializer):
     result = serializers.CharField(allow_null=True)
 
 
+_STRING, _NUMBER, _INTEGER = {"type": "string"}, {"type": "number", "nullable": True}, {"type": "integer"}
+
+
+@extend_schema_field({
+    "type": "object", "nullable": True, "required": ["kind", "code", "message"],
+    "description": "Why the model provider holds the task up: waiting_provider (kind transient: it tries again at "
+                   "next_try_at), paused (kind configuration: an operator must fix the provider settings, then "
+                   "resume) or failed (the outage outlasted LLM_OUTAGE_MAX_SECONDS); null otherwise.",
+    "properties": {
+        "kind": {"type": "string", "enum": ["transient", "configuration"],
+                 "description": "Who acts: nobody (the task tries again) or an operator."},
+        "code": {**_STRING, "description": "rate_limited, server_error, timeout, bad_response, auth_error, "
+                                           "unknown_model, unsupported_parameter, ..."},
+        "message": {**_STRING, "description": "One line for people, e.g. \"waiting for the model provider "
+                                              "(rate_limited), next try at 2026-12-03T13:45:02Z\"."},
+        "next_try_at": {**_STRING, "format": "date-time", "description": "Waiting: when the call is tried again."},
+        "since": {**_STRING, "format": "date-time", "description": "When the outage began."},
+        "attempt": {**_INTEGER, "description": "Waiting: the tries so far in this outage."},
+        "retry_after": _NUMBER,
+        "status": {"type": "integer", "nullable": True, "description": "The provider's HTTP status."},
+        "step": {**_INTEGER, "description": "The step that recorded the error."},
+    },
+})
+class ProviderErrorField(serializers.JSONField):
+    """``Task.provider_error`` (tasks/outage.py), documented field by field."""
+
+
 class TaskSerializer(serializers.Serializer):
     task_id = serializers.UUIDField()
     query = serializers.CharField()
@@ -95,9 +123,19 @@ class TaskSerializer(serializers.Serializer):
     result = serializers.CharField(allow_null=True, help_text="The final answer (Markdown) once completed.")
     error = serializers.CharField(allow_null=True)
     waiting_for = serializers.JSONField(allow_null=True, help_text="The question or pending tool call, or null.")
+    provider_error = ProviderErrorField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
+    stream_url = serializers.CharField(help_text="Path of the task's Server-Sent Events stream.")
+    pause_url = serializers.CharField(allow_null=True, help_text="POST here to pause; null when it does not apply.")
+    resume_url = serializers.CharField(allow_null=True, help_text="POST here to resume a paused task (or withdraw "
+                                                                  "a pending pause); null otherwise.")
+    cancel_url = serializers.CharField(allow_null=True, help_text="POST here to cancel; null once finished.")
+    respond_url = serializers.CharField(allow_null=True, help_text="POST the answer here while the task waits "
+                                                                   "for a person; null otherwise.")
+    retry_url = serializers.CharField(allow_null=True, help_text="POST here to continue a failed task from its "
+                                                                 "last good step; null otherwise.")
 
 
 class StepSerializer(serializers.Serializer):
@@ -112,6 +150,8 @@ class StepSerializer(serializers.Serializer):
     prompt_version = serializers.CharField(allow_null=True, help_text='"<slug>@<number>" on LLM steps.')
     tokens_in = serializers.IntegerField()
     tokens_out = serializers.IntegerField()
+    tokens_estimated = serializers.BooleanField(help_text="The provider reported no usage: the counts come from "
+                                                          "the offline tokenizer.")
     duration_ms = serializers.IntegerField()
     created_at = serializers.DateTimeField()
 

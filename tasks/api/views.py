@@ -195,6 +195,17 @@ class TaskCancelView(TaskActionView):
         return super().post(request, task_id)
 
 
+class TaskRetryView(TaskActionView):
+    action = "retry"
+
+    @extend_schema(tags=["tasks"], summary="Retry a failed task from its last good step",
+                   description="Committed steps are kept; a `retry` step is appended and what failed (the plan, "
+                               "a subtask or the synthesis) runs again. 409 `not_failed` unless the task failed.",
+                   request=None, responses=_ACTION_RESPONSES)
+    def post(self, request: Request, task_id: str) -> Response:
+        return super().post(request, task_id)
+
+
 class TaskRespondView(TaskActionView):
     action = "respond"
 

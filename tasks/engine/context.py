@@ -26,6 +26,7 @@ from tasks.engine.state import (
     HUMAN_RESPONSE,
     LLM,
     PLAN,
+    PROVIDER_WAIT,
     SUMMARY,
     SYNTHESIS,
     TOOL,
@@ -100,7 +101,8 @@ def visible_own(records: list[StepRecord]) -> list[StepRecord]:
     summary = next((r for r in reversed(records) if r.kind == SUMMARY and r.ok), None)
     folded = set((summary.input or {}).get("fold", [])) if summary else set()
     visible = [summary] if summary else []
-    visible += [r for r in records if r.index not in folded and r.kind not in (SUMMARY, HUMAN_REQUEST)]
+    # Provider waits are the infrastructure's, never the model's business.
+    visible += [r for r in records if r.index not in folded and r.kind not in (SUMMARY, HUMAN_REQUEST, PROVIDER_WAIT)]
     return visible
 
 

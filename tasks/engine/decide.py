@@ -18,6 +18,10 @@
    syntheses -> Complete with the subtask results joined (the **synthesis fallback rule**).
 5. **Step budget rule**: model and tool steps count against ``step_budget``; a work action
    that would exceed it becomes Fail("step budget exhausted ...").
+6. **Retry rule**: a ``retry`` step after a failure makes the task live again: failed
+   subtasks run again, and plan attempts, error runs, agent steps and the step budget
+   count from the latest retry (log.last_retry). Provider waits are not part of the
+   workflow: the model never sees them and they count toward nothing.
 """
 
 from __future__ import annotations
@@ -33,10 +37,12 @@ from tasks.engine.context import (
 )
 from tasks.engine.log import (
     is_paused,
+    last_retry,
     latest_plan,
     outcome,
     pending_request,
     records_for,
+    since,
     subtasks_of,
     terminal_status,
     trailing_errors,
@@ -78,7 +84,7 @@ def decide(state: TaskState) -> a.CallPlan | a.CallAgent | a.CallSummary | a.Cal
     if request is not None:
         return a.Wait(request.index, waiting_for(request))
     action = _workflow(state)
-    used = work_steps(state.steps)
+    used = work_steps(since(state.steps, last_retry(state.steps)))
     if isinstance(action, a.WORK_ACTIONS) and used >= state.step_budget:
         return a.Fail(f"step budget exhausted: {used} of {state.step_budget} model and tool steps used")
     return action
@@ -86,22 +92,23 @@ def decide(state: TaskState) -> a.CallPlan | a.CallAgent | a.CallSummary | a.Cal
 
 def _workflow(state: TaskState):
     plan = latest_plan(state.steps)
+    retry = last_retry(state.steps)
     if plan is None:
-        attempts = [r for r in state.steps if r.kind == PLAN]
+        attempts = [r for r in since(state.steps, retry) if r.kind == PLAN]
         if len(attempts) >= MAX_CONSECUTIVE_ERRORS:
             return a.Fail(f"planning failed {len(attempts)} times in a row; last error: {attempts[-1].error}")
         return a.CallPlan(state.max_subtasks, history=tuple(r.index for r in attempts))
     results = []
     for subtask in subtasks_of(plan):
         records = records_for(state.steps, subtask.id)
-        done = outcome(records)
+        done = outcome(records, retry)
         if done is None:
-            return _agent_action(state, subtask, records, plan)
+            return _agent_action(state, subtask, records, plan, retry)
         results.append((subtask, done))
-    return _synthesis_action(state, plan, results)
+    return _synthesis_action(state, plan, results, retry)
 
 
-def _agent_action(state: TaskState, subtask: Subtask, records: list[StepRecord], plan: StepRecord):
+def _agent_action(state: TaskState, subtask: Subtask, records: list[StepRecord], plan: StepRecord, retry: int):
     agent = state.agents.get(subtask.agent)
     if agent is None:
         return a.FailSubtask(subtask, f"agent {subtask.agent!r} is not available")
@@ -109,7 +116,7 @@ def _agent_action(state: TaskState, subtask: Subtask, records: list[StepRecord],
         follow = _follow_up(state, subtask, agent, records[-1])
         if follow is not None:
             return follow
-    return _next_llm_step(state, subtask, agent, records, plan)
+    return _next_llm_step(state, subtask, agent, records, plan, retry)
 
 
 def _follow_up(state: TaskState, subtask: Subtask, agent: AgentInfo, last: StepRecord):
@@ -137,8 +144,8 @@ def _follow_up(state: TaskState, subtask: Subtask, agent: AgentInfo, last: StepR
 
 
 def _next_llm_step(state: TaskState, subtask: Subtask, agent: AgentInfo, records: list[StepRecord],
-                   plan: StepRecord):
-    errors = trailing_errors(records)
+                   plan: StepRecord, retry: int):
+    errors = trailing_errors(since(records, retry))
     if len(errors) >= MAX_CONSECUTIVE_ERRORS:
         last_error = errors[-1].error
         if state.allow_human:
@@ -147,7 +154,7 @@ def _next_llm_step(state: TaskState, subtask: Subtask, agent: AgentInfo, records
                         "this subtask.")
             return a.AskHuman(subtask, question, ("retry", "skip"), ESCALATION)
         return a.FailSubtask(subtask, f"{len(errors)} consecutive errors; last: {last_error}")
-    llm_steps = sum(1 for r in records if r.kind == LLM)
+    llm_steps = sum(1 for r in since(records, retry) if r.kind == LLM)
     if llm_steps >= agent.max_steps:
         return _forced_finish(subtask, agent, records)
     history = agent_history(state.steps, subtask, plan)
@@ -189,10 +196,10 @@ def _forced_finish(subtask: Subtask, agent: AgentInfo, records: list[StepRecord]
     return a.FinishSubtask(subtask, result, "max_steps")
 
 
-def _synthesis_action(state: TaskState, plan: StepRecord, results: list):
+def _synthesis_action(state: TaskState, plan: StepRecord, results: list, retry: int):
     if results and all(done[0] == "failed" for _, done in results):
         return a.Fail(f"all {len(results)} subtasks failed")
-    syntheses = [r for r in state.steps if r.kind == SYNTHESIS]
+    syntheses = [r for r in since(state.steps, retry) if r.kind == SYNTHESIS]
     finished = next((r for r in reversed(syntheses) if r.ok), None)
     items = tuple({"subtask": sub.description, "agent": sub.agent, "status": done[0], "result": done[1]}
                   for sub, done in results)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.engine.log import latest_plan, outcome, records_for, subtasks_of, terminal_status
+from tasks.engine.log import last_retry, latest_plan, outcome, records_for, subtasks_of, terminal_status
 from tasks.engine.state import SYNTHESIS, WORK_KINDS, StepRecord, TaskState
 
 IN_SUBTASK_CAP = 0.9  # a running subtask never counts as more than 90% done
@@ -12,10 +12,10 @@ GUESSED_SUBTASKS = 3  # before the plan exists
 
 def subtask_results(steps: list[StepRecord]) -> list[dict]:
     """``intermediate_results``: one entry per planned subtask, in plan order."""
-    results, running_found = [], False
+    results, running_found, retry = [], False, last_retry(steps)
     for subtask in subtasks_of(latest_plan(steps)):
         records = records_for(steps, subtask.id)
-        done = outcome(records)
+        done = outcome(records, retry)
         if done:
             status, result = done[0], done[1]
         else:
@@ -39,10 +39,10 @@ def progress(state: TaskState) -> float:
         return 0.0
     subtasks = subtasks_of(plan)
     units = len(subtasks) + 2
-    done = 1.0
+    done, retry = 1.0, last_retry(steps)
     for subtask in subtasks:
         records = records_for(steps, subtask.id)
-        if outcome(records):
+        if outcome(records, retry):
             done += 1
             continue
         agent = state.agents.get(subtask.agent)
@@ -64,10 +64,10 @@ def estimate_total_steps(state: TaskState) -> int:
     plan = latest_plan(steps)
     if plan is None:
         return len(steps) + 1 + GUESSED_SUBTASKS * STEPS_PER_SUBTASK + 2
-    remaining = 2  # synthesis and result
+    remaining, retry = 2, last_retry(steps)  # synthesis and result
     for subtask in subtasks_of(plan):
         records = records_for(steps, subtask.id)
-        if not outcome(records):
+        if not outcome(records, retry):
             remaining += max(1, STEPS_PER_SUBTASK - len(records))
     if any(r.kind == SYNTHESIS and r.ok for r in steps):
         remaining = 1

@@ -18,6 +18,7 @@ from tasks.engine.state import (
     PLAN,
     RESULT,
     RESUME,
+    RETRY,
     TOOL,
     WORK_KINDS,
     StepRecord,
@@ -28,8 +29,11 @@ AGENT_ACTIONS = ("tool", "ask_human", "finish")
 
 
 def terminal_status(steps: list[StepRecord]) -> str | None:
-    """completed / failed / cancelled when a task-level final step exists."""
+    """completed / failed / cancelled when a task-level final step exists (a retry after a
+    failure makes the task live again)."""
     for record in reversed(steps):
+        if record.kind == RETRY:
+            return None
         if record.kind == CANCEL:
             return "cancelled"
         if record.kind == RESULT and not record.subtask_id:
@@ -37,6 +41,21 @@ def terminal_status(steps: list[StepRecord]) -> str | None:
         if record.kind == ERROR and not record.subtask_id:
             return "failed"
     return None
+
+
+def last_retry(steps: list[StepRecord]) -> int:
+    """The index of the latest retry step, or -1. A retry gives what failed before it a fresh
+    start: failed subtasks run again, and error counts, plan attempts, agent steps and the
+    step budget count from it."""
+    for record in reversed(steps):
+        if record.kind == RETRY:
+            return record.index
+    return -1
+
+
+def since(records: list[StepRecord], index: int) -> list[StepRecord]:
+    """The records after ``index`` (all of them for -1)."""
+    return records if index < 0 else [record for record in records if record.index > index]
 
 
 def is_paused(steps: list[StepRecord]) -> bool:
@@ -116,13 +135,16 @@ def records_for(steps: list[StepRecord], subtask_id: str) -> list[StepRecord]:
     return [record for record in steps if record.subtask_id == subtask_id]
 
 
-def outcome(records: list[StepRecord]) -> tuple[str, str | None, int] | None:
+def outcome(records: list[StepRecord], retry: int = -1) -> tuple[str, str | None, int] | None:
     """(status, result, index of the deciding step) once a subtask is over, else None.
 
     A subtask ends with an LLM step whose action is ``finish``, a deterministic ``result``
-    step (max_steps rule), or an ``error`` step (the subtask failed).
+    step (max_steps rule), or an ``error`` step (the subtask failed) after the latest retry
+    step (``retry``, see last_retry): a failure before it no longer counts.
     """
     for record in reversed(records):
+        if record.kind == ERROR and record.index < retry:
+            return None
         if record.kind == LLM and record.ok and (record.output or {}).get("action") == "finish":
             return "completed", str(record.output.get("result", "")), record.index
         if record.kind == RESULT:

@@ -16,6 +16,10 @@ PLAN, LLM, TOOL, SUMMARY, SYNTHESIS = "plan", "llm", "tool", "summary", "synthes
 HUMAN_REQUEST, HUMAN_RESPONSE = "human_request", "human_response"
 PAUSE, RESUME, CANCEL, ERROR, RESULT = "pause", "resume", "cancel", "error", "result"
 TRIGGER = "trigger"  # step 0, written by task_create; the workflow ignores it
+# A transient provider failure the task waits out; the workflow and the model ignore it.
+PROVIDER_WAIT = "provider_wait"
+# A failed task continues: what failed before it runs again (see log.last_retry).
+RETRY = "retry"
 OK, FAILED = "ok", "error"
 
 # Steps that spend the task's step budget: model and tool calls. Control steps (pause,

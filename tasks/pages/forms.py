@@ -67,6 +67,7 @@ STATUS_FILTERS = [
     (TaskStatus.RUNNING, _("Running")),
     (TaskStatus.PAUSED, _("Paused")),
     (TaskStatus.WAITING_HUMAN, _("Waiting for you")),
+    (TaskStatus.WAITING_PROVIDER, _("Waiting for the model provider")),
     (TaskStatus.COMPLETED, _("Completed")),
     (TaskStatus.FAILED, _("Failed")),
     (TaskStatus.CANCELLED, _("Cancelled")),

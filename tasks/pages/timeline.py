@@ -34,6 +34,8 @@ KIND_LABELS = {
     "cancel": _("Cancelled"),
     "error": _("Error"),
     "result": _("Result"),
+    "provider_wait": _("Waiting for the model provider"),
+    "retry": _("Retried"),
 }
 
 
@@ -112,6 +114,9 @@ def _kind_details(step: dict) -> dict:
         details["comment"] = data_in.get("comment") or out.get("comment") or ""
     elif kind == "summary":
         details["summary"] = out.get("summary") or (data_out if isinstance(data_out, str) else "")
+    elif kind == "provider_wait":
+        details["next_try_at"] = data_in.get("next_try_at", "")
+        details["attempt"] = data_in.get("attempt", "")
     elif kind in ("synthesis", "result"):
         text = out.get("result") if "result" in out else (data_out if isinstance(data_out, str) else "")
         details["result_html"] = render_markdown(text or "")
@@ -121,7 +126,7 @@ def _kind_details(step: dict) -> dict:
 def step_view(step: dict, messages: list[dict] | None = None) -> dict:
     """The template context of one step (``step`` is tasks.presenters.step_to_dict output)."""
     known = step["kind"] in ("trigger", "plan", "llm", "tool", "human_request", "human_response", "summary",
-                             "synthesis", "result", "pause", "resume", "cancel")
+                             "synthesis", "result", "pause", "resume", "cancel", "provider_wait", "retry")
     return {
         **step,
         "kind_label": KIND_LABELS.get(step["kind"], step["kind"]),
@@ -132,7 +137,8 @@ def step_view(step: dict, messages: list[dict] | None = None) -> dict:
         "output_json": pretty_json(step.get("output")) if step.get("output") is not None else "",
         "show_raw_open": not known,
         "messages": [{"role": m.get("role", ""), "content": str(m.get("content", ""))} for m in messages or []],
-        "is_model_call": step["kind"] in ("plan", "llm", "summary", "synthesis") and bool(step.get("prompt_version")),
+        # Model calls, and the provider waits, pauses and failures that recorded the call they were for.
+        "is_model_call": bool(step.get("prompt_version")),
     }
 
 

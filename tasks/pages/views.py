@@ -23,12 +23,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from agentos.api import ApplicationError, NotFound
 from agentos.llm import is_offline
-from tasks.models import FINISHED_STATUSES, Task, TaskStatus
+from tasks.models import ACTIVE_STATUSES, FINISHED_STATUSES, Task, TaskStatus
 from tasks.pages.forms import STATUS_FILTERS, STATUS_LABELS, NewTaskForm, RespondForm
 from tasks.pages.markdown import render_markdown
 from tasks.pages.timeline import pretty_json, render_timeline, subtasks_from, timeline_entries
 
 TASKS_PER_PAGE = 25
+PROVIDER_ERROR_STATUSES = (TaskStatus.WAITING_PROVIDER, TaskStatus.PAUSED, TaskStatus.FAILED)
 
 
 def page_context(**extra) -> dict:
@@ -74,10 +75,12 @@ def panel_context(task: Task, respond_form: RespondForm | None = None) -> dict:
     waiting = task.waiting_for if task.status == TaskStatus.WAITING_HUMAN and task.waiting_for else None
     return {
         **task_card(task),
-        "can_pause": task.status in (TaskStatus.QUEUED, TaskStatus.RUNNING) and not task.pause_requested,
-        "pause_pending": task.pause_requested and task.status in (TaskStatus.QUEUED, TaskStatus.RUNNING),
+        "can_pause": task.status in ACTIVE_STATUSES and not task.pause_requested,
+        "pause_pending": task.pause_requested and task.status in ACTIVE_STATUSES,
         "can_resume": task.status == TaskStatus.PAUSED,
         "can_cancel": task.status not in FINISHED_STATUSES and not task.cancel_requested,
+        "can_retry": task.status == TaskStatus.FAILED,
+        "provider_error": task.provider_error if task.status in PROVIDER_ERROR_STATUSES else None,
         "waiting": waiting,
         "is_approval": bool(waiting and waiting.get("tool_call")),
         "tool_call_json": pretty_json(waiting["tool_call"]) if waiting and waiting.get("tool_call") else "",
@@ -146,11 +149,12 @@ def task_detail(request: HttpRequest, task_id: UUID) -> HttpResponse:
     return render(request, "pages/task_detail.html", context)
 
 
-CONTROLS = {"pause": "task_pause", "resume": "task_resume", "cancel": "task_cancel"}
+CONTROLS = {"pause": "task_pause", "resume": "task_resume", "cancel": "task_cancel", "retry": "task_retry"}
 CONTROL_DONE = {
     "pause": gettext_lazy("Pause requested; the task stops after the step in progress."),
     "resume": gettext_lazy("Resumed."),
     "cancel": gettext_lazy("Cancelled."),
+    "retry": gettext_lazy("Retrying from the last good step."),
 }
 
 

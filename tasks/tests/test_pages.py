@@ -288,3 +288,37 @@ def test_offline_banner(client_for, user, settings):
     assert b"Offline mode" in client_for(user).get("/").content
     settings.LLM_PROVIDER = "openai"
     assert b"Offline mode" not in client_for(user).get("/").content
+
+
+def test_a_failed_task_shows_the_provider_error_and_a_retry_button(client_for, user, other_user,
+                                                                    django_capture_on_commit_callbacks):
+    task = make_task(user, status="failed", error="server_error: HTTP 503 (unavailable for 31 s)",
+                     provider_error={"kind": "transient", "code": "server_error", "message": "m", "step": 0})
+    add_step(task, "error", status="error", error=task.error, input={"reason": "provider_unavailable"})
+    client = client_for(user)
+    url = reverse("page-task", args=[task.id])
+    html = client.get(url).content.decode()
+    assert 'id="retry-button"' in html and "The model provider was unavailable" in html
+    assert client_for(other_user).post(reverse("page-task-control", args=[task.id, "retry"])).status_code == 404
+    with django_capture_on_commit_callbacks():  # (the job it sends is not run here)
+        response = client.post(reverse("page-task-control", args=[task.id, "retry"]), follow=True)
+    assert b"Retrying from the last good step." in response.content
+    task.refresh_from_db()
+    assert task.status == "queued" and task.steps.last().kind == "retry"
+    assert 'id="retry-button"' not in client.get(url).content.decode()
+
+
+def test_waiting_and_operator_notices(client_for, user):
+    client = client_for(user)
+    waiting = make_task(user, status="waiting_provider", provider_error={
+        "kind": "transient", "code": "rate_limited", "next_try_at": "2026-12-03T13:45:02Z", "step": 1,
+        "message": "waiting for the model provider (rate_limited), next try at 2026-12-03T13:45:02Z"})
+    add_step(waiting, "provider_wait", status="error", error="rate_limited: HTTP 429",
+             input={"next_try_at": "2026-12-03T13:45:02Z", "attempt": 1})
+    html = client.get(reverse("page-task", args=[waiting.id])).content.decode()
+    assert "Waiting for the model provider" in html and "next try at 2026-12-03T13:45:02Z" in html
+    assert "(try 1)" in html and not re.search(r'id="pause-button" disabled', html)
+    paused = make_task(user, status="paused", provider_error={
+        "kind": "configuration", "code": "auth_error", "step": 1, "message": "the key was refused"})
+    html = client.get(reverse("page-task", args=[paused.id])).content.decode()
+    assert "An operator must fix the provider settings" in html and "auth_error" in html

@@ -91,6 +91,9 @@ def test_every_tasks_operation_matches_the_schema(schema_document, check, user, 
     waiting = make_task(user, status="waiting_human", steps=1,
                         waiting_for={"reason": "question", "question": "Which one?", "step": 0})
     queued = make_task(user, status="queued")
+    failed = make_task(user, status="failed", steps=2, step_count=2, error="rate_limited: HTTP 429",
+                       provider_error={"kind": "transient", "code": "rate_limited", "message": "m", "step": 1,
+                                       "retry_after": 2.0, "status": 429})
 
     check(client.get("/api/v1/tasks/"), 200)
     check(client.get("/api/v1/tasks/?status=completed&limit=1"), 200)
@@ -113,6 +116,9 @@ def test_every_tasks_operation_matches_the_schema(schema_document, check, user, 
     check(client.post(f"/api/v1/tasks/{done.pk}/cancel"), 409)
     check(client.post(f"/api/v1/tasks/{queued.pk}/cancel/"), 200)
     check(client.post(f"/api/v1/tasks/{running.pk}/respond", {"answer": "x"}, format="json"), 409)
+    check(client.post(f"/api/v1/tasks/{done.pk}/retry"), 409)
+    check(client_for(other_user).post(f"/api/v1/tasks/{failed.pk}/retry"), 404)
+    check(client.post(f"/api/v1/tasks/{failed.pk}/retry/"), 200)
     check(client.post(f"/api/v1/tasks/{waiting.pk}/respond", {}, format="json"), 400)
     check(client.post(f"/api/v1/tasks/{waiting.pk}/respond", "x", content_type="text/plain"), 415)
     check(client.post(f"/api/v1/tasks/{waiting.pk}/respond", {"answer": "The first"}, format="json"), 200)

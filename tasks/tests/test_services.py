@@ -16,9 +16,10 @@ from tasks.services import task_cancel, task_create, task_pause, task_respond, t
 pytestmark = pytest.mark.django_db
 
 TASK_KEYS = {"task_id", "query", "status", "trigger", "current_step", "total_steps", "progress",
-             "intermediate_results", "result", "error", "waiting_for", "created_at", "updated_at", "finished_at"}
+             "intermediate_results", "result", "error", "waiting_for", "created_at", "updated_at", "finished_at",
+             "provider_error", "stream_url", "pause_url", "resume_url", "cancel_url", "respond_url", "retry_url"}
 STEP_KEYS = {"index", "kind", "agent", "subtask", "status", "input", "output", "error", "prompt_version",
-             "tokens_in", "tokens_out", "duration_ms", "created_at"}
+             "tokens_in", "tokens_out", "tokens_estimated", "duration_ms", "created_at"}
 
 
 def _leased(task: Task) -> None:
@@ -157,6 +158,9 @@ def test_presenters_have_the_documented_shapes(user):
     assert set(data) == TASK_KEYS
     assert data["status"] == "paused" and data["current_step"] == 2 and data["result"] is None
     assert data["created_at"].endswith("Z")
+    # The controls that apply now: a paused task can be resumed or cancelled, not paused or retried.
+    assert data["resume_url"] == f"/api/v1/tasks/{task.id}/resume" and data["stream_url"].endswith("/stream")
+    assert data["pause_url"] is data["retry_url"] is data["respond_url"] is None and data["cancel_url"]
     step = step_to_dict(Step.objects.get(task=task, index=1))
     assert set(step) == STEP_KEYS
     assert step["kind"] == "pause" and step["agent"] is None and step["prompt_version"] is None
