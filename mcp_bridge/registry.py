@@ -42,31 +42,40 @@ def endpoint_of(server) -> Endpoint:
                     allow_private=settings.MCP_ALLOW_PRIVATE_ADDRESSES)
 
 
-def _call(arguments: dict, context: Any, *, tool_id: int) -> Any:
-    """The handler of every MCP tool: re-read the row (it may have changed since the spec
-    was built), refuse what cannot run, else call the server."""
-    from mcp_bridge.models import McpTool
-
-    tool = McpTool.objects.select_related("server").filter(pk=tool_id).first()
-    if tool is None or tool.removed_at is not None:
-        raise McpCallError(client.REMOVED, "the MCP server no longer offers this tool; refresh or remove it")
+def _refusal(tool) -> McpCallError | None:
+    if tool.removed_at is not None:
+        return McpCallError(client.REMOVED, "the MCP server no longer offers this tool; refresh or remove it")
     if not tool.server.enabled:
-        raise McpCallError(client.DISABLED, f"the MCP server '{tool.server.name}' is switched off")
+        return McpCallError(client.DISABLED, f"the MCP server '{tool.server.name}' is switched off")
     if tool.schema_problem:
-        raise McpCallError(client.INVALID_SCHEMA, f"its input schema is invalid: {tool.schema_problem}")
-    key = getattr(context, "idempotency_key", None) if tool.side_effects else None
-    return client.call_tool(endpoint_of(tool.server), tool.name, arguments, idempotency_key=key)
+        return McpCallError(client.INVALID_SCHEMA, f"its input schema is invalid: {tool.schema_problem}")
+    return None
+
+
+def _call(arguments: dict, context: Any, *, endpoint: Endpoint, remote_name: str, side_effects: bool,
+          refusal: McpCallError | None) -> Any:
+    """The handler of every MCP tool. Its data were read when the spec was looked up, which
+    the dispatcher does for each call, so a removed tool or a server switched off is seen."""
+    if refusal is not None:
+        raise refusal
+    key = getattr(context, "idempotency_key", None) if side_effects else None
+    return client.call_tool(endpoint, remote_name, arguments, idempotency_key=key)
 
 
 def _spec(tool) -> ToolSpec:
-    stamp = (tool.pk, tool.updated_at, tool.server.updated_at, tool.server.name)
+    server = tool.server
+    stamp = (tool.pk, tool.updated_at, tool.removed_at, tool.schema_problem, tool.side_effects,
+             tool.requires_approval, server.pk, server.updated_at, server.enabled, server.name, server.timeout_s)
     spec = _SPECS.get(stamp)
     if spec is None:
+        refusal = _refusal(tool)
         usable = not tool.schema_problem and tool.removed_at is None
+        handler = partial(_call, endpoint=endpoint_of(server), remote_name=tool.name,
+                          side_effects=tool.side_effects, refusal=refusal)
         spec = ToolSpec(name=tool.qualified_name, description=tool.description or f"{tool.name} (MCP)",
                         parameters=tool.input_schema if usable else PERMISSIVE_SCHEMA,
                         requires_approval=tool.requires_approval, side_effects=tool.side_effects,
-                        timeout_s=tool.server.timeout_s + GRACE_SECONDS, handler=partial(_call, tool_id=tool.pk))
+                        timeout_s=server.timeout_s + GRACE_SECONDS, handler=handler)
         if len(_SPECS) > 2000:
             _SPECS.clear()
         _SPECS[stamp] = spec
