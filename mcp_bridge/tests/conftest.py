@@ -67,3 +67,15 @@ def enable():
         ToolSetting.objects.filter(name__in=names).update(enabled=True)
 
     return enable
+
+
+@pytest.fixture
+def agents_defaults(db):
+    """Prompts, tools and agents (no knowledge base: faster than the full bootstrap)."""
+    import prompts.defaults
+    import tasks.defaults
+    import tools.defaults
+
+    prompts.defaults.load_defaults()
+    tools.defaults.load_defaults()
+    tasks.defaults.load_defaults()
