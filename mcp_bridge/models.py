@@ -91,7 +91,7 @@ class McpTool(models.Model):
     schema_problem = models.CharField(max_length=300, blank=True, default="")
     annotations = models.JSONField(default=dict, blank=True)
     side_effects = models.BooleanField(
-        default=True, help_text="Calls carry an idempotency key (_meta agentos/idempotency-key). On unless the "
+        default=True, help_text="Calls carry an idempotency key (_meta[\"agentos/idempotency-key\"]). On unless the "
                                 "server marks the tool read-only.")
     requires_approval = models.BooleanField(
         default=False, help_text="A person approves each call inside a task. On when the server marks the tool "
