@@ -16,19 +16,20 @@ from tools.models import ToolSetting
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-def connect(url: str, key: str) -> Client:
+def connect(url: str, key: str, mode: str) -> tuple[Client, httpx2.AsyncClient]:
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60)
-    return Client(streamable_http_client(f"{url}/mcp", http_client=http), cache=None), http
+    return Client(streamable_http_client(f"{url}/mcp", http_client=http), cache=None, mode=mode), http
 
 
-async def session(url: str, key: str, work):
-    client, http = connect(url, key)
+async def session(url: str, key: str, work, mode: str):
+    client, http = connect(url, key, mode)
     async with http, client:
         return await work(client)
 
 
-def run(url: str, key: str, work):
-    return anyio.run(session, url, key, work)
+def run(url: str, key: str, work, mode: str = "auto"):
+    """``mode="legacy"``: the initialize handshake of clients on protocol versions before 2026."""
+    return anyio.run(session, url, key, work, mode)
 
 
 def test_sdk_client_lists_calls_and_runs_tasks(agents_defaults, user, other_user, live_daphne, make_worker):
@@ -51,6 +52,8 @@ def test_sdk_client_lists_calls_and_runs_tasks(agents_defaults, user, other_user
     assert not result.is_error and result.structured_content["result"] == {"expression": "6 * 7", "result": 42}
     assert invalid.is_error and invalid.structured_content["error_code"] == "invalid_arguments"
     assert missing.is_error and missing.structured_content["error_code"] == "not_found"
+    legacy = run(url, key, list_and_call, mode="legacy")
+    assert set(legacy[0]) == set(listed) and legacy[1].structured_content["result"]["result"] == 42
 
     progress: list[tuple[float, float | None, str | None]] = []
 
