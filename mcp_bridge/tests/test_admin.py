@@ -56,7 +56,7 @@ def test_beat_job_refreshes_enabled_servers(stdio_server, db):
     assert not McpTool.objects.filter(server__name="off").exists()
 
 
-def test_tools_needing_approval_are_refused_to_direct_calls(stdio_server, auth_client, enable):
+def test_tools_needing_approval_are_refused_to_direct_calls(stdio_server, user, auth_client, enable):
     from mcp_bridge.services import mcp_server_refresh
 
     mcp_server_refresh(server=stdio_server)
@@ -66,5 +66,11 @@ def test_tools_needing_approval_are_refused_to_direct_calls(stdio_server, auth_c
     response = auth_client.post("/api/v1/tools/demo.echo/invoke", {"arguments": {"text": "hi"}}, format="json")
     assert response.status_code == 200 and response.json()["result"]["echo"] == "hi"
     McpTool.objects.filter(name="echo").update(requires_approval=True)
+    # Inside a task, a call waits for a person's approval like any tool flagged so.
+    from tasks.lookups import load_state
+    from tasks.models import Task
+
+    task = Task.objects.create(owner=user, query="q")
+    assert "demo.echo" in load_state(task, {}).approval_tools
     response = auth_client.post("/api/v1/tools/demo.echo/invoke", {"arguments": {"text": "hi"}}, format="json")
     assert response.status_code == 403 and response.json()["error"]["code"] == "approval_required"

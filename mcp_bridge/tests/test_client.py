@@ -12,7 +12,7 @@ from tools.dispatch import ToolContext, dispatch
 from tools.models import ToolSetting
 from tools.registry import UnknownTool, all_tools, enabled_tools, get_tool
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]  # each stdio call starts the server
 CONTEXT = ToolContext(owner_id=None, task_id="t", idempotency_key="t:7")
 
 
@@ -54,9 +54,10 @@ def test_read_only_tools_carry_no_idempotency_key(stdio_server, enable):
 
 
 def test_failures_are_typed(stdio_server, enable):
-    stdio_server.timeout_s = 2
-    stdio_server.save()
     mcp_server_refresh(server=stdio_server)
+    # Longer than a start of the server on a busy machine, far shorter than slow's 30 s.
+    stdio_server.timeout_s = 8
+    stdio_server.save()
     enable("demo.slow", "demo.crash", "demo.fail", "demo.broken")
     assert McpTool.objects.get(name="broken").schema_problem
     cases = {"demo.slow": ({"seconds": 30}, "timeout"), "demo.crash": ({}, "mcp_unavailable"),
@@ -122,6 +123,9 @@ def test_http_server_with_headers_from_the_environment(db, mcp_settings, http_de
     enable("web.echo", "web.crash")
     outcome = call("web.echo", {"text": "over http"})
     assert outcome.ok and outcome.result["echo"] == "over http"
+    # Not an MCP endpoint: the server answers with a JSON-RPC error.
+    wrong = McpServer.objects.create(name="wrong", url=http_demo.replace("/mcp", "/elsewhere"), timeout_s=10)
+    assert mcp_server_refresh(server=wrong).error_code == "mcp_protocol_error"
     assert call("web.crash").error_code == "mcp_unavailable"  # the server process is gone
     assert call("web.echo", {"text": "x"}).error_code == "mcp_unavailable"
 

@@ -24,7 +24,8 @@ def agent(name: str, tools: list[str]) -> AgentSpec:
 
 def test_tasks_call_mcp_tools_and_go_on_after_typed_failures(agents_defaults, user, mcp_settings, enable,
                                                              make_worker):
-    server = McpServer.objects.create(name="demo", transport="stdio", command="demo", timeout_s=4)
+    # Longer than a start of the server on a busy machine, far shorter than slow's 30 s.
+    server = McpServer.objects.create(name="demo", transport="stdio", command="demo", timeout_s=8)
     assert mcp_server_refresh(server=server).ok
     enable("demo.echo", "demo.slow", "demo.crash", "demo.broken")
     agent("echoer", ["demo.echo"])
