@@ -11,8 +11,10 @@ Tool calls go through ``tools.dispatch.dispatch`` like everywhere else.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 from mcp.server import Server, ServerRequestContext
 from mcp.types import CallToolRequestParams, CallToolResult, ListToolsResult, PaginatedRequestParams, TextContent, Tool
@@ -24,6 +26,10 @@ from tasks.api.events import in_db_thread
 
 USER_SCOPE_KEY = "agentos.user"
 RUN_TASK, GET_TASK = "run_task", "get_task"
+# Tool calls wait up to their timeout (MCP tools: tens of seconds), so they get threads of
+# their own: the live streams' small database pool (in_db_thread) must never wait behind them.
+TOOL_THREADS = 8
+_tool_executor = ThreadPoolExecutor(max_workers=TOOL_THREADS, thread_name_prefix="mcp-tool")
 
 
 def task_tools() -> list[Tool]:
@@ -106,7 +112,8 @@ async def call_tool(ctx: ServerRequestContext, params: CallToolRequestParams) ->
         return _refusal(error)
     key = (ctx.meta or {}).get(IDEMPOTENCY_META_KEY) if ctx.meta is not None else None
     key = str(key)[:100] if key else None
-    return await in_db_thread(invoke)(user, params.name, arguments, key)
+    call = database_sync_to_async(invoke, thread_sensitive=False, executor=_tool_executor)
+    return await call(user, params.name, arguments, key)
 
 
 def build_server() -> Server:
