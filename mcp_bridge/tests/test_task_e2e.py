@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from mcp_bridge.models import McpServer
+from mcp_bridge.models import McpServer, McpTool
 from mcp_bridge.services import mcp_server_refresh
 from mcp_bridge.tests.conftest import MCP_ENV
 from tasks.models import AgentSpec
-from tasks.services import task_create
+from tasks.services import task_create, task_respond
 from tasks.tests.waiting import assert_contiguous, wait_status
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -27,14 +27,20 @@ def test_tasks_call_mcp_tools_and_go_on_after_typed_failures(agents_defaults, us
     # Longer than a start of the server on a busy machine, far shorter than slow's 30 s.
     server = McpServer.objects.create(name="demo", transport="stdio", command="demo", timeout_s=8)
     assert mcp_server_refresh(server=server).ok
-    enable("demo.echo", "demo.slow", "demo.crash", "demo.broken")
+    gated = McpServer.objects.create(name="gated", transport="stdio", command="demo", timeout_s=8)
+    assert mcp_server_refresh(server=gated).ok
+    McpTool.objects.filter(server=gated, name="echo").update(requires_approval=True)
+    enable("demo.echo", "demo.slow", "demo.crash", "demo.broken", "gated.echo")
     agent("echoer", ["demo.echo"])
     agent("breaker", ["demo.slow", "demo.crash", "demo.broken"])
+    agent("approver", ["gated.echo"])
     make_worker(**MCP_ENV)
 
     echo = task_create(owner=user, query="Echo the words hello from AgentOS", options={"agents": ["echoer"]})
     flaky = task_create(owner=user, query="Sleep for seconds. Exit the server process. Check the broken schema.",
                         options={"agents": ["breaker"]})
+
+    approval = task_create(owner=user, query="Echo the words gated hello", options={"agents": ["approver"]})
 
     wait_status(echo, "completed", "failed", timeout=90)
     assert echo.status == "completed", echo.error
@@ -52,3 +58,11 @@ def test_tasks_call_mcp_tools_and_go_on_after_typed_failures(agents_defaults, us
     errors = [s.error for s in steps if s.kind == "tool"]
     assert all(error and error.startswith("demo.") for error in errors), errors
     assert flaky.status == "completed" and [s.kind for s in steps][-2:] == ["synthesis", "result"]
+
+    # A tool flagged requires_approval waits for a person, then runs through the same path.
+    wait_status(approval, "waiting_human", "completed", "failed", timeout=90)
+    assert approval.status == "waiting_human" and approval.waiting_for["tool_call"]["tool"] == "gated.echo"
+    task_respond(task=approval, approve=True)
+    wait_status(approval, "completed", "failed", timeout=90)
+    calls = [s for s in assert_contiguous(approval) if s.kind == "tool"]
+    assert [(c.input["tool"], c.status, c.input.get("approved")) for c in calls] == [("gated.echo", "ok", True)]
