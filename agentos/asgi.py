@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP (Django, including the async SSE view) and websockets (Channels)."""
+"""ASGI entry point: HTTP (Django, including the async SSE view; /mcp is the MCP endpoint,
+mcp_bridge/asgi.py) and websockets (Channels)."""
 
 import os
 
@@ -13,12 +14,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from agentos.daphne_setup import configure_daphne  # noqa: E402
 from agentos.origin import allowed_hosts_origin_validator  # noqa: E402
 from agentos.routing import websocket_urlpatterns  # noqa: E402
+from mcp_bridge.asgi import with_mcp  # noqa: E402
 
 configure_daphne()
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": with_mcp(django_asgi_app),
         # A present Origin must be an allowed host; none at all (a non-browser client) is admitted.
         "websocket": allowed_hosts_origin_validator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }

@@ -21,6 +21,7 @@ from agentos.config import (
     env_str,
     env_url,
 )
+from mcp_bridge.conf import parse_stdio_commands
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 TESTING = "pytest" in sys.modules or env_bool("AGENTOS_TESTING", False)
@@ -67,6 +68,7 @@ INSTALLED_APPS = [
     "tasks",
     "triggers",
     "evals",
+    "mcp_bridge",
 ]
 
 MIDDLEWARE = [
@@ -306,6 +308,21 @@ HTTP_GET_MAX_BYTES = env_int("HTTP_GET_MAX_BYTES", 1_000_000, minimum=1024)
 HTTP_GET_TIMEOUT = env_float("HTTP_GET_TIMEOUT", 10.0, minimum=0.1)
 # A search service answering GET ?q=&k= with {"results": [...]}; unset = the local knowledge base.
 WEB_SEARCH_URL = env_url("WEB_SEARCH_URL", ("http", "https"))
+
+# --- MCP (docs/mcp.md) ------------------------------------------------------------------
+# Client: stdio servers an administrator may register, by key: a JSON object of
+# name -> command line (a list), or name -> {"command": [...], "env": {"VAR": "${NAME}"}}.
+MCP_STDIO_COMMANDS = parse_stdio_commands("MCP_STDIO_COMMANDS", env_str("MCP_STDIO_COMMANDS", ""))
+# Registered HTTP servers must resolve to public addresses unless this is on (as for http_get).
+MCP_ALLOW_PRIVATE_ADDRESSES = env_bool("MCP_ALLOW_PRIVATE_ADDRESSES", False)
+# Celery beat lists the tools of every enabled MCP server this often (seconds).
+MCP_REFRESH_INTERVAL = env_float("MCP_REFRESH_INTERVAL", 3600.0, minimum=10.0)
+CELERY_BEAT_SCHEDULE["mcp-refresh-tool-lists"] = {"task": "mcp_bridge.refresh_tool_lists",
+                                                  "schedule": MCP_REFRESH_INTERVAL}
+# Server: /mcp serves the enabled tools, run_task and get_task (token authentication).
+MCP_SERVER_ENABLED = env_bool("MCP_SERVER_ENABLED", True)
+# The longest run_task waits for its task (seconds) before answering with it still running.
+MCP_RUN_TASK_MAX_WAIT = env_float("MCP_RUN_TASK_MAX_WAIT", 600.0, minimum=0.0)
 
 # --- Triggers: inbound webhooks, outbound callbacks ---------------------------------------
 WEBHOOK_RATE_LIMIT = env_int("WEBHOOK_RATE_LIMIT", 60, minimum=1)  # accepted deliveries a minute, per webhook

@@ -179,7 +179,8 @@ def _run_bounded(spec: ToolSpec, arguments: dict, context: ToolContext, started:
     except sandbox.SandboxCrashed as error:
         return _failure("tool_error", f"{name} failed: {error}", started)
     except ToolError as error:
-        return _failure("tool_error", f"{name}: {error}", started)
+        # A ToolError may name its kind (``code``), e.g. an MCP server that is unreachable.
+        return _failure(getattr(error, "code", None) or "tool_error", f"{name}: {error}", started)
     except ValidationError as error:
         first = error.errors()[0]
         return _failure("invalid_arguments", f"invalid arguments for {name}: {first['msg']}", started)

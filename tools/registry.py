@@ -3,6 +3,10 @@
 The argument schema comes from one place, the tool's Pydantic model, through
 :func:`schema_of`. Tools are registered with :func:`register` when :mod:`tools.builtins`
 is imported; an administrator can disable any of them (``ToolSetting``).
+
+Tools that live elsewhere (those of registered MCP servers, mcp_bridge) come from
+providers (:func:`register_provider`): functions returning the current ToolSpecs, asked on
+every lookup, so a tool added or removed elsewhere is seen at once by every process.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from pydantic import BaseModel
 
 from tools.errors import ToolError
 
-__all__ = ["ToolError", "ToolSpec", "UnknownTool", "all_tools", "get_tool", "register", "schema_of"]
+__all__ = ["ToolError", "ToolSpec", "UnknownTool", "all_tools", "get_tool", "register", "register_provider",
+           "schema_of"]
 BUILTIN_MODULES = ("tools.builtins.calculator", "tools.builtins.data_analysis", "tools.builtins.human",
                    "tools.builtins.memory_tools", "tools.builtins.web")
 
@@ -73,6 +78,7 @@ def schema_of(model: type[BaseModel]) -> dict:
 
 
 _REGISTRY: dict[str, ToolSpec] = {}
+_PROVIDERS: list[Callable[[], list[ToolSpec]]] = []
 
 
 def register(*, name: str, description: str, args: type[BaseModel], requires_approval: bool = False,
@@ -90,6 +96,23 @@ def register(*, name: str, description: str, args: type[BaseModel], requires_app
         return handler
 
     return decorator
+
+
+def register_provider(provider: Callable[[], list[ToolSpec]]) -> None:
+    """Add a source of tools that are not registered by import. A provider must be cheap (it
+    runs on every lookup) and must not raise; its names must not clash with built-ins (a
+    built-in wins)."""
+    if provider not in _PROVIDERS:
+        _PROVIDERS.append(provider)
+
+
+def _provided() -> dict[str, ToolSpec]:
+    specs: dict[str, ToolSpec] = {}
+    for provider in _PROVIDERS:
+        for spec in provider():
+            if spec.name not in _REGISTRY:
+                specs.setdefault(spec.name, spec)
+    return specs
 
 
 def _tool_modules() -> list[str]:
@@ -111,21 +134,22 @@ def _load_builtins() -> None:
 
 def pure_tool_modules() -> list[str]:
     """The modules a tool process imports up front: those of the registered pure tools."""
-    modules = {spec.handler.__module__ for spec in all_tools() if spec.pure}
+    _load_builtins()
+    modules = {spec.handler.__module__ for spec in _REGISTRY.values() if spec.pure}
     return sorted(modules | {"tools.errors"})
 
 
 def all_tools() -> list[ToolSpec]:
     _load_builtins()
-    return sorted(_REGISTRY.values(), key=lambda spec: spec.name)
+    return sorted([*_REGISTRY.values(), *_provided().values()], key=lambda spec: spec.name)
 
 
 def get_tool(name: str) -> ToolSpec:
     _load_builtins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownTool(name) from None
+    spec = _REGISTRY.get(name) or (_provided().get(name) if _PROVIDERS else None)
+    if spec is None:
+        raise UnknownTool(name)
+    return spec
 
 
 def disabled_names() -> set[str]:

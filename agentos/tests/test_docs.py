@@ -27,12 +27,13 @@ DOCS = ROOT / "docs"
 SKIPPED_DIRS = {".venv", "var", ".git", "node_modules", "test-artifacts", "__pycache__", ".ruff_cache"}
 ENV_HELPERS = {"env_str", "env_bool", "env_int", "env_float", "env_list", "env_choice", "env_url"}
 # The one place allowed to read a variable whose name is not a literal: the helpers themselves.
-GENERIC_READERS = {"agentos/config.py"}
+# mcp_bridge/client.py resolves ${NAME} in MCP server headers: names an administrator chose (docs/mcp.md).
+GENERIC_READERS = {"agentos/config.py", "mcp_bridge/client.py"}
 # Set in docker-compose.yml for the database container, not read by Python.
 COMPOSE_ONLY = {"POSTGRES_PASSWORD"}
 # Pages written alongside this one that a link may name before they exist in this checkout.
 PENDING_PAGES: set[str] = set()  # pages a link may name before they are written
-OUR_PACKAGES = ("agentos", "prompts", "tasks", "tools", "memory", "triggers", "evals")
+OUR_PACKAGES = ("agentos", "prompts", "tasks", "tools", "memory", "triggers", "evals", "mcp_bridge")
 METHODS = ("get", "post", "put", "patch", "delete")
 
 

@@ -1,0 +1,140 @@
+"""Writes of the MCP client side: refreshing a server's tool list, switching its tools on/off.
+
+``mcp_server_refresh`` lists the server's tools (outside any transaction), then in one
+transaction: upserts a McpTool per listed tool (its schema checked), marks the ones no
+longer listed as removed, and creates a *disabled* ToolSetting row for each new name.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from mcp_bridge import client
+from mcp_bridge.models import McpServer, McpTool
+from mcp_bridge.registry import endpoint_of
+from tools.models import ToolSetting
+
+logger = logging.getLogger(__name__)
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,69}$")  # <server (30)>.<tool> fits ToolSetting.name (100)
+
+
+@dataclass
+class RefreshResult:
+    server: str
+    ok: bool
+    listed: int = 0
+    new: int = 0
+    removed: int = 0
+    error: str = ""
+    error_code: str = ""
+
+    def __str__(self) -> str:
+        if not self.ok:
+            return f"{self.server}: {self.error_code}: {self.error}"
+        return f"{self.server}: {self.listed} tools ({self.new} new, disabled until enabled; {self.removed} removed)"
+
+
+def schema_problem(schema) -> str:
+    """Why ``schema`` cannot serve as a tool's input schema, or ''."""
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        return "the input schema must be a JSON object schema with type 'object'"
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as error:
+        return f"not valid JSON Schema: {error.message}"[:300]
+    # Only local references: the validator must never fetch a schema from elsewhere.
+    if _remote_refs(schema):
+        return "the input schema refers to other documents ($ref outside '#')"
+    return ""
+
+
+def _remote_refs(node) -> bool:
+    if isinstance(node, dict):
+        ref = node.get("$ref") or node.get("$dynamicRef")
+        if isinstance(ref, str) and not ref.startswith("#"):
+            return True
+        return any(_remote_refs(value) for value in node.values())
+    if isinstance(node, list):
+        return any(_remote_refs(item) for item in node)
+    return False
+
+
+def _annotations(tool) -> dict:
+    if tool.annotations is None:
+        return {}
+    return tool.annotations.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def mcp_server_refresh(*, server: McpServer) -> RefreshResult:
+    """List the server's tools now and record them (see the module docstring). A failure is
+    stored on the server (last_error, last_error_code) and returned, never raised."""
+    now = timezone.now()
+    try:
+        listed = client.list_tools(endpoint_of(server))
+    except client.McpCallError as error:
+        McpServer.objects.filter(pk=server.pk).update(last_refreshed_at=now, last_error=str(error)[:2000],
+                                                      last_error_code=error.code)
+        logger.warning("MCP server %s: tool list failed: %s: %s", server.name, error.code, error)
+        return RefreshResult(server.name, ok=False, error=str(error), error_code=error.code)
+    result = RefreshResult(server.name, ok=True, listed=len(listed))
+    skipped = [tool.name for tool in listed if not TOOL_NAME.match(tool.name)]
+    with transaction.atomic():
+        existing = {tool.name: tool for tool in McpTool.objects.select_for_update().filter(server=server)}
+        seen = set()
+        for remote in listed:
+            if remote.name in skipped or remote.name in seen:
+                continue
+            seen.add(remote.name)
+            result.new += _upsert(server, existing.get(remote.name), remote)
+        gone = [tool.pk for name, tool in existing.items() if name not in seen and tool.removed_at is None]
+        result.removed = McpTool.objects.filter(pk__in=gone).update(removed_at=now, updated_at=now)
+        ToolSetting.objects.bulk_create([ToolSetting(name=f"{server.name}.{name}", enabled=False) for name in seen],
+                                        ignore_conflicts=True)
+        note = f"skipped tools with unusable names: {', '.join(skipped)[:500]}" if skipped else ""
+        McpServer.objects.filter(pk=server.pk).update(last_refreshed_at=now, last_error=note,
+                                                      last_error_code="invalid_name" if skipped else "")
+    return result
+
+
+def _upsert(server: McpServer, row: McpTool | None, remote) -> int:
+    annotations = _annotations(remote)
+    fields = {"description": (remote.description or "")[:4000], "input_schema": remote.input_schema,
+              "schema_problem": schema_problem(remote.input_schema), "annotations": annotations,
+              "removed_at": None}
+    if row is None:
+        McpTool.objects.create(server=server, name=remote.name, **fields,
+                               side_effects=annotations.get("readOnlyHint") is not True,
+                               requires_approval=annotations.get("destructiveHint") is True)
+        return 1
+    if any(getattr(row, key) != value for key, value in fields.items()):
+        for key, value in fields.items():
+            setattr(row, key, value)
+        row.save()
+    return 0
+
+
+def mcp_servers_refresh_all() -> list[RefreshResult]:
+    """Refresh every enabled server, one after the other (each bounded by its timeout)."""
+    return [mcp_server_refresh(server=server) for server in McpServer.objects.filter(enabled=True)]
+
+
+def mcp_tools_set_enabled(*, tools, enabled: bool) -> int:
+    """Switch MCP tools on or off for agents (their ToolSetting rows)."""
+    names = [tool.qualified_name for tool in tools]
+    ToolSetting.objects.bulk_create([ToolSetting(name=name, enabled=enabled) for name in names],
+                                    ignore_conflicts=True)
+    return ToolSetting.objects.filter(name__in=names).update(enabled=enabled)
+
+
+def mcp_server_forget_settings(*, server_name: str) -> int:
+    """Drop the on/off rows of a deleted server's tools, so a new server of the same name
+    starts with its tools disabled."""
+    deleted, _ = ToolSetting.objects.filter(name__startswith=f"{server_name}.").delete()
+    return deleted

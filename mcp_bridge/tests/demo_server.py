@@ -1,0 +1,75 @@
+"""A small MCP server written with the SDK, for the tests: ``python -m mcp_bridge.tests.demo_server
+stdio [minimal]`` or ``... http <port> [minimal]``.
+
+Tools: echo (returns the text and the idempotency key it was sent), slow (sleeps), crash
+(the process exits), fail (reports an error), broken (an input schema that is not valid
+JSON Schema). ``minimal`` lists echo only (the others are "removed").
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import anyio
+from mcp.server import Server, ServerRequestContext
+from mcp.server.stdio import stdio_server
+from mcp.types import CallToolRequestParams, CallToolResult, ListToolsResult, PaginatedRequestParams, TextContent, Tool
+
+IDEMPOTENCY_META_KEY = "agentos/idempotency-key"
+MINIMAL = "minimal" in sys.argv[2:]
+
+TOOLS = [
+    Tool(name="echo", description="Echo the given text back, word for word.",
+         input_schema={"type": "object", "properties": {"text": {"type": "string", "maxLength": 2000}},
+                       "required": ["text"], "additionalProperties": False}),
+    Tool(name="slow", description="Sleep for a number of seconds.",
+         input_schema={"type": "object", "properties": {"seconds": {"type": "number"}}}),
+    Tool(name="crash", description="Exit the server process at once.", input_schema={"type": "object"}),
+    Tool(name="fail", description="Report a failure of the tool.", input_schema={"type": "object"}),
+    Tool(name="broken", description="A tool whose schema is not JSON Schema.",
+         input_schema={"type": "object", "properties": {"x": {"type": "no-such-type"}}}),
+]
+
+
+async def list_tools(ctx: ServerRequestContext, params: PaginatedRequestParams | None) -> ListToolsResult:
+    return ListToolsResult(tools=TOOLS[:1] if MINIMAL else TOOLS)
+
+
+async def call_tool(ctx: ServerRequestContext, params: CallToolRequestParams) -> CallToolResult:
+    arguments = params.arguments or {}
+    if params.name == "echo":
+        key = (ctx.meta or {}).get(IDEMPOTENCY_META_KEY) if ctx.meta is not None else None
+        body = {"echo": arguments.get("text"), "idempotency_key": key, "pid": os.getpid()}
+        return CallToolResult(content=[TextContent(type="text", text=str(arguments.get("text")))],
+                              structured_content=body)
+    if params.name == "slow":
+        await anyio.sleep(float(arguments.get("seconds", 30)))
+        return CallToolResult(content=[TextContent(type="text", text="woke up")])
+    if params.name == "crash":
+        os._exit(3)
+    if params.name == "fail":
+        return CallToolResult(content=[TextContent(type="text", text="the widget is out of stock")], is_error=True)
+    raise ValueError(f"unknown tool {params.name}")
+
+
+server = Server("demo", on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+async def serve_stdio() -> None:
+    async with stdio_server() as (read, write):
+        await server.run(read, write, server.create_initialization_options())
+
+
+def main() -> None:
+    if sys.argv[1] == "stdio":
+        anyio.run(serve_stdio)
+    else:
+        import uvicorn
+
+        port = int(sys.argv[2])
+        uvicorn.run(server.streamable_http_app(), host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""MCP servers' tools in the registry and the dispatcher: listing, enabling, calling, and
+each kind of failure as a typed error (real SDK servers over stdio and HTTP on loopback)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from mcp_bridge.models import McpServer, McpTool
+from mcp_bridge.services import mcp_server_refresh
+from tools.dispatch import ToolContext, dispatch
+from tools.models import ToolSetting
+from tools.registry import UnknownTool, all_tools, enabled_tools, get_tool
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]  # each stdio call starts the server
+CONTEXT = ToolContext(owner_id=None, task_id="t", idempotency_key="t:7")
+
+
+def call(name: str, arguments: dict | None = None):
+    return dispatch(name=name, arguments=arguments or {}, context=CONTEXT)
+
+
+def test_refresh_lists_tools_disabled_until_enabled(stdio_server, enable):
+    result = mcp_server_refresh(server=stdio_server)
+    assert result.ok and (result.listed, result.new) == (5, 5), str(result)
+    names = {spec.name for spec in all_tools()}
+    assert {"demo.echo", "demo.slow", "demo.crash", "demo.fail", "demo.broken"} <= names
+    assert not [spec.name for spec in enabled_tools() if spec.name.startswith("demo.")]
+    assert not ToolSetting.objects.get(name="demo.echo").enabled
+    assert call("demo.echo", {"text": "hi"}).error_code == "disabled"
+
+    enable("demo.echo")
+    spec = get_tool("demo.echo")
+    assert spec.parameters["required"] == ["text"] and spec.side_effects  # not marked read-only
+    outcome = call("demo.echo", {"text": "hello"})
+    assert outcome.ok, outcome.error
+    # Side-effecting: the step's idempotency key reaches the server in _meta.
+    assert outcome.result["echo"] == "hello" and outcome.result["idempotency_key"] == "t:7"
+
+
+def test_arguments_are_validated_against_the_servers_schema(stdio_server, enable):
+    mcp_server_refresh(server=stdio_server)
+    enable("demo.echo")
+    outcome = call("demo.echo", {"text": 5})
+    assert (outcome.ok, outcome.error_code) == (False, "invalid_arguments")
+    assert call("demo.echo", {"words": "x"}).error_code == "invalid_arguments"
+
+
+def test_read_only_tools_carry_no_idempotency_key(stdio_server, enable):
+    mcp_server_refresh(server=stdio_server)
+    McpTool.objects.filter(name="echo").update(side_effects=False)
+    enable("demo.echo")
+    assert call("demo.echo", {"text": "x"}).result["idempotency_key"] is None
+
+
+def test_failures_are_typed(stdio_server, enable):
+    mcp_server_refresh(server=stdio_server)
+    # Longer than a start of the server on a busy machine, far shorter than slow's 30 s.
+    stdio_server.timeout_s = 8
+    stdio_server.save()
+    enable("demo.slow", "demo.crash", "demo.fail", "demo.broken")
+    assert McpTool.objects.get(name="broken").schema_problem
+    cases = {"demo.slow": ({"seconds": 30}, "timeout"), "demo.crash": ({}, "mcp_unavailable"),
+             "demo.fail": ({}, "tool_error"), "demo.broken": ({"x": 1}, "mcp_invalid_schema")}
+    for name, (arguments, code) in cases.items():
+        outcome = call(name, arguments)
+        assert (outcome.ok, outcome.error_code) == (False, code), (name, outcome)
+        assert outcome.error.startswith(name)
+    assert "out of stock" in call("demo.fail").error
+
+
+def test_removed_tool_fails_clearly_and_comes_back(stdio_server, enable):
+    mcp_server_refresh(server=stdio_server)
+    enable("demo.echo", "demo.slow")
+    stdio_server.command = "demo-minimal"
+    stdio_server.save()
+    result = mcp_server_refresh(server=stdio_server)
+    assert (result.listed, result.removed) == (1, 4)
+    outcome = call("demo.slow", {"seconds": 0})
+    assert (outcome.ok, outcome.error_code) == (False, "tool_removed")
+    assert call("demo.echo", {"text": "still here"}).ok
+    stdio_server.command = "demo"
+    stdio_server.save()
+    mcp_server_refresh(server=stdio_server)
+    assert call("demo.slow", {"seconds": 0}).ok  # listed again; the administrator's choice kept
+
+
+def test_switched_off_server(stdio_server, enable):
+    mcp_server_refresh(server=stdio_server)
+    enable("demo.echo")
+    McpServer.objects.filter(pk=stdio_server.pk).update(enabled=False)
+    assert call("demo.echo", {"text": "x"}).error_code == "disabled"
+
+
+def test_unreachable_servers_are_recorded_on_the_server(db, mcp_settings):
+    from agentos.testing import free_port
+
+    gone = McpServer.objects.create(name="gone", url=f"http://127.0.0.1:{free_port()}/mcp", timeout_s=5)
+    missing = McpServer.objects.create(name="missing", transport="stdio", command="missing", timeout_s=5)
+    for server in (gone, missing):
+        result = mcp_server_refresh(server=server)
+        server.refresh_from_db()
+        assert (result.ok, result.error_code, server.last_error_code) == (False, "mcp_unavailable", "mcp_unavailable")
+        assert server.last_error and server.last_refreshed_at
+
+
+def test_private_addresses_are_refused_by_default(db, settings, http_demo):
+    settings.MCP_ALLOW_PRIVATE_ADDRESSES = False
+    server = McpServer.objects.create(name="local", url=http_demo, timeout_s=5)
+    result = mcp_server_refresh(server=server)
+    assert (result.ok, result.error_code) == (False, "mcp_not_allowed")
+
+
+def test_http_server_with_headers_from_the_environment(db, mcp_settings, http_demo, enable, monkeypatch):
+    server = McpServer.objects.create(name="web", url=http_demo, timeout_s=10,
+                                      headers={"Authorization": "Bearer ${DEMO_MCP_TOKEN}"})
+    server.full_clean()
+    result = mcp_server_refresh(server=server)
+    assert (result.ok, result.error_code) == (False, "mcp_not_configured")
+    assert "DEMO_MCP_TOKEN" in result.error
+    monkeypatch.setenv("DEMO_MCP_TOKEN", "s3cret")
+    assert mcp_server_refresh(server=server).ok
+    enable("web.echo", "web.crash")
+    outcome = call("web.echo", {"text": "over http"})
+    assert outcome.ok and outcome.result["echo"] == "over http"
+    # Not an MCP endpoint: the server answers with a JSON-RPC error.
+    wrong = McpServer.objects.create(name="wrong", url=http_demo.replace("/mcp", "/elsewhere"), timeout_s=10)
+    assert mcp_server_refresh(server=wrong).error_code == "mcp_protocol_error"
+    assert call("web.crash").error_code == "mcp_unavailable"  # the server process is gone
+    assert call("web.echo", {"text": "x"}).error_code == "mcp_unavailable"
+
+
+def test_secret_headers_must_come_from_the_environment(db, mcp_settings):
+    server = McpServer(name="web", url="https://mcp.example.com/mcp", headers={"Authorization": "Bearer abc"})
+    with pytest.raises(ValidationError, match="environment variable"):
+        server.full_clean()
+    with pytest.raises(ValidationError, match="MCP_STDIO_COMMANDS"):
+        McpServer(name="cmd", transport="stdio", command="bash").full_clean()
+
+
+def test_deleting_a_server_forgets_its_tools(stdio_server, enable):
+    mcp_server_refresh(server=stdio_server)
+    enable("demo.echo")
+    stdio_server.delete()
+    assert not ToolSetting.objects.filter(name__startswith="demo.").exists()
+    with pytest.raises(UnknownTool):
+        get_tool("demo.echo")

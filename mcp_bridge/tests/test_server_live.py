@@ -1,0 +1,93 @@
+"""/mcp against a live daphne server, driven by the SDK's own client over a real socket:
+token authentication, the enabled tools, direct calls, run_task with progress, get_task."""
+
+from __future__ import annotations
+
+import anyio
+import httpx
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from rest_framework.authtoken.models import Token
+
+from tools.models import ToolSetting
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def connect(url: str, key: str, mode: str) -> tuple[Client, httpx2.AsyncClient]:
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60)
+    return Client(streamable_http_client(f"{url}/mcp", http_client=http), cache=None, mode=mode), http
+
+
+async def session(url: str, key: str, work, mode: str):
+    client, http = connect(url, key, mode)
+    async with http, client:
+        return await work(client)
+
+
+def run(url: str, key: str, work, mode: str = "auto"):
+    """``mode="legacy"``: the initialize handshake of clients on protocol versions before 2026."""
+    return anyio.run(session, url, key, work, mode)
+
+
+def test_sdk_client_lists_calls_and_runs_tasks(agents_defaults, user, other_user, live_daphne, make_worker):
+    make_worker()
+    url = live_daphne.extra["url"]
+    key = Token.objects.create(user=user).key
+    ToolSetting.objects.filter(name="http_get").update(enabled=False)
+
+    async def list_and_call(client: Client):
+        listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+        result = await client.call_tool("calculator", {"expression": "6 * 7"})
+        invalid = await client.call_tool("calculator", {"expression": 42})
+        missing = await client.call_tool("no_such_tool", {})
+        return listed, result, invalid, missing
+
+    listed, result, invalid, missing = run(url, key, list_and_call)
+    assert {"run_task", "get_task", "calculator", "web_search"} <= set(listed)
+    assert "http_get" not in listed and "ask_human" not in listed  # disabled; waits for a person
+    assert listed["calculator"].input_schema["required"] == ["expression"]
+    assert not result.is_error and result.structured_content["result"] == {"expression": "6 * 7", "result": 42}
+    assert invalid.is_error and invalid.structured_content["error_code"] == "invalid_arguments"
+    assert missing.is_error and missing.structured_content["error_code"] == "not_found"
+    legacy = run(url, key, list_and_call, mode="legacy")
+    assert set(legacy[0]) == set(listed) and legacy[1].structured_content["result"]["result"] == 42
+
+    progress: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append((done, total, message))
+
+    async def run_task(client: Client):
+        started = await client.call_tool("run_task", {"query": "What is 7 times 6?", "wait": 60},
+                                         progress_callback=on_progress)
+        again = await client.call_tool("get_task", {"task_id": started.structured_content["task_id"]})
+        return started, again
+
+    started, again = run(url, key, run_task)
+    task = started.structured_content
+    assert not started.is_error and task["status"] == "completed", task
+    assert "42" in task["result"]
+    assert len(progress) >= 3 and [p[0] for p in progress] == sorted({p[0] for p in progress})
+    assert progress[-1][0] == task["current_step"] and any("tool" in (p[2] or "") for p in progress)
+    assert again.structured_content["task_id"] == task["task_id"]
+    assert again.structured_content["status"] == "completed"
+
+    # Owner-scoped: another user's key does not see the task.
+    other_key = Token.objects.create(user=other_user).key
+    hidden = run(url, other_key, lambda client: client.call_tool("get_task", {"task_id": task["task_id"]}))
+    assert hidden.is_error and hidden.structured_content["error_code"] == "not_found"
+
+
+def test_mcp_needs_a_valid_token(db, live_daphne):
+    url = f"{live_daphne.extra['url']}/mcp"
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    for headers in ({}, {"Authorization": "Bearer not-a-key"}):
+        response = httpx.post(url, json=body, headers=headers, timeout=10)
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "not_authenticated"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    with pytest.raises(Exception):  # noqa: B017 - the SDK's client surfaces the 401 as its own error
+        run(live_daphne.extra["url"], "not-a-key", lambda client: client.list_tools())
