@@ -83,6 +83,11 @@ class IntermediateResultSerializer(serializers.Serializer):
     result = serializers.CharField(allow_null=True)
 
 
+class ForkedFromSerializer(serializers.Serializer):
+    task_id = serializers.UUIDField()
+    step = serializers.IntegerField(min_value=0)
+
+
 class TaskSerializer(serializers.Serializer):
     task_id = serializers.UUIDField()
     query = serializers.CharField()
@@ -98,6 +103,7 @@ class TaskSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
+    forked_from = ForkedFromSerializer(allow_null=True, help_text="The task and step this task was forked from.")
 
 
 class StepSerializer(serializers.Serializer):
