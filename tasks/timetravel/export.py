@@ -148,7 +148,7 @@ def task_import(*, owner, document: Any) -> Task:
     try:
         check_document(document)
     except DocumentError as error:
-        raise ApplicationError(error.message, field=error.field, code=error.code) from None
+        raise ApplicationError(error.message, field=error.field or None, code=error.code) from None
     data = document["task"]
     if len(data["query"]) > settings.QUERY_MAX_LENGTH:
         raise ApplicationError(f"query is longer than {settings.QUERY_MAX_LENGTH} characters", field="task.query",
