@@ -83,11 +83,6 @@ class IntermediateResultSerializer(serializers.Serializer):
     result = serializers.CharField(allow_null=True)
 
 
-class ForkedFromSerializer(serializers.Serializer):
-    task_id = serializers.UUIDField()
-    step = serializers.IntegerField(min_value=0)
-
-
 class TaskSerializer(serializers.Serializer):
     task_id = serializers.UUIDField()
     query = serializers.CharField()
@@ -103,7 +98,8 @@ class TaskSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
-    forked_from = ForkedFromSerializer(allow_null=True, help_text="The task and step this task was forked from.")
+    forked_from = serializers.JSONField(allow_null=True, help_text='A fork: {"task_id", "step"} of the task and step '
+                                                                   "it was forked from; otherwise null.")
 
 
 class StepSerializer(serializers.Serializer):

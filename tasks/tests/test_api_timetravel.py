@@ -12,6 +12,7 @@ from django.test import override_settings
 
 from prompts.models import PromptTemplate, PromptVersion
 from tasks.models import Step, Task
+from tasks.tests.test_schema_api import check, client_for, schema_document  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
 SAMPLE = Path(__file__).parent / "runs" / "note-and-confirmation.json"
@@ -165,3 +166,20 @@ def test_an_import_over_the_body_limit_is_a_413(agents_defaults, auth_client, do
     response = auth_client.generic("POST", "/api/v1/tasks/import", json.dumps(document),
                                    content_type="application/json")
     assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_the_time_travel_operations_match_the_schema(imported, check, schema_document, user, other_user,  # noqa: F811
+                                                     document):
+    client = client_for(user)
+    check(client.get(f"/api/v1/tasks/{imported.pk}/export"), 200)
+    check(client_for(other_user).get(f"/api/v1/tasks/{imported.pk}/export/"), 404)
+    check(client.post("/api/v1/tasks/import/", document, format="json"), 201)
+    check(client.post("/api/v1/tasks/import", {"format": "x"}, format="json"), 400)
+    check(client.post("/api/v1/tasks/import", "x", content_type="text/plain"), 415)
+    question = next(step for step in document["steps"] if step["kind"] == "human_request")
+    check(client.post(f"/api/v1/tasks/{imported.pk}/fork", {"at": question["index"]}, format="json"), 201)
+    check(client.post(f"/api/v1/tasks/{imported.pk}/fork", {"at": "x"}, format="json"), 400)
+    check(client_for(other_user).post(f"/api/v1/tasks/{imported.pk}/fork", {"at": 1}, format="json"), 404)
+    documented = {(path, method) for path, item in schema_document["paths"].items() for method in item
+                  if path.endswith(("/export/", "/import/", "/fork/"))}
+    assert documented - check.seen == set()
