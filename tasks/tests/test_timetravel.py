@@ -206,3 +206,15 @@ def test_replay_reports_the_first_step_whose_decision_differs(finished):
     assert report.divergence.decided["action"] == "RunTool"
     assert report.divergence.recorded["input"]["arguments"] == {"content": "something else"}
     assert "arguments" in report.divergence.reason
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fork_runs_on_through_a_real_worker(agents_defaults, user, worker):
+    """The fork is queued after its commit and a Celery worker runs it like any task."""
+    from tasks.tests.waiting import wait_status
+
+    original = run(task_create(owner=user, query=QUERY), answer="yes")
+    fork = task_fork(task=original, user=user, at=question_step(original).index, answer="ask again next week")
+    wait_status(fork, "completed", "failed", timeout=60)
+    assert fork.status == "completed" and "ask again next week" in fork.result
+    assert fork.lease_owner is None

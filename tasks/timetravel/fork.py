@@ -31,7 +31,6 @@ from tasks.engine import actions as a
 from tasks.engine import decide, estimate_total_steps, progress, subtask_results
 from tasks.engine.log import action_problem, plan_problem
 from tasks.models import Step, Task, TaskStatus
-from tasks.store import _step_fields
 
 MODEL_KINDS = ("plan", "llm", "summary", "synthesis")
 UNSET: Any = object()
@@ -77,7 +76,8 @@ def task_fork(*, task: Task, user, at: Any, answer: str | None = None, output: A
 
 def copy_step(step: Step) -> Step:
     """An unsaved copy of ``step`` (same index, data, prompt, context and created_at)."""
-    copy = Step(**{field.attname: getattr(step, field.attname) for field in _step_fields()})
+    copy = Step(**{field.attname: getattr(step, field.attname) for field in Step._meta.concrete_fields
+                   if not field.primary_key})
     copy.task_id = None
     return copy
 
