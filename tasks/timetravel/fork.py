@@ -31,6 +31,7 @@ from tasks.engine import actions as a
 from tasks.engine import decide, estimate_total_steps, progress, subtask_results
 from tasks.engine.log import action_problem, plan_problem
 from tasks.models import Step, Task, TaskStatus
+from tasks.store import steps_copy
 
 MODEL_KINDS = ("plan", "llm", "summary", "synthesis")
 UNSET: Any = object()
@@ -60,8 +61,6 @@ def task_fork(*, task: Task, user, at: Any, answer: str | None = None, output: A
         state = _state(fork, copies)
         action = decide(state)
         changes = _changes(state, action, at, answer)
-        from tasks.store import steps_copy
-
         steps_copy(task=fork, steps=copies, changes=changes)
         if answer is not None:
             from tasks.services import task_respond
