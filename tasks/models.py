@@ -129,11 +129,23 @@ class Task(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    # Time travel (tasks/timetravel): a fork's log starts with steps 0..forked_at_step of
+    # forked_from; fork_edit records what the fork changed at that point (another answer to
+    # a question, a corrected model output), or is null. imported_at: the run was imported
+    # from an export and never ran here. Written once, when the task is created.
+    forked_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="forks",
+                                    db_index=False)
+    forked_at_step = models.PositiveIntegerField(null=True, blank=True)
+    fork_edit = models.JSONField(null=True, blank=True)
+    imported_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["owner", "-created_at"], name="task_owner_created_idx"),
             models.Index(fields=["status", "-created_at"], name="task_status_created_idx"),
+            # A task's forks (its page lists them); partial: most tasks are not forks.
+            models.Index(fields=["forked_from"], name="task_forked_from_idx", condition=Q(forked_from__isnull=False)),
         ]
         # No index on the lease, progress or counter columns: every committed step updates
         # them, and an update that changes no indexed column is a HOT update (no index

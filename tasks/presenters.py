@@ -66,6 +66,8 @@ def task_to_dict(task: Task) -> dict:
         "created_at": _when(task.created_at),
         "updated_at": _when(task.updated_at),
         "finished_at": _when(task.finished_at),
+        "forked_from": ({"task_id": str(task.forked_from_id), "step": task.forked_at_step}
+                        if task.forked_from_id else None),
         **task_links(task),
     }
 

@@ -207,3 +207,69 @@ def _append_sql(columns: tuple[str, ...], lease: str, usage: tuple[str, ...]) ->
                      "WHERE id = %s AND EXISTS (SELECT 1 FROM step))")
     parts.append(" SELECT task.pause_requested, task.cancel_requested, step.id FROM task, step")
     return "".join(parts)
+
+
+def steps_copy(*, task: Task, steps: list[Step], changes: dict[str, Any] | None = None) -> None:
+    """Write ``steps`` (unsaved Steps that already carry their index, created_at and data) at
+    the end of ``task``'s log, with ``changes`` to the task: the bulk path of imports and
+    forks, whose steps record calls made elsewhere or earlier.
+
+    The guard of a service append (``owner=None``): the task's counters move only while no
+    worker holds a live lease and the log still has ``task.step_count`` steps; otherwise
+    :class:`LeaseLost`, and nothing was written. The steps must continue the log (indexes
+    ``task.step_count``, ``+1``, ...). Call it inside the caller's transaction: the task row
+    is updated first (it takes the row lock), then the steps are inserted.
+
+    Unlike ``step_append``: prompt usage counters do not move (those model calls were made,
+    and counted, where they ran), no step is published and ``task_status_changed`` is not
+    sent (nothing ran here); one status event is published after the commit.
+    """
+    from django.db.models import Q
+    from django.db.models.functions import Now
+
+    steps = list(steps)
+    start = task.step_count
+    if [step.index for step in steps] != list(range(start, start + len(steps))):
+        raise ValueError(f"task {task.pk}: copied steps must continue the log at index {start}")
+    changes = dict(changes or {})
+    changes["step_count"] = start + len(steps)
+    changes["total_steps"] = max(changes.get("total_steps", 0), start + len(steps))
+    changes["updated_at"] = timezone.now()
+    free = Q(lease_owner__isnull=True) | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=Now())
+    with transaction.atomic():
+        updated = Task.objects.filter(free, pk=task.pk, step_count=start).update(
+            lease_owner=None, lease_expires_at=None, **changes)
+        if not updated:
+            raise LeaseLost(f"task {task.pk}: steps from {start} not copied (a worker holds the lease or the log "
+                            "moved on)")
+        if steps:
+            _insert_steps(task, steps)
+    for name, value in changes.items():
+        setattr(task, name, value)
+    task.lease_owner = task.lease_expires_at = None
+    event = live.status_event(task)
+    transaction.on_commit(lambda: live.publish(task.pk, event))
+
+
+COPY_BATCH = 500
+
+
+def _insert_steps(task: Task, steps: list[Step]) -> None:
+    # A plain INSERT, not bulk_create: created_at is auto_now_add, which bulk_create would
+    # overwrite, and a copied step keeps the time it was first committed.
+    fields = _step_fields()
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {Step._meta.db_table} ({columns}) VALUES ({placeholders})"  # noqa: S608 (names from the model)
+    for step in steps:
+        step.task_id = task.pk
+        if step.created_at is None:
+            step.created_at = timezone.now()
+    with connection.cursor() as cursor:
+        for start in range(0, len(steps), COPY_BATCH):
+            batch = steps[start:start + COPY_BATCH]
+            cursor.executemany(sql, [[field.get_db_prep_save(getattr(step, field.attname), connection)
+                                      for field in fields] for step in batch])
+    for step in steps:
+        step._state.adding, step._state.db = False, connection.alias

@@ -136,6 +136,8 @@ class TaskSerializer(serializers.Serializer):
                                                                    "for a person; null otherwise.")
     retry_url = serializers.CharField(allow_null=True, help_text="POST here to continue a failed task from its "
                                                                  "last good step; null otherwise.")
+    forked_from = serializers.JSONField(allow_null=True, help_text='A fork: {"task_id", "step"} of the task and step '
+                                                                   "it was forked from; otherwise null.")
 
 
 class StepSerializer(serializers.Serializer):

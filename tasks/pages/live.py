@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET
 from agentos.api import error_body
 from tasks.models import Step
 from tasks.pages.timeline import render_group, subtasks_from, timeline_entries
-from tasks.pages.views import render_panel, task_card, task_for
+from tasks.pages.views import render_panel, task_card, task_for, timeline_marks
 
 MAX_STEPS_PER_RESPONSE = 100
 
@@ -52,7 +52,7 @@ def task_live(request: HttpRequest, task_id: UUID) -> HttpResponse:
     new_steps = [step for step in window if step.index > after][:MAX_STEPS_PER_RESPONSE]
     plan_rows = Step.objects.filter(task=task, kind="plan", status="ok").order_by("index")
     subtasks = subtasks_from([{"kind": s.kind, "status": s.status, "output": s.output} for s in plan_rows])
-    entries = timeline_entries(new_steps, previous=previous, subtasks=subtasks)
+    entries = timeline_entries(new_steps, previous=previous, subtasks=subtasks, **timeline_marks(request, task))
     card = task_card(task)
     return JsonResponse({
         "status": task.status,

@@ -157,10 +157,13 @@ def messages_for(step_model: Any) -> list[dict]:
         return []
 
 
-def timeline_entries(step_models: list[Any], *, previous: Any | None, subtasks: dict[str, dict]) -> list[dict]:
+def timeline_entries(step_models: list[Any], *, previous: Any | None, subtasks: dict[str, dict],
+                     fork_url: str | None = None, edited_step: int | None = None) -> list[dict]:
     """For each step: its index, its HTML and, when it opens a new group, that group's view.
 
     ``previous`` is the step just before the first one (None at the start of the log).
+    ``fork_url``: the owner's "continue from here" page (each step links it with ``?at=N``);
+    ``edited_step``: the step a fork changed (an answer or a model output), marked as edited.
     """
     from tasks.presenters import step_to_dict
 
@@ -172,7 +175,10 @@ def timeline_entries(step_models: list[Any], *, previous: Any | None, subtasks: 
         group = None
         if key != last_key:
             group, last_key = group_view(step, subtasks), key
-        html = render_to_string("pages/_step.html", {"step": step_view(step, messages_for(model))})
+        view = step_view(step, messages_for(model))
+        view["fork_url"] = f"{fork_url}?at={step['index']}" if fork_url else ""
+        view["edited"] = edited_step is not None and step["index"] == edited_step
+        html = render_to_string("pages/_step.html", {"step": view})
         entries.append({"index": step["index"], "group": group, "html": html})
     return entries
 

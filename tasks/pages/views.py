@@ -139,14 +139,28 @@ def task_detail(request: HttpRequest, task_id: UUID) -> HttpResponse:
     task = task_for(request, task_id)
     steps = list(steps_after(task=task, after=None))
     subtasks = subtasks_from([{"kind": s.kind, "status": s.status, "output": s.output} for s in steps])
-    entries = timeline_entries(steps, previous=None, subtasks=subtasks)
+    entries = timeline_entries(steps, previous=None, subtasks=subtasks, **timeline_marks(request, task))
     context = page_context(
         **panel_context(task),
         groups=render_timeline(entries),
+        forks=list(task.forks.filter(owner=task.owner).order_by("created_at")[:50]),
         live={"task_id": str(task.id), "last_index": steps[-1].index if steps else -1,
               "finished": task.status in FINISHED_STATUSES},
     )
     return render(request, "pages/task_detail.html", context)
+
+
+def timeline_marks(request: HttpRequest, task: Task) -> dict:
+    """Time travel on the timeline: "continue from here" links (owner only) and the step a
+    fork edited."""
+    from django.urls import reverse
+
+    edit = task.fork_edit if isinstance(task.fork_edit, dict) else {}
+    edited = edit.get("step") if edit.get("kind") == "output" else None
+    if edit.get("kind") == "answer" and isinstance(edit.get("step"), int):
+        edited = edit["step"] + 1  # the answer follows the question it was forked at
+    fork_url = reverse("page-task-fork", args=[task.id]) if task.owner_id == request.user.pk else None
+    return {"fork_url": fork_url, "edited_step": edited}
 
 
 CONTROLS = {"pause": "task_pause", "resume": "task_resume", "cancel": "task_cancel", "retry": "task_retry"}

@@ -67,9 +67,10 @@ def check(schema_document):
 
 
 def _template(document: dict, path: str) -> str:
-    """The schema path template a concrete path falls under."""
+    """The schema path template a concrete path falls under (a literal segment before a
+    parameter: /tasks/import/ is not /tasks/{task_id}/)."""
     parts = path.split("/")
-    for template in document["paths"]:
+    for template in sorted(document["paths"], key=lambda template: template.count("{")):
         pattern = template.split("/")
         if len(pattern) == len(parts) and all(p == q or (p.startswith("{") and q)
                                               for p, q in zip(pattern, parts, strict=True)):
@@ -139,7 +140,9 @@ def test_every_tasks_operation_matches_the_schema(schema_document, check, user, 
     documented = {(path, method) for path, item in schema_document["paths"].items()
                   for method in item if path.startswith(("/api/v1/tasks", "/api/v1/execute", "/api/v1/auth"))
                   # Feedback on a task's result belongs to the evals app and is tested there.
-                  and "/feedback" not in path}
+                  and "/feedback" not in path
+                  # Time travel: tasks/tests/test_api_timetravel.py.
+                  and not path.endswith(("/export/", "/import/", "/fork/"))}
     assert documented - check.seen == set()
 
 

@@ -3,6 +3,10 @@
 The task is created through the same service as the API (trigger ``cli``) and runs on the
 Celery workers. The command polls the step log (every 0.3 s), shows a progress bar and one
 line per step, and prints the result. Ctrl-C detaches without cancelling the task.
+
+`manage.py agent replay <task id | export.json | folder> ...`: replay recorded runs with the
+pure engine (tasks/timetravel/replay.py, tasks/timetravel/replay_command.py); the exit code
+is 1 when any run diverges, 2 when a source cannot be read.
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ def step_line(step) -> str:
 
 
 class Command(BaseCommand):
-    help = "Run an agent task from the terminal: agent run \"query\" [--user NAME] [--no-wait] [--timeout S]"
+    help = ("Run an agent task from the terminal: agent run \"query\" [--user NAME] [--no-wait] [--timeout S]; "
+            "replay recorded runs: agent replay <task id | export.json | folder> ... [--prompts active] [--json]")
 
     def add_arguments(self, parser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
@@ -61,8 +66,18 @@ class Command(BaseCommand):
         run.add_argument("--wait", dest="wait", action="store_true", default=True, help="follow the task (default)")
         run.add_argument("--no-wait", dest="wait", action="store_false", help="print the task id and return")
         run.add_argument("--timeout", type=float, default=600.0, help="stop following after S seconds")
+        from tasks.timetravel.replay_command import add_replay_arguments
+
+        add_replay_arguments(sub.add_parser("replay", help="replay recorded runs with the engine (no calls)"))
 
     def handle(self, *args, **options) -> None:
+        if options["action"] == "replay":
+            from tasks.timetravel.replay_command import replay_sources
+
+            code, summary = replay_sources(options, self.stdout, self.style)
+            if code:
+                raise CommandError(summary, returncode=code)
+            return
         owner = self._owner(options.get("user"))
         try:
             task = task_create(owner=owner, query=options["query"], trigger=Trigger.CLI,
