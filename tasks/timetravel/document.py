@@ -10,7 +10,7 @@ One JSON object (``FORMAT``, ``VERSION``)::
                  "max_subtasks"},
      "steps":   [{"index", "kind", "agent", "subtask", "status", "input", "output", "error",
                   "prompt_version", "context", "context_hash", "tokens_in", "tokens_out",
-                  "duration_ms", "created_at"}, ...],
+                  "tokens_estimated", "duration_ms", "created_at"}, ...],
      "prompts": [{"label", "slug", "number", "body", "temperature", "max_tokens",
                   "response_schema", "required_variables", "optional_variables"}, ...],
      "tools":   [{"name", "description", "parameters", "side_effects", "requires_approval"}, ...]}
@@ -44,9 +44,9 @@ MAX_TEXT = 200_000  # characters of one text field (query, result, error, prompt
 MAX_INT = 2_147_483_647  # PositiveIntegerField
 
 STEP_KINDS = frozenset({"trigger", "plan", "llm", "tool", "human_request", "human_response", "summary", "synthesis",
-                        "pause", "resume", "cancel", "error", "result"})
+                        "pause", "resume", "cancel", "error", "result", "provider_wait", "retry"})
 FINISHED = frozenset({"completed", "failed", "cancelled"})
-UNFINISHED = frozenset({"queued", "running", "paused", "waiting_human"})
+UNFINISHED = frozenset({"queued", "running", "paused", "waiting_human", "waiting_provider"})
 TRIGGERS = frozenset({"api", "page", "cli", "webhook", "schedule"})
 SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
 HASH = re.compile(r"^[0-9a-f]{64}$")
@@ -57,7 +57,9 @@ TASK_KEYS = {"query", "status", "trigger", "trigger_details", "options", "step_b
 ENGINE_KEYS = {"agents", "approval_tools", "allow_human", "context_budget", "max_subtasks"}
 AGENT_KEYS = {"name", "description", "prompt_slug", "allowed_tools", "max_steps"}
 STEP_KEYS = {"index", "kind", "agent", "subtask", "status", "input", "output", "error", "prompt_version", "context",
-             "context_hash", "tokens_in", "tokens_out", "duration_ms", "created_at"}
+             "context_hash", "tokens_in", "tokens_out", "tokens_estimated", "duration_ms", "created_at"}
+# Keys a document of an earlier release of format version 1 may lack.
+STEP_OPTIONAL_KEYS = {"tokens_estimated"}
 PROMPT_KEYS = {"label", "slug", "number", "body", "temperature", "max_tokens", "response_schema",
                "required_variables", "optional_variables"}
 TOOL_KEYS = {"name", "description", "parameters", "side_effects", "requires_approval"}
@@ -250,7 +252,9 @@ def _check_steps(steps: Any, labels: set[str]) -> None:
 
 def _check_step(step: Any, position: int, labels: set[str]) -> None:
     field = f"steps[{position}]"
-    _object(step, field, STEP_KEYS)
+    _object(step, field, STEP_KEYS, required=STEP_KEYS - STEP_OPTIONAL_KEYS)
+    if not isinstance(step.setdefault("tokens_estimated", False), bool):
+        raise DocumentError("must be true or false", field=f"{field}.tokens_estimated")
     if _integer(step["index"], f"{field}.index") != position:
         raise DocumentError(f"must be {position} (steps are numbered 0, 1, 2, ... in order)",
                             field=f"{field}.index")

@@ -95,8 +95,8 @@ def _step(step: Step, versions: dict) -> dict:
         "index": step.index, "kind": step.kind, "agent": step.agent or None, "subtask": step.subtask_id or None,
         "status": step.status, "input": step.input, "output": step.output, "error": step.error or None,
         "prompt_version": label, "context": context, "context_hash": step.context_hash,
-        "tokens_in": step.tokens_in, "tokens_out": step.tokens_out, "duration_ms": step.duration_ms,
-        "created_at": when(step.created_at),
+        "tokens_in": step.tokens_in, "tokens_out": step.tokens_out, "tokens_estimated": step.tokens_estimated,
+        "duration_ms": step.duration_ms, "created_at": when(step.created_at),
     }
 
 
@@ -195,7 +195,8 @@ def _step_row(step: dict, versions: dict) -> Step:
     return Step(index=step["index"], kind=step["kind"], agent=step["agent"] or "", subtask_id=step["subtask"] or "",
                 status=step["status"], input=step["input"], output=step["output"], error=step["error"] or "",
                 prompt_label=label, context=context, context_hash=step["context_hash"] or "",
-                tokens_in=step["tokens_in"], tokens_out=step["tokens_out"], duration_ms=step["duration_ms"],
+                tokens_in=step["tokens_in"], tokens_out=step["tokens_out"],
+                tokens_estimated=step.get("tokens_estimated", False), duration_ms=step["duration_ms"],
                 created_at=_parse(step["created_at"]))
 
 
