@@ -9,6 +9,7 @@ so that lists and dashboards never have to read every step.
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -120,6 +121,11 @@ class Task(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
 
+    # What the task's model calls cost (USD), summed by the step store (observability/cost.py),
+    # and the W3C traceparent of its trace, so every slice joins it (observability/tracing.py).
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal(0))
+    trace_parent = models.CharField(max_length=55, blank=True, default="")
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -189,6 +195,14 @@ class Step(models.Model):
     tokens_in = models.PositiveIntegerField(default=0)
     tokens_out = models.PositiveIntegerField(default=0)
     duration_ms = models.PositiveIntegerField(default=0)
+    # Model steps: who served the call, the cached share of tokens_in, whether the counts are
+    # the offline tokenizer's estimate (the provider sent none), and the cost computed from
+    # the price table when the step was stored (NULL: not a model call, or no price).
+    provider = models.CharField(max_length=20, blank=True, default="")
+    model = models.CharField(max_length=120, blank=True, default="")
+    tokens_cached = models.PositiveIntegerField(default=0)
+    tokens_estimated = models.BooleanField(default=False)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -32,6 +32,7 @@ def task_to_dict(task: Task) -> dict:
         "result": task.result or None,
         "error": task.error or None,
         "waiting_for": task.waiting_for,
+        "cost_usd": float(task.cost_usd or 0),
         "created_at": _when(task.created_at),
         "updated_at": _when(task.updated_at),
         "finished_at": _when(task.finished_at),
@@ -52,5 +53,10 @@ def step_to_dict(step: Step) -> dict:
         "tokens_in": step.tokens_in,
         "tokens_out": step.tokens_out,
         "duration_ms": step.duration_ms,
+        "provider": step.provider or None,
+        "model": step.model or None,
+        "tokens_cached": step.tokens_cached,
+        "tokens_estimated": step.tokens_estimated,
+        "cost_usd": None if step.cost_usd is None else float(step.cost_usd),
         "created_at": _when(step.created_at),
     }

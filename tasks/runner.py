@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
+from observability import hooks as observe
 from tasks.context import record_from_step
 from tasks.engine import actions as a
 from tasks.engine import decide, estimate_total_steps, progress, subtask_results, waiting_for
@@ -60,7 +61,8 @@ def run_slice(task_id, worker_id: str | None = None) -> SliceResult:
         return SliceResult("no_lease")
     keeper.register(task.pk, worker_id)
     try:
-        return _run(task, worker_id)
+        with observe.slice_scope(task, worker_id):  # log context and trace span of the slice
+            return _run(task, worker_id)
     finally:
         keeper.unregister(worker_id)
 
@@ -72,11 +74,11 @@ def _run(task: Task, worker_id: str) -> SliceResult:
     state, started, done = run.state, time.monotonic(), 0
     while True:
         # 1. decide
-        action = decide(state)
+        action = observe.budget_action(task, decide(state))  # the task's cost budget, if any
         if isinstance(action, (a.Done, a.Idle, a.Wait)):
             return _finish(task, worker_id, action, done)
         # 2. execute
-        step = execute(run, action)
+        step = observe.traced_execute(execute, run, action)
         # 3. store
         step.index = state.next_index
         record = record_from_step(step)
