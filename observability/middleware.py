@@ -53,7 +53,8 @@ class TracingMiddleware:
 def _finish(span, request, response) -> None:
     match = getattr(request, "resolver_match", None)
     if match is not None and match.route:
-        route = "/" + match.route.lstrip("^").rstrip("$")
+        # The API's routes are patterns that accept an optional trailing slash ("tasks/?$").
+        route = "/" + match.route.replace("^", "").replace("?$", "").replace("$", "")
         span.update_name(f"HTTP {request.method} {route}")
         span.set_attribute("http.route", route)
     span.set_attribute("http.response.status_code", response.status_code)
