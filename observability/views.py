@@ -7,7 +7,7 @@ import hmac
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from observability import metrics
 
@@ -23,4 +23,4 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         response = HttpResponse("A bearer token is required.\n", status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    return HttpResponse(metrics.render(), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(metrics.render(), content_type=CONTENT_TYPE_PLAIN_0_0_4)  # every Prometheus version reads it
