@@ -351,6 +351,8 @@ if TESTING:
 # json: one JSON object per line with those as keys (observability/logs.py).
 # /metrics (Prometheus text format) answers a bearer token equal to this; empty: /metrics is off.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# Count steps, tokens, cost, latency and tool errors in Redis (one pipelined call per step).
+METRICS_ENABLED = env_bool("METRICS_ENABLED", True)
 
 LOG_FORMAT = env_choice("LOG_FORMAT", "text", ("text", "json"))
 LOGGING = {

@@ -145,8 +145,11 @@ def before_store(task, step, changes: dict) -> None:
 def after_store(task, step) -> None:
     """The step store, once the step is written: count it in the metrics after the commit
     (at once in autocommit), so a step whose transaction rolls back is never counted."""
+    from django.conf import settings
     from django.db import transaction
 
     from observability import metrics
 
+    if not settings.METRICS_ENABLED:
+        return
     transaction.on_commit(lambda: metrics.record_step(step))

@@ -32,7 +32,7 @@ GENERIC_READERS = {"agentos/config.py"}
 COMPOSE_ONLY = {"POSTGRES_PASSWORD"}
 # Pages written alongside this one that a link may name before they exist in this checkout.
 PENDING_PAGES: set[str] = set()  # pages a link may name before they are written
-OUR_PACKAGES = ("agentos", "prompts", "tasks", "tools", "memory", "triggers", "evals")
+OUR_PACKAGES = ("agentos", "prompts", "tasks", "tools", "memory", "triggers", "evals", "observability")
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
