@@ -25,8 +25,8 @@ The cost of observability, same run, tasks interleaved across three arms (AgentO
 written to bench/results/steps_observability.json):
 - ``none``: the runtime's observability hooks replaced by bare pass-throughs (as if absent);
 - ``off``: the shipped default without an OTLP endpoint and with METRICS_ENABLED off;
-- ``on``: tracing (SDK, batch processor, OTLP/HTTP to a loopback receiver that accepts and
-  discards) and metrics (Redis) on; the log context is set in every arm but ``none``.
+- ``on``: tracing (SDK, batch processor, OTLP/HTTP to a receiver process on loopback that
+  accepts and discards) and metrics (Redis) on; the log context is set in every arm but ``none``.
 Targets: ``on`` mean per step <= 1.10 x ``none``; ``off`` within noise of ``none``.
 """
 
@@ -144,29 +144,32 @@ def run_floor(*, url: str, row_bytes: int, count: int = 500) -> list[float]:
 class ObservabilityArms:
     """Switches this process between the three arms (see the module docstring)."""
 
+    # A separate process, as a collector would be: accepts OTLP/HTTP exports and discards them.
+    RECEIVER = (
+        "import sys\n"
+        "from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer\n"
+        "class Discard(BaseHTTPRequestHandler):\n"
+        "    def do_POST(self):\n"
+        "        self.rfile.read(int(self.headers.get('Content-Length') or 0))\n"
+        "        self.send_response(200); self.send_header('Content-Length', '0'); self.end_headers()\n"
+        "    def log_message(self, *args): pass\n"
+        "server = ThreadingHTTPServer(('127.0.0.1', 0), Discard)\n"
+        "print(server.server_port, flush=True)\n"
+        "server.serve_forever()\n")
+
     def __init__(self) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import subprocess
+        import sys
 
-        class Discard(BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Discard)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.receiver = subprocess.Popen([sys.executable, "-c", self.RECEIVER], stdout=subprocess.PIPE, text=True)
+        port = int(self.receiver.stdout.readline())
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         self.provider = TracerProvider()
         self.provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
-            endpoint=f"http://127.0.0.1:{self.server.server_port}/v1/traces")))
+            endpoint=f"http://127.0.0.1:{port}/v1/traces")))
         import observability.hooks as hooks
         import tasks.execution
 
@@ -196,7 +199,8 @@ class ObservabilityArms:
     def close(self) -> None:
         self.use("off")
         self.provider.shutdown()
-        self.server.shutdown()
+        self.receiver.kill()
+        self.receiver.wait()
 
 
 def run_observability(*, tasks: int, query: str, warmup: int = 2) -> dict:

@@ -3,11 +3,13 @@
 Two sources, both shared by every process, read when /metrics is scraped:
 
 - Counters and histograms live in Redis (the broker's database), in a few hashes under
-  ``agentos:metrics:``. The step store adds to them once a step has committed
-  (:func:`record_step`: one pipelined round trip per step), so they count committed steps
-  exactly once whichever worker, on whichever machine, wrote them, and they survive a
-  worker's restart. (prometheus_client's multiprocess mode would need one directory shared
-  by every process, i.e. one machine, and its cleanup when processes die.)
+  ``agentos:metrics:``. The step store counts a step once it has committed
+  (:func:`record_step`) into this process's :class:`Pending` sums, which a thread adds to
+  Redis every second in one pipelined round trip: committed steps are counted once
+  whichever worker, on whichever machine, wrote them, the figures survive a worker's
+  restart, and the step path never waits for Redis. (prometheus_client's multiprocess mode
+  would need one directory shared by every process, i.e. one machine, and its cleanup when
+  processes die.)
 - Gauges are derived at scrape time: tasks by status from PostgreSQL, queue depth from the
   broker's lists, connected live clients from the set kept by the channel layer
   (observability/channels.py).
@@ -17,7 +19,9 @@ Any web process can answer a scrape; all answer the same.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import threading
 import time
 
@@ -30,6 +34,7 @@ STEPS, TOKENS, COST, TOOL_ERRORS, LATENCY, TAKEOVERS = (
     PREFIX + name for name in ("steps", "tokens", "cost", "tool_errors", "model_latency", "lease_takeovers"))
 LIVE_CLIENTS = PREFIX + "live_clients"
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+FLUSH_SECONDS = 1.0
 SEP = "\x1f"  # between label values in a hash field (no label value contains it)
 MODEL_KINDS = frozenset({"plan", "llm", "summary", "synthesis"})
 
@@ -64,30 +69,87 @@ def _field(*values) -> str:
     return SEP.join(str(value) for value in values)
 
 
+class Pending:
+    """Counts added in this process and not yet written to Redis.
+
+    The step path only adds to a dict (microseconds); a daemon thread writes the sums every
+    FLUSH_SECONDS in one pipelined round trip, and at exit. A scrape flushes its own
+    process first. Per process (a forked child starts empty with its own thread). A process
+    killed outright loses at most its last FLUSH_SECONDS of counts, which Prometheus sees
+    as a slightly smaller increase, never as a reset.
+    """
+
+    def __init__(self) -> None:
+        self._pid = 0
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], int] = {}
+        self._sums: dict[tuple[str, str], float] = {}
+
+    def _ensure_thread(self) -> None:
+        pid = os.getpid()
+        if self._pid != pid:
+            self._pid, self._lock, self._counts, self._sums = pid, threading.Lock(), {}, {}
+            threading.Thread(target=self._run, name="metrics-flush", daemon=True).start()
+            atexit.register(self.flush)
+
+    def add(self, counts: list[tuple[str, str, int]], sums: list[tuple[str, str, float]]) -> None:
+        self._ensure_thread()
+        with self._lock:
+            for key, field, amount in counts:
+                self._counts[key, field] = self._counts.get((key, field), 0) + amount
+            for key, field, amount in sums:
+                self._sums[key, field] = self._sums.get((key, field), 0.0) + amount
+
+    def flush(self) -> None:
+        with self._lock:
+            counts, sums, self._counts, self._sums = self._counts, self._sums, {}, {}
+        if not counts and not sums:
+            return
+        try:
+            pipe = redis_client().pipeline(transaction=False)
+            for (key, field), amount in counts.items():
+                pipe.hincrby(key, field, amount)
+            for (key, field), amount in sums.items():
+                pipe.hincrbyfloat(key, field, amount)
+            pipe.execute()
+        except Exception:  # noqa: BLE001 - Redis down: these counts are lost, the tasks go on
+            _warn("metrics: could not write counts to Redis")
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            self.flush()
+
+
+pending = Pending()
+
+
+def flush() -> None:
+    pending.flush()
+
+
 def record_step(step) -> None:
-    """Count one committed step. Never raises: metrics must not fail a task."""
+    """Count one committed step (in this process; written to Redis within FLUSH_SECONDS).
+    Never raises: metrics must not fail a task."""
     try:
-        pipe = redis_client().pipeline(transaction=False)
-        pipe.hincrby(STEPS, _field(step.kind, step.status), 1)
+        counts, sums = [(STEPS, _field(step.kind, step.status), 1)], []
         if step.kind in MODEL_KINDS and step.model:
             version = step.prompt_label or "none"
-            pipe.hincrby(TOKENS, _field(step.model, version, "input"), step.tokens_in)
-            pipe.hincrby(TOKENS, _field(step.model, version, "output"), step.tokens_out)
+            counts += [(TOKENS, _field(step.model, version, "input"), step.tokens_in),
+                       (TOKENS, _field(step.model, version, "output"), step.tokens_out),
+                       (LATENCY, _field(step.model, "count"), 1)]
             if step.cost_usd:
-                pipe.hincrbyfloat(COST, _field(step.model, version), float(step.cost_usd))
+                sums.append((COST, _field(step.model, version), float(step.cost_usd)))
             seconds = step.duration_ms / 1000
-            for bound in LATENCY_BUCKETS:
-                if seconds <= bound:
-                    pipe.hincrby(LATENCY, _field(step.model, bound), 1)
-            pipe.hincrby(LATENCY, _field(step.model, "count"), 1)
-            pipe.hincrbyfloat(LATENCY, _field(step.model, "sum"), seconds)
+            counts += [(LATENCY, _field(step.model, bound), 1) for bound in LATENCY_BUCKETS if seconds <= bound]
+            sums.append((LATENCY, _field(step.model, "sum"), seconds))
         if step.kind == "tool" and step.status != "ok":
             output = step.output if isinstance(step.output, dict) else {}
             tool = (step.input or {}).get("tool", "") if isinstance(step.input, dict) else ""
-            pipe.hincrby(TOOL_ERRORS, _field(tool or "unknown", output.get("error_code") or "tool_error"), 1)
-        pipe.execute()
+            counts.append((TOOL_ERRORS, _field(tool or "unknown", output.get("error_code") or "tool_error"), 1))
+        pending.add(counts, sums)
     except Exception:  # noqa: BLE001 - after the commit; the step stands, the count is lost
-        _warn("metrics: could not record a step")
+        _warn("metrics: could not count a step")
 
 
 def record_lease_takeovers(count: int) -> None:
@@ -106,6 +168,7 @@ class Collector:
     """Builds every family at scrape time (see the module docstring)."""
 
     def collect(self):
+        pending.flush()  # this process's own latest counts
         client = redis_client()
         pipe = client.pipeline(transaction=False)
         for key in (STEPS, TOKENS, COST, TOOL_ERRORS, LATENCY, TAKEOVERS):

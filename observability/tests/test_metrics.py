@@ -102,7 +102,7 @@ def test_another_process_sees_the_same_counts(clean_metrics, client):
     code = ("import django; django.setup()\n"
             "from tasks.models import Step\nfrom observability import metrics\n"
             "metrics.record_step(Step(kind='plan', status='ok', model='m1', prompt_label='plan@1', "
-            "tokens_in=7, tokens_out=3, duration_ms=120))\n")
+            "tokens_in=7, tokens_out=3, duration_ms=120))\n")  # written at exit
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=process_env(), check=True, timeout=60)
     tokens = scrape(client)["agentos_model_tokens"]
     assert samples(tokens, "agentos_model_tokens_total", model="m1", direction="input")[0].value == 7
