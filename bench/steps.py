@@ -197,7 +197,10 @@ class ObservabilityArms:
         settings.METRICS_ENABLED = arm == "on"
 
     def close(self) -> None:
+        from observability import metrics
+
         self.use("off")
+        metrics.flush()  # before the benchmark's Redis stops
         self.provider.shutdown()
         self.receiver.kill()
         self.receiver.wait()

@@ -67,6 +67,8 @@ def traced_execute(execute, run, action):
                 _end_tool(tool_span, step)
         else:
             step = execute(run, action)
+        if step.kind != kind:  # a decision step (result, error, pause, ...) or a failed action
+            span.update_name(f"step {step.kind}")
         span.set_attribute("agentos.step.kind", step.kind)
         span.set_attribute("agentos.step.status", step.status)
         if step.agent:
