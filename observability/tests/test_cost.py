@@ -136,3 +136,17 @@ def test_the_cost_budget_option_is_a_positive_json_number(agents_defaults, user,
                                 format="json")
     assert response.status_code == 400
     assert response.json()["error"]["field"] == "options.cost_budget"
+
+
+def test_the_task_page_and_the_dashboard_show_the_cost(agents_defaults, priced, user, client):
+    from django.template.defaultfilters import floatformat
+
+    task = task_create(owner=user, query="compute 12 * 7")
+    run_to_end(task.id)
+    task.refresh_from_db()
+    plan = Step.objects.get(task=task, kind="plan")
+    client.force_login(user)
+    page = client.get(f"/tasks/{task.id}/").content.decode()
+    assert f"${floatformat(task.cost_usd, 6)}" in page, "the task's total"
+    assert f"${floatformat(plan.cost_usd, 6)}" in page, "the plan step's own cost in the timeline"
+    assert f"${floatformat(task.cost_usd, 6)}" in client.get("/").content.decode()
