@@ -41,3 +41,23 @@ def start_health_heartbeat(sender=None, **kwargs) -> None:
 def stop_health_heartbeat(sender=None, **kwargs) -> None:
     if _heartbeat is not None:
         _heartbeat.stop()
+
+
+@signals.setup_logging.connect
+def configure_logging(**kwargs) -> None:
+    """Workers log through settings.LOGGING like the web process (LOG_FORMAT, the task
+    context on each line, token redaction) instead of Celery's own format."""
+    import logging.config
+
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+
+
+@signals.task_postrun.connect
+def count_lease_takeovers(sender=None, retval=None, **kwargs) -> None:
+    """The requeue job returns how many tasks it handed to another worker (/metrics)."""
+    if getattr(sender, "name", "") == "tasks.requeue_expired_leases" and isinstance(retval, int) and retval:
+        from observability.metrics import record_lease_takeovers
+
+        record_lease_takeovers(retval)

@@ -1,4 +1,11 @@
-"""Secrets in query strings never reach a log line.
+"""Log filters: secrets in query strings never reach a log line; a task's lines say whose they are.
+
+Task context: the runner sets :data:`task_id_var`, :data:`step_index_var` and
+:data:`worker_id_var` (context variables, so each thread of a worker and each asyncio task
+has its own) while it runs a slice (observability/hooks.py); :class:`TaskContextFilter`
+copies them onto every record as ``task_id``, ``step_index``, ``worker_id`` and a ready-made
+``task_context`` suffix (`` task=<id> step=<n> worker=<id>``, empty outside a task) for the
+text format; the JSON format (LOG_FORMAT=json, observability/logs.py) writes them as keys.
 
 EventSource and WebSocket clients cannot send headers, so they authenticate with
 ``?token=``; every place that logs a request line would otherwise write the key in full.
@@ -12,6 +19,11 @@ from __future__ import annotations
 
 import logging
 import re
+from contextvars import ContextVar
+
+task_id_var: ContextVar[str] = ContextVar("task_id", default="")
+step_index_var: ContextVar[int | None] = ContextVar("step_index", default=None)
+worker_id_var: ContextVar[str] = ContextVar("worker_id", default="")
 
 REDACTED = "[redacted]"
 # Query parameters that carry a credential: token, access_token, api_key, key, secret, ...
@@ -59,3 +71,17 @@ def install_access_log_redaction() -> None:
 
     write_entry.redacts_tokens = True
     AccessLogGenerator.write_entry = write_entry
+
+
+class TaskContextFilter(logging.Filter):
+    """Puts the task id, step index and worker id of the work under way on each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        task_id, step, worker = task_id_var.get(), step_index_var.get(), worker_id_var.get()
+        record.task_id, record.step_index, record.worker_id = task_id or None, step, worker or None
+        if task_id:
+            record.task_context = f" task={task_id}" + (f" step={step}" if step is not None else "") + (
+                f" worker={worker}" if worker else "")
+        else:
+            record.task_context = ""
+        return True

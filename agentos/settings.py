@@ -69,11 +69,14 @@ INSTALLED_APPS = [
     "triggers",
     "evals",
     "mcp_bridge",
+    "observability",
 ]
 
 MIDDLEWARE = [
     # First: body limits (413 before anything reads a body) and JSON 404s under /api/.
     "agentos.middleware.EdgeMiddleware",
+    # A span per request when tracing is on (OTEL_EXPORTER_OTLP_*); dropped otherwise.
+    "observability.middleware.TracingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tasks.pages.csp.ContentSecurityPolicyMiddleware",  # policy and its exceptions: tasks/pages/csp.py
@@ -151,7 +154,8 @@ CACHE_REDIS_URL = _redis_db(2)
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        # channels_redis's pub/sub layer, counting connected live clients for /metrics.
+        "BACKEND": "observability.channels.CountingPubSubChannelLayer",
         "CONFIG": {"hosts": [CHANNEL_REDIS_URL]},
     }
 }
@@ -366,17 +370,31 @@ AUTH_PASSWORD_VALIDATORS = [
 if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+# text: one line per record, with " task=<id> step=<n> worker=<id>" during a task's work;
+# json: one JSON object per line with those as keys (observability/logs.py).
+# /metrics (Prometheus text format) answers a bearer token equal to this; empty: /metrics is off.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# Count steps, tokens, cost, latency and tool errors in Redis (one pipelined call per step).
+METRICS_ENABLED = env_bool("METRICS_ENABLED", True)
+
+LOG_FORMAT = env_choice("LOG_FORMAT", "text", ("text", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s%(task_context)s: %(message)s"},
+        "json": {"()": "observability.logs.JsonFormatter"},
+    },
     "filters": {
         # Query-string tokens never reach a log line (access logs, Django's request errors).
         "redact_tokens": {"()": "agentos.logfilters.RedactTokensFilter"},
+        # The task, step and worker of the work under way, on every line.
+        "task_context": {"()": "agentos.logfilters.TaskContextFilter"},
         # An outage of PostgreSQL or Redis: one warning line per request, not a traceback.
         "outage": {"()": "agentos.middleware.OutageLogFilter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_tokens"]}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain",
+                             "filters": ["redact_tokens", "task_context"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

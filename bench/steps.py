@@ -18,6 +18,16 @@
 
 Prints one JSON object with the median, p95 and mean per step of both; targets: mean <= 0.6 x
 and p95 <= 1.0 x LangGraph's, and no step kind (plan and result included) as the tail.
+
+    python -m bench.steps --observability [--tasks 30]
+
+The cost of observability, same run, tasks interleaved across three arms (AgentOS only,
+written to bench/results/steps_observability.json):
+- ``none``: the runtime's observability hooks replaced by bare pass-throughs (as if absent);
+- ``off``: the shipped default without an OTLP endpoint and with METRICS_ENABLED off;
+- ``on``: tracing (SDK, batch processor, OTLP/HTTP to a receiver process on loopback that
+  accepts and discards) and metrics (Redis) on; the log context is set in every arm but ``none``.
+Targets: ``on`` mean per step <= 1.10 x ``none``; ``off`` within noise of ``none``.
 """
 
 from __future__ import annotations
@@ -131,11 +141,109 @@ def run_floor(*, url: str, row_bytes: int, count: int = 500) -> list[float]:
     return seconds
 
 
+class ObservabilityArms:
+    """Switches this process between the three arms (see the module docstring)."""
+
+    # A separate process, as a collector would be: accepts OTLP/HTTP exports and discards them.
+    RECEIVER = (
+        "import sys\n"
+        "from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer\n"
+        "class Discard(BaseHTTPRequestHandler):\n"
+        "    def do_POST(self):\n"
+        "        self.rfile.read(int(self.headers.get('Content-Length') or 0))\n"
+        "        self.send_response(200); self.send_header('Content-Length', '0'); self.end_headers()\n"
+        "    def log_message(self, *args): pass\n"
+        "server = ThreadingHTTPServer(('127.0.0.1', 0), Discard)\n"
+        "print(server.server_port, flush=True)\n"
+        "server.serve_forever()\n")
+
+    def __init__(self) -> None:
+        import subprocess
+        import sys
+
+        self.receiver = subprocess.Popen([sys.executable, "-c", self.RECEIVER], stdout=subprocess.PIPE, text=True)
+        port = int(self.receiver.stdout.readline())
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
+            endpoint=f"http://127.0.0.1:{port}/v1/traces")))
+        import observability.hooks as hooks
+        import tasks.execution
+
+        self.real = {name: getattr(hooks, name) for name in hooks.__all__}
+        self.real_model_call = tasks.execution.model_call
+
+    def use(self, arm: str) -> None:
+        from contextlib import nullcontext
+
+        from django.conf import settings
+
+        import observability.hooks as hooks
+        import tasks.execution
+        from observability import tracing
+
+        bare = {"slice_scope": lambda *_: nullcontext(), "budget_action": lambda _task, action: action,
+                "traced_execute": lambda execute, run, action: execute(run, action),
+                "model_call": lambda provider, request, _draft: provider.complete(request),
+                "before_store": lambda *_: None, "after_store": lambda *_: None}
+        functions = bare if arm == "none" else self.real
+        for name in hooks.__all__:
+            setattr(hooks, name, functions[name])
+        tasks.execution.model_call = bare["model_call"] if arm == "none" else self.real_model_call
+        tracing.install(self.provider if arm == "on" else None)
+        settings.METRICS_ENABLED = arm == "on"
+
+    def close(self) -> None:
+        from observability import metrics
+
+        self.use("off")
+        metrics.flush()  # before the benchmark's Redis stops
+        self.provider.shutdown()
+        self.receiver.kill()
+        self.receiver.wait()
+
+
+def run_observability(*, tasks: int, query: str, warmup: int = 2) -> dict:
+    """Tasks of the three arms in turn, so all see the same machine load over time."""
+    session = AgentOSSession(query)
+    arms = ObservabilityArms()
+    order = ("none", "off", "on")
+    per_arm: dict[str, dict] = {arm: {"steps": [], "wall": 0.0} for arm in order}
+    try:
+        for arm in order:
+            arms.use(arm)
+            for _ in range(warmup):
+                session.run_one(keep=False)
+        for _ in range(tasks):
+            for arm in order:
+                arms.use(arm)
+                steps, wall, _kinds = session.run_one(keep=False)
+                per_arm[arm]["steps"] += steps
+                per_arm[arm]["wall"] += wall
+    finally:
+        arms.close()
+    result = {}
+    for arm in order:
+        figures = harness.summary_ms(per_arm[arm]["steps"])
+        result[arm] = {**figures, "mean_ms_wall": round(per_arm[arm]["wall"] / len(per_arm[arm]["steps"]) * 1000, 3)}
+    for arm in ("off", "on"):
+        result[f"ratio_mean_{arm}"] = round(result[arm]["mean_ms"] / result["none"]["mean_ms"], 3)
+        result[f"ratio_median_{arm}"] = round(result[arm]["median_ms"] / result["none"]["median_ms"], 3)
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, default=30, help="tasks per system (N)")
     parser.add_argument("--clauses", type=int, default=3, help="subtasks per task (sets M, the steps per task)")
+    parser.add_argument("--observability", action="store_true",
+                        help="compare tracing + metrics on / off / absent instead of LangGraph")
     args = parser.parse_args(argv)
+    if args.observability:
+        return main_observability(args)
 
     env = harness.django_environment(DB_NAME, OFFLINE_LLM_LATENCY_MS="0")
     load_before = os.getloadavg()[0]
@@ -171,6 +279,21 @@ def main(argv: list[str] | None = None) -> dict:
     }
     result["meets_target"] = result["ratio_mean"] <= 0.6 and result["ratio_p95"] <= 1.0
     return harness.emit("steps", result)
+
+
+def main_observability(args) -> dict:
+    env = harness.django_environment(DB_NAME, OFFLINE_LLM_LATENCY_MS="0")
+    load_before = os.getloadavg()[0]
+    try:
+        arms = run_observability(tasks=args.tasks, query=query_with(args.clauses))
+    finally:
+        env.close()
+    result = {"benchmark": "steps_observability", "tasks_per_arm": args.tasks, **arms,
+              "target_ratio_mean_on": 1.10,
+              "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+              "machine": harness.machine()}
+    result["meets_target"] = arms["ratio_mean_on"] <= 1.10
+    return harness.emit("steps_observability", result)
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ class PromptVersionAdmin(admin.ModelAdmin):
     change_form_template = "admin/prompts/promptversion/change_form.html"
     list_display = ["__str__", "template", "number", "is_active", "is_used", "token_count", "uses",
                     "success_rate_display", "feedback_display", "mean_tokens_in_display", "mean_latency_display",
-                    "created_by", "created_at"]
+                    "cost_display", "created_by", "created_at"]
     list_display_links = ["__str__"]
     list_filter = ["is_active", "origin", "template", "created_at"]
     search_fields = ["template__slug", "body", "note"]
@@ -161,14 +161,22 @@ class PromptVersionAdmin(admin.ModelAdmin):
     actions = ["activate_selected"]
     readonly_fields = ["number", "is_active", "origin", "token_count", "created_by", "created_at", "uses",
                        "successes", "failures", "success_rate_display", "mean_tokens_in_display",
-                       "mean_tokens_out_display", "mean_latency_display"]
+                       "mean_tokens_out_display", "mean_latency_display", "cost_display"]
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(self.readonly_fields) + ["feedback_display"]
         return fields + ["template"] if obj else fields
 
     def get_queryset(self, request):
-        return with_feedback(super().get_queryset(request))
+        from observability.selectors import with_cost
+
+        return with_cost(with_feedback(super().get_queryset(request)))
+
+    @admin.display(description="cost (USD)", ordering="cost_usd_total")
+    def cost_display(self, version: PromptVersion) -> str:
+        # Summed from the version's priced steps (observability/selectors.py).
+        total = getattr(version, "cost_usd_total", None)
+        return "—" if total is None else f"{total:.6f}"
 
     @admin.display(description="feedback 👍 / 👎")
     def feedback_display(self, version: PromptVersion) -> str:

@@ -13,11 +13,33 @@ class PromptVersionStatsSerializer(serializers.ModelSerializer):
     mean_tokens_in = serializers.FloatField(read_only=True, allow_null=True)
     mean_tokens_out = serializers.FloatField(read_only=True, allow_null=True)
     mean_latency_ms = serializers.FloatField(read_only=True, allow_null=True)
+    # Cost (observability): summed from the version's steps that have a price.
+    cost_usd = serializers.SerializerMethodField(help_text="USD of this version's priced model calls.")
+    priced_uses = serializers.SerializerMethodField(help_text="Model calls with a price (cost_usd sums these).")
+    mean_cost_usd = serializers.SerializerMethodField(help_text="USD per priced call; null without one.")
 
     class Meta:
         model = PromptVersion
         fields = ["uses", "successes", "failures", "success_rate", "mean_tokens_in", "mean_tokens_out",
-                  "mean_latency_ms"]
+                  "mean_latency_ms", "cost_usd", "priced_uses", "mean_cost_usd"]
+
+    def _cost(self, version: PromptVersion) -> dict:
+        from observability.selectors import VersionCosts
+
+        costs = self.context.get("version_costs")
+        if costs is None:
+            costs = self.context["version_costs"] = VersionCosts()
+        return costs.get(version.label)
+
+    def get_cost_usd(self, version: PromptVersion) -> float:
+        return self._cost(version)["cost_usd"]
+
+    def get_priced_uses(self, version: PromptVersion) -> int:
+        return self._cost(version)["priced_uses"]
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_mean_cost_usd(self, version: PromptVersion) -> float | None:
+        return self._cost(version)["mean_cost_usd"]
 
 
 class PromptVersionSerializer(serializers.ModelSerializer):
@@ -34,7 +56,11 @@ class PromptVersionSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(PromptVersionStatsSerializer)
     def get_statistics(self, version: PromptVersion) -> dict:
-        return PromptVersionStatsSerializer(version).data
+        if "version_costs" not in self.context:  # one cost query per response, not per version
+            from observability.selectors import VersionCosts
+
+            self.context["version_costs"] = VersionCosts()
+        return PromptVersionStatsSerializer(version, context=self.context).data
 
 
 class PromptTemplateSerializer(serializers.ModelSerializer):

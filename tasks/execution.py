@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentos.llm import InvalidModelOutput, LLMError, LLMRequest, get_provider
+from observability.hooks import model_call
 from prompts.errors import PromptError
 from prompts.services import (
     RenderedPrompt,
@@ -105,7 +106,7 @@ def _call_llm(run: Run, draft: Step, *, slug: str, variables: dict, records: lis
                          schema_name=slug,
                          temperature=rendered.temperature, max_tokens=rendered.max_tokens, variables=variables)
     try:
-        result = get_provider().complete(request)
+        result = model_call(get_provider(), request, draft)  # span, failure log, who served it
     except LLMError as error:
         _billed(draft, error, messages)
         draft.duration_ms = int((time.monotonic() - started) * 1000)

@@ -9,6 +9,7 @@ so that lists and dashboards never have to read every step.
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -125,6 +126,11 @@ class Task(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
 
+    # What the task's model calls cost (USD), summed by the step store (observability/cost.py),
+    # and the W3C traceparent of its trace, so every slice joins it (observability/tracing.py).
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal(0))
+    trace_parent = models.CharField(max_length=55, blank=True, default="")
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -210,6 +216,12 @@ class Step(models.Model):
     # Some of the counts come from the offline tokenizer: the provider reported no usage.
     tokens_estimated = models.BooleanField(default=False)
     duration_ms = models.PositiveIntegerField(default=0)
+    # Model steps: who served the call, the cached share of tokens_in, and the cost computed
+    # from the price table when the step was stored (NULL: not a model call, or no price).
+    provider = models.CharField(max_length=20, blank=True, default="")
+    model = models.CharField(max_length=120, blank=True, default="")
+    tokens_cached = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -23,6 +23,7 @@ MAX_STEP_BUDGET = 1000
 MAX_SUBTASKS = 10
 MAX_AGENTS = 20
 MAX_APPROVAL_TOOLS = 50
+MAX_COST_BUDGET = 1_000_000
 
 
 class StrictCharField(serializers.CharField):
@@ -84,6 +85,9 @@ class TaskOptionsSerializer(serializers.Serializer):
                                      help_text="Model and tool steps the task may take.")
     max_subtasks = StrictIntegerField(required=False, min_value=1, max_value=MAX_SUBTASKS,
                                       help_text="At most this many subtasks in the plan.")
+    cost_budget = StrictFloatField(required=False, min_value=0.000001, max_value=MAX_COST_BUDGET,
+                                   help_text="USD the task's model calls may cost (from the price table); once "
+                                             "reached, the task fails with \"cost budget exhausted\".")
     allow_human = StrictBooleanField(required=False, help_text="May the agents ask a person (default true).")
     require_approval = serializers.ListField(child=StrictCharField(max_length=100), required=False,
                                              max_length=MAX_APPROVAL_TOOLS,

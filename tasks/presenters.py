@@ -63,6 +63,7 @@ def task_to_dict(task: Task) -> dict:
         "error": task.error or None,
         "waiting_for": task.waiting_for,
         "provider_error": task.provider_error if task.status in _PROVIDER_ERROR_STATUSES else None,
+        "cost_usd": float(task.cost_usd or 0),
         "created_at": _when(task.created_at),
         "updated_at": _when(task.updated_at),
         "finished_at": _when(task.finished_at),
@@ -87,5 +88,10 @@ def step_to_dict(step: Step) -> dict:
         "tokens_out": step.tokens_out,
         "tokens_estimated": step.tokens_estimated,
         "duration_ms": step.duration_ms,
+        "provider": step.provider or None,
+        "model": step.model or None,
+        "tokens_cached": step.tokens_cached,
+        "tokens_estimated": step.tokens_estimated,
+        "cost_usd": None if step.cost_usd is None else float(step.cost_usd),
         "created_at": _when(step.created_at),
     }

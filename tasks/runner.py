@@ -39,6 +39,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from kombu.exceptions import OperationalError as BrokerError
 
+from observability import hooks as observe
 from tasks.context import record_from_step
 from tasks.engine import actions as a
 from tasks.engine import decide, estimate_total_steps, progress, subtask_results, waiting_for
@@ -71,7 +72,8 @@ def run_slice(task_id, worker_id: str | None = None) -> SliceResult:
         return SliceResult("no_lease")
     keeper.register(task.pk, worker_id)
     try:
-        return _run(task, worker_id)
+        with observe.slice_scope(task, worker_id):  # log context and trace span of the slice
+            return _run(task, worker_id)
     except (OperationalError, InterfaceError, BrokerError):
         raise  # the database or broker is out of reach: the lease lapses, the task is taken over later
     except Exception as error:  # a bug in the loop: fail the task visibly rather than loop forever
@@ -88,11 +90,11 @@ def _run(task: Task, worker_id: str) -> SliceResult:
     state, started, done = run.state, time.monotonic(), 0
     while True:
         # 1. decide
-        action = decide(state)
+        action = observe.budget_action(task, decide(state))  # the task's cost budget, if any
         if isinstance(action, (a.Done, a.Idle, a.Wait)):
             return _finish(task, worker_id, action, done)
         # 2. execute
-        step = execute(run, action)
+        step = observe.traced_execute(execute, run, action)
         # 3. store
         step.index = state.next_index
         changes = task_changes(task, state, action, record_from_step(step))

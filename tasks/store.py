@@ -43,6 +43,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from observability import hooks as observe
 from tasks import live
 from tasks.models import Step, Task
 from tasks.signals import task_status_changed
@@ -78,6 +79,7 @@ def step_append(*, task: Task, step: Step, changes: dict[str, Any] | None = None
     changes["total_steps"] = max(changes.get("total_steps", task.total_steps + 1), index + 1)
     changes["updated_at"] = now
     step.task_id, step.index, step.created_at = task.pk, index, now
+    observe.before_store(task, step, changes)  # the step's cost, added to the task's
     usage = _usage(step)
     lease = "service" if owner is None else ("release" if release else "renew")
     columns = tuple(changes)
@@ -106,6 +108,7 @@ def step_append(*, task: Task, step: Step, changes: dict[str, Any] | None = None
         task.lease_owner = task.lease_expires_at = None
     task.pause_requested, task.cancel_requested = bool(pause), bool(cancel)
     _after_commit(task, step, old_status)
+    observe.after_store(task, step)  # metrics, after the commit
     return Flags(bool(pause), bool(cancel))
 
 

@@ -22,7 +22,9 @@ def test_user_lists_templates_versions_and_statistics(auth_client, template, ver
     [listed] = item["versions"]
     assert listed["label"] == "greet@1" and listed["is_active"] and listed["used"]
     assert listed["statistics"] == {"uses": 2, "successes": 1, "failures": 1, "success_rate": 0.5,
-                                    "mean_tokens_in": 200.0, "mean_tokens_out": 20.0, "mean_latency_ms": 300.0}
+                                    "mean_tokens_in": 200.0, "mean_tokens_out": 20.0, "mean_latency_ms": 300.0,
+                                    # no step of this version has a price
+                                    "cost_usd": 0.0, "priced_uses": 0, "mean_cost_usd": None}
 
 
 def test_detail_by_slug_and_404_shape(auth_client, version):

@@ -124,6 +124,8 @@ class TaskSerializer(serializers.Serializer):
     error = serializers.CharField(allow_null=True)
     waiting_for = serializers.JSONField(allow_null=True, help_text="The question or pending tool call, or null.")
     provider_error = ProviderErrorField(allow_null=True)
+    cost_usd = serializers.FloatField(min_value=0.0, help_text="What the task's model calls cost so far, in USD "
+                                      "(steps whose model has a price in the price table).")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
@@ -155,6 +157,13 @@ class StepSerializer(serializers.Serializer):
     tokens_estimated = serializers.BooleanField(help_text="The provider reported no usage: the counts come from "
                                                           "the offline tokenizer.")
     duration_ms = serializers.IntegerField()
+    provider = serializers.CharField(allow_null=True, help_text="The provider that served a model step.")
+    model = serializers.CharField(allow_null=True, help_text="The model that served a model step.")
+    tokens_cached = serializers.IntegerField(help_text="Input tokens the provider served from its cache.")
+    tokens_estimated = serializers.BooleanField(
+        help_text="The token counts are estimates (the provider reported none), and so is the cost.")
+    cost_usd = serializers.FloatField(allow_null=True, help_text="The model call's cost in USD, computed when the "
+                                      "step was stored; null when not a model step or the model has no price.")
     created_at = serializers.DateTimeField()
 
 

@@ -1,0 +1,1 @@
+"""Cost, traces, metrics and task-aware logs: what every call did and what it cost."""
