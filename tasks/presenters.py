@@ -91,7 +91,6 @@ def step_to_dict(step: Step) -> dict:
         "provider": step.provider or None,
         "model": step.model or None,
         "tokens_cached": step.tokens_cached,
-        "tokens_estimated": step.tokens_estimated,
         "cost_usd": None if step.cost_usd is None else float(step.cost_usd),
         "created_at": _when(step.created_at),
     }

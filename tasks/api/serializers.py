@@ -154,8 +154,6 @@ class StepSerializer(serializers.Serializer):
     prompt_version = serializers.CharField(allow_null=True, help_text='"<slug>@<number>" on LLM steps.')
     tokens_in = serializers.IntegerField()
     tokens_out = serializers.IntegerField()
-    tokens_estimated = serializers.BooleanField(help_text="The provider reported no usage: the counts come from "
-                                                          "the offline tokenizer.")
     duration_ms = serializers.IntegerField()
     provider = serializers.CharField(allow_null=True, help_text="The provider that served a model step.")
     model = serializers.CharField(allow_null=True, help_text="The model that served a model step.")
