@@ -154,8 +154,7 @@ CACHE_REDIS_URL = _redis_db(2)
 
 CHANNEL_LAYERS = {
     "default": {
-        # channels_redis's pub/sub layer, counting connected live clients for /metrics.
-        "BACKEND": "observability.channels.CountingPubSubChannelLayer",
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {"hosts": [CHANNEL_REDIS_URL]},
     }
 }

@@ -11,8 +11,8 @@ Two sources, both shared by every process, read when /metrics is scraped:
   would need one directory shared by every process, i.e. one machine, and its cleanup when
   processes die.)
 - Gauges are derived at scrape time: tasks by status from PostgreSQL, queue depth from the
-  broker's lists, connected live clients from the set kept by the channel layer
-  (observability/channels.py).
+  broker's lists, connected live clients from the set their consumers keep
+  (observability/live_clients.py).
 
 Any web process can answer a scrape; all answer the same.
 """

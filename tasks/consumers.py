@@ -17,6 +17,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from agentos.api import ApplicationError, _first_validation_error, error_body
 from agentos.jsonguard import JSONRejected, parse_json
+from observability import live_clients
 from tasks.api.auth import query_param, scope_user
 from tasks.api.events import StepSequencer, group_name, in_db_thread, parse_after, read_snapshot, task_for
 
@@ -72,6 +73,7 @@ class TaskConsumer(AsyncJsonWebsocketConsumer):
         # overtake the snapshot.
         self.group = group_name(self.task.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await live_clients.joined(self.group, self.channel_name)
         await self.accept()
         snapshot = await in_db_thread(read_snapshot)(self.task, after)
         self.sequencer = StepSequencer(self.task, after)
@@ -119,3 +121,4 @@ class TaskConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await live_clients.left(self.group, self.channel_name)

@@ -28,6 +28,7 @@ from channels.layers import get_channel_layer
 from django.db import connections
 
 from agentos.api import NotFound
+from observability import live_clients
 
 FINISHED = frozenset({"completed", "failed", "cancelled"})
 
@@ -216,6 +217,7 @@ class TaskSubscription:
         self.layer = get_channel_layer()
         self.channel = await self.layer.new_channel()
         await self.layer.group_add(self.group, self.channel)
+        await live_clients.joined(self.group, self.channel)
         self._pump = asyncio.ensure_future(self._run())
         return self
 
@@ -239,3 +241,4 @@ class TaskSubscription:
                 await self._pump
         with contextlib.suppress(Exception):
             await self.layer.group_discard(self.group, self.channel)
+        await live_clients.left(self.group, self.channel)
