@@ -291,6 +291,18 @@ MEMORY_SEARCH_MODE = env_choice("MEMORY_SEARCH_MODE", "hybrid", ("vector", "hybr
 # depth: the full-text ranking also brings the entries that share the query's words.
 MEMORY_HNSW_EF_SEARCH = env_int("MEMORY_HNSW_EF_SEARCH", 200, minimum=10, maximum=1000)
 MEMORY_HNSW_EF_SEARCH_HYBRID = env_int("MEMORY_HNSW_EF_SEARCH_HYBRID", 150, minimum=10, maximum=1000)
+# Filtered searches (an owner's entries among many users') keep walking the graph until
+# enough rows pass the filter (pgvector's hnsw.iterative_scan); "off" stops at ef_search.
+MEMORY_HNSW_ITERATIVE_SCAN = env_choice("MEMORY_HNSW_ITERATIVE_SCAN", "relaxed_order",
+                                        ("off", "relaxed_order", "strict_order"))
+# HNSW index builds (memory_import, memory_reembed, memory_build_index): maintenance_work_mem
+# is sized to hold the whole graph (docs/memory.md), up to this cap; parallel workers besides
+# the leader process.
+MEMORY_INDEX_BUILD_MAX_MEMORY_MB = env_int("MEMORY_INDEX_BUILD_MAX_MEMORY_MB", 4096, minimum=64)
+MEMORY_INDEX_BUILD_WORKERS = env_int("MEMORY_INDEX_BUILD_WORKERS", 1, minimum=0, maximum=64)
+# An import of at least this many chunks drops the HNSW index, loads with COPY and builds
+# the index once at the end instead of inserting row by row into it.
+MEMORY_IMPORT_BULK_MIN = env_int("MEMORY_IMPORT_BULK_MIN", 20_000, minimum=1)
 OPENAI_EMBEDDINGS_MODEL = env_str("OPENAI_EMBEDDINGS_MODEL", "text-embedding-3-small")
 
 # --- Tools -----------------------------------------------------------------------------
