@@ -27,6 +27,7 @@ import json
 import os
 import random
 import re
+import shutil
 import statistics
 import sys
 import time
@@ -159,9 +160,8 @@ VARIANTS = {  # name: (index definition, ORDER BY expression with one %s vector 
                          "embedding <=> %s::vector"),
     "halfvec_m24_efc64": ("((embedding::halfvec({d})) halfvec_cosine_ops) WITH (m = 24, ef_construction = 64)",
                           "embedding::halfvec({d}) <=> %s::halfvec({d})"),
-    "halfvec_m16_efc64": ("((embedding::halfvec({d})) halfvec_cosine_ops) WITH (m = 16, ef_construction = 64)",
-                          "embedding::halfvec({d}) <=> %s::halfvec({d})"),
 }
+PRODUCT = "halfvec_m24_efc128"
 PRODUCT_ORDER = "embedding::halfvec({d}) <=> %s::halfvec({d})"
 
 
@@ -183,27 +183,28 @@ def _raw_curve(cursor, order: str, vectors: list[str], exact: list[set], ef_valu
     return curve
 
 
-def compare_storage(vectors: list[str], dimensions: int, ef_values: list[int], product: dict) -> dict:
-    """The product's index (half precision, m 24, ef_construction 128) against other
-    storage and build parameters over the same rows: build time, size, and raw top-10
-    recall/latency against the exact float order. Each variant is built alone (the
-    product's index is rebuilt at the end)."""
+def _raw_exact(cursor, vectors: list[str]) -> list[set]:
+    exact = []
+    for vector in vectors:
+        cursor.execute(f"SELECT id FROM {TABLE} ORDER BY (embedding <=> %s::vector) + 0, id LIMIT 10", [vector])
+        exact.append({row[0] for row in cursor.fetchall()})
+    return exact
+
+
+def compare_variants(vectors: list[str], dimensions: int, rows: int, ef_values: list[int]) -> tuple[dict, list]:
+    """Other storage and build parameters than the product's index (half precision, m 24,
+    ef_construction 128) over the same rows, each built alone before the product's: build
+    time, size, and raw top-10 recall/latency against the exact float order."""
     from django.db import connection
 
-    from memory.indexing import build_plan, index_build, index_drop
+    from memory.indexing import build_plan
 
+    report = {}
     with connection.cursor() as cursor:
-        exact = []
-        for vector in vectors:
-            cursor.execute(f"SELECT id FROM {TABLE} ORDER BY (embedding <=> %s::vector) + 0, id LIMIT 10", [vector])
-            exact.append({row[0] for row in cursor.fetchall()})
-        report = {"halfvec_m24_efc128": {"build_seconds": product["build_seconds"], "index_mb": product["index_mb"],
-                                         "by_ef_search": _raw_curve(cursor, PRODUCT_ORDER.format(d=dimensions),
-                                                                    vectors, exact, ef_values)}}
-        index_drop()
+        exact = _raw_exact(cursor, vectors)
         for name, (definition, order) in VARIANTS.items():
             # float: twice the bytes per vector
-            plan = build_plan(rows=product["rows"], dimensions=dimensions * (2 if name.startswith("float") else 1))
+            plan = build_plan(rows=rows, dimensions=dimensions * (2 if name.startswith("float") else 1))
             cursor.execute(f"SET maintenance_work_mem = '{plan.maintenance_work_mem_mb}MB'")
             cursor.execute(f"SET max_parallel_maintenance_workers = {plan.parallel_workers}")
             started = time.perf_counter()
@@ -214,8 +215,7 @@ def compare_storage(vectors: list[str], dimensions: int, ef_values: list[int], p
             report[name] = {"build_seconds": round(seconds, 1), "index_mb": round(cursor.fetchone()[0] / 2**20),
                             "by_ef_search": _raw_curve(cursor, order.format(d=dimensions), vectors, exact, ef_values)}
             cursor.execute("DROP INDEX bench_variant")
-    index_build()
-    return report
+    return report, exact
 
 
 def exact_results(queries: list[str]) -> dict:
@@ -233,7 +233,8 @@ def exact_results(queries: list[str]) -> dict:
     return exact
 
 
-def measure(queries: list[str], ef_search: int, exact: dict, passes: int) -> dict:
+def measure(queries: list[str], ef_search: int, passes: int, answers: dict) -> dict:
+    """Latency p50/p95 per mode; the hits of the first pass go to `answers` for add_recall."""
     from django.test import override_settings
 
     from memory.services import memory_search
@@ -243,25 +244,36 @@ def measure(queries: list[str], ef_search: int, exact: dict, passes: int) -> dic
         for mode in ("vector", "hybrid"):
             for query in queries[:10]:  # warm the connection and the settings
                 memory_search(query=query, owner=None, k=10, mode=mode)
-            latencies, recalls, tie_recalls = [], [], []
-            for _ in range(passes):
+            latencies = []
+            for attempt in range(passes):
                 for query in queries:
                     started = time.perf_counter()
                     hits = memory_search(query=query, owner=None, k=10, mode=mode)
                     latencies.append((time.perf_counter() - started) * 1000)
-                    truth = exact[mode][query]
-                    recalls.append(len({hit.id for hit in hits} & truth) / max(1, len(truth)))
-                    if mode == "vector":
-                        # ann-benchmarks' definition: a hit no farther than the 10th true
-                        # neighbour counts (generated entries tie at equal distances).
-                        limit = exact["tenth_distance"][query] + 1e-5
-                        tie_recalls.append(sum(1 - hit.score <= limit for hit in hits) / max(1, len(truth)))
+                    if attempt == 0:
+                        answers[ef_search, mode, query] = [(hit.id, 1 - hit.score) for hit in hits]
             report[mode] = {"p50_ms": round(percentile(latencies, 0.5), 2),
-                            "p95_ms": round(percentile(latencies, 0.95), 2),
-                            "recall_at_10": round(statistics.mean(recalls), 4)}
-            if tie_recalls:
-                report[mode]["recall_at_10_distance_ties"] = round(statistics.mean(tie_recalls), 4)
+                            "p95_ms": round(percentile(latencies, 0.95), 2)}
     return report
+
+
+def add_recall(points: list[dict], answers: dict, exact: dict) -> None:
+    for point in points:
+        for mode in ("vector", "hybrid"):
+            recalls, tie_recalls = [], []
+            for (ef, answer_mode, query), hits in answers.items():
+                if ef != point["ef_search"] or answer_mode != mode:
+                    continue
+                truth = exact[mode][query]
+                recalls.append(len({hit_id for hit_id, _ in hits} & truth) / max(1, len(truth)))
+                if mode == "vector":
+                    # ann-benchmarks' definition: a hit no farther than the 10th true
+                    # neighbour counts (generated entries tie at equal distances).
+                    limit = exact["tenth_distance"][query] + 1e-5
+                    tie_recalls.append(sum(distance <= limit for _, distance in hits) / max(1, len(truth)))
+            point[mode]["recall_at_10"] = round(statistics.mean(recalls), 4)
+            if tie_recalls:
+                point[mode]["recall_at_10_distance_ties"] = round(statistics.mean(tie_recalls), 4)
 
 
 def make_queries(notes: list[tuple[str, str]], count: int, seed: int) -> list[str]:
@@ -277,20 +289,38 @@ def make_queries(notes: list[tuple[str, str]], count: int, seed: int) -> list[st
 
 
 def scale(size: int, loaded: int, args, notes, embedder, queries: list[str], ef_values: list[int],
-          compare: bool) -> dict:
+          compare: bool, save) -> dict:
+    """One size; `save()` writes the figures so far after each stage."""
+    from django.db import connection
+
     from memory.services import vector_literal
 
     report: dict = {"n": size, "load_average_at_start": [round(v, 2) for v in os.getloadavg()]}
+    save(report)
     report["load"] = load(loaded, size, args, notes, embedder)
-    report["hnsw"] = build_hnsw()
+    save(report)
     if compare:
         vectors = [vector_literal(vector) for vector in embedder.embed(queries)]
-        report["index_comparison"] = compare_storage(vectors, embedder.dimensions, ef_values, report["hnsw"])
+        report["index_comparison"], raw_exact = compare_variants(vectors, embedder.dimensions, size, ef_values)
+        save(report)
+    report["hnsw"] = build_hnsw()
+    save(report)
+    if compare:
+        with connection.cursor() as cursor:
+            report["index_comparison"][PRODUCT] = {
+                "build_seconds": report["hnsw"]["build_seconds"], "index_mb": report["hnsw"]["index_mb"],
+                "by_ef_search": _raw_curve(cursor, PRODUCT_ORDER.format(d=embedder.dimensions), vectors, raw_exact,
+                                           ef_values)}
+    # Latency first (what a search returns is kept), recall once the exact answers are known.
+    answers: dict = {}
+    report["by_ef_search"] = [measure(queries, ef, args.passes, answers) for ef in ef_values]
+    save(report)
     started = time.perf_counter()
     exact = exact_results(queries)
     report["exact_search_ms_mean"] = round((time.perf_counter() - started) * 1000 / (2 * len(queries)), 1)
-    report["by_ef_search"] = [measure(queries, ef, exact, args.passes) for ef in ef_values]
+    add_recall(report["by_ef_search"], answers, exact)
     report["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    save(report)
     return report
 
 
@@ -332,15 +362,20 @@ def main() -> None:
     queries = make_queries(notes, args.queries, args.seed)
     result["by_size"] = []
     loaded = 0
+
+    def save(stage: dict) -> None:
+        if not result["by_size"] or result["by_size"][-1] is not stage:
+            result["by_size"].append(stage)
+        result["total_seconds"] = round(time.perf_counter() - started)
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
     for position, size in enumerate(sizes):
-        result["by_size"].append(scale(size, loaded, args, notes, embedder, queries, ef_values, compare=position == 0))
+        scale(size, loaded, args, notes, embedder, queries, ef_values, compare=position == 0, save=save)
         loaded = size
         print(json.dumps(result["by_size"][-1]), file=sys.stderr, flush=True)
-    result["total_seconds"] = round(time.perf_counter() - started)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    save(result["by_size"][-1])
+    print(json.dumps(result, indent=2))
     cleanup(original, keep=args.keep)
 
 
@@ -356,6 +391,8 @@ def cleanup(original: str, *, keep: bool) -> None:
             conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
     if os.environ.get("AGENTOS_VAR_DIR") == str(ROOT / "var" / "bench-memory"):
         embedded.stop_all()
+        if not keep:  # its own server: the data directory holds gigabytes after a 1M run
+            shutil.rmtree(ROOT / "var" / "bench-memory", ignore_errors=True)
 
 
 if __name__ == "__main__":
