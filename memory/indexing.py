@@ -118,7 +118,8 @@ def index_drop() -> None:
         cursor.execute(f'DROP INDEX IF EXISTS "{HNSW_INDEX_NAME}"')
 
 
-def _poll_progress(pid: int, alias: str, report: Callable[[BuildProgress], None], stop: threading.Event) -> None:
+def _poll_progress(pid: int, alias: str, rows: int, report: Callable[[BuildProgress], None],
+                   stop: threading.Event) -> None:
     # Its own connection (Django's connections are per thread): the build holds the other.
     poller = connections.create_connection(alias)
     try:
@@ -130,7 +131,8 @@ def _poll_progress(pid: int, alias: str, report: Callable[[BuildProgress], None]
                 )
                 row = cursor.fetchone()
             if row:
-                report(BuildProgress(phase=row[0], done=row[1] or 0, total=row[2] or 0))
+                # pgvector counts the tuples it loads but leaves their total at 0.
+                report(BuildProgress(phase=row[0], done=row[1] or 0, total=row[2] or rows))
     finally:
         poller.close()
 
@@ -163,7 +165,7 @@ def index_build(*, progress: Callable[[BuildProgress], None] | None = None) -> B
             cursor.execute("SELECT pg_backend_pid()")
             pid = cursor.fetchone()[0]
             if progress is not None:
-                poller = threading.Thread(target=_poll_progress, args=(pid, connection.alias, progress, stop),
+                poller = threading.Thread(target=_poll_progress, args=(pid, connection.alias, rows, progress, stop),
                                           daemon=True)
                 poller.start()
             _check_pending_constraints(cursor)

@@ -72,6 +72,8 @@ class Command(BaseCommand):
         bars: dict[str, tqdm] = {}
 
         def show(step: BuildProgress) -> None:
+            if step.phase == "done":  # the summary line below says it
+                return
             if step.phase not in bars:
                 for bar in bars.values():
                     bar.close()
