@@ -297,11 +297,24 @@ MEMORY_DIMENSIONS = env_int("MEMORY_DIMENSIONS", 384, minimum=8, maximum=2000)
 # "hybrid" fuses the vector ranking with PostgreSQL full-text search (reciprocal rank
 # fusion); chosen as the default because it measured better on bench/memory_search.py.
 MEMORY_SEARCH_MODE = env_choice("MEMORY_SEARCH_MODE", "hybrid", ("vector", "hybrid"))
-# HNSW candidate list per query (hnsw.ef_search), per mode: the smallest values that gave
-# recall@10 >= 0.95 with p95 < 10 ms on 100k entries (README "Memory"). Hybrid needs less
-# depth: the full-text ranking also brings the entries that share the query's words.
-MEMORY_HNSW_EF_SEARCH = env_int("MEMORY_HNSW_EF_SEARCH", 200, minimum=10, maximum=1000)
-MEMORY_HNSW_EF_SEARCH_HYBRID = env_int("MEMORY_HNSW_EF_SEARCH_HYBRID", 150, minimum=10, maximum=1000)
+# HNSW candidate list per query (hnsw.ef_search), per mode: the smallest values of the
+# measured curve (bench/memory_search.py, docs/performance.md "Memory search") that gave
+# recall@10 >= 0.95 for natural-language questions over the half-precision index; both
+# modes needed 400 (200 gave 0.93).
+MEMORY_HNSW_EF_SEARCH = env_int("MEMORY_HNSW_EF_SEARCH", 400, minimum=10, maximum=1000)
+MEMORY_HNSW_EF_SEARCH_HYBRID = env_int("MEMORY_HNSW_EF_SEARCH_HYBRID", 400, minimum=10, maximum=1000)
+# Filtered searches (an owner's entries among many users') keep walking the graph until
+# enough rows pass the filter (pgvector's hnsw.iterative_scan); "off" stops at ef_search.
+MEMORY_HNSW_ITERATIVE_SCAN = env_choice("MEMORY_HNSW_ITERATIVE_SCAN", "relaxed_order",
+                                        ("off", "relaxed_order", "strict_order"))
+# HNSW index builds (memory_import, memory_reembed, memory_build_index): maintenance_work_mem
+# is sized to hold the whole graph (docs/memory.md), up to this cap; parallel workers besides
+# the leader process.
+MEMORY_INDEX_BUILD_MAX_MEMORY_MB = env_int("MEMORY_INDEX_BUILD_MAX_MEMORY_MB", 4096, minimum=64)
+MEMORY_INDEX_BUILD_WORKERS = env_int("MEMORY_INDEX_BUILD_WORKERS", 1, minimum=0, maximum=64)
+# An import of at least this many chunks drops the HNSW index, loads with COPY and builds
+# the index once at the end instead of inserting row by row into it.
+MEMORY_IMPORT_BULK_MIN = env_int("MEMORY_IMPORT_BULK_MIN", 20_000, minimum=1)
 OPENAI_EMBEDDINGS_MODEL = env_str("OPENAI_EMBEDDINGS_MODEL", "text-embedding-3-small")
 
 # --- Tools -----------------------------------------------------------------------------

@@ -1,29 +1,33 @@
-"""Memory search benchmark: prints ONE JSON object.
+"""Memory search benchmark at 100k and 1M entries in one run: prints ONE JSON object.
 
-    .venv/bin/python bench/memory_search.py            # 100,000 entries x 384 dimensions
-    .venv/bin/python bench/memory_search.py --n 10000  # quick check
+    .venv/bin/python bench/memory_search.py                 # 100,000 then 1,000,000 x 384
+    .venv/bin/python bench/memory_search.py --n 10000       # one size, quick check
+    .venv/bin/python bench/memory_search.py --out bench/results/memory_search.json
 
-Runs against a dedicated database `agentos_bench_memory` on the configured PostgreSQL server
-(created and migrated on first use; never the application's data).
+Runs in its own database `agentos_bench_memory` (dropped at the end unless --keep). With
+no DATABASE_URL and no AGENTOS_VAR_DIR it starts its own embedded PostgreSQL under
+var/bench-memory (stopped at the end) so it never competes with the test servers' data.
 
 1. Quality: the sample knowledge base alone, 50 labelled questions (bench/memory_quality.py):
-   hit@1, hit@5 and MRR for vector search and hybrid search (two full-text variants).
-2. Scale: N texts made from the knowledge-base sentences with variations (word dropout,
-   sentences mixed from notes of the same topic, framing phrases, random numbers and
-   names), embedded with the configured embedder: real lexical structure, not uniform
-   noise. COPY throughput, HNSW build time (maintenance_work_mem = 1GB), then per
-   hnsw.ef_search: top-10 latency p50/p95 of memory_search (query embedding included) and
-   recall@10 against exact search, for vector and hybrid.
+   hit@1, hit@5 and MRR for vector and hybrid search.
+2. Scale, per size (the larger size appends to the smaller one's rows): entries generated
+   and embedded in a process pool and streamed into COPY (bench/memory_corpus.py; nothing
+   holds the corpus in memory), the GIN index, then the HNSW index through the product's
+   memory.indexing.index_build (build plan, time, size). At the first size the index
+   storage is compared: half-precision (the product's) against a float index, same
+   queries, raw top-10 SQL. Then per hnsw.ef_search: top-10 latency p50/p95 of
+   memory_search (query embedding included) and recall@10 against exact search, for
+   vector and hybrid.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
 import re
+import shutil
 import statistics
 import sys
 import time
@@ -32,51 +36,38 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentos.settings")
+if not os.environ.get("DATABASE_URL") and not os.environ.get("AGENTOS_VAR_DIR"):
+    os.environ["AGENTOS_VAR_DIR"] = str(ROOT / "var" / "bench-memory")
 
 BENCH_DB = "agentos_bench_memory"  # its own: the other benchmarks drop and recreate agentos_bench
-FRAMES = ["", "", "Note: ", "In short, ", "According to the documentation, ", "Remember that ", "FYI ",
-          "From the team wiki: ", "Reminder: ", "As discussed in the review, "]
-NAMES = ["billing", "search", "ingest", "reports", "auth", "payments", "catalog", "alerts", "gateway", "ledger"]
+TABLE = "memory_memoryentry"
+GIN = "memory_entry_search_gin"
 
 
-def setup_django() -> None:
+def server_params() -> dict:
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    return {"host": db["HOST"], "port": db["PORT"], "user": db["USER"], "password": db["PASSWORD"]}
+
+
+def setup_django() -> str:
     import django
     import psycopg
     from django.conf import settings
 
     django.setup()
     db = settings.DATABASES["default"]
-    params = {"host": db["HOST"], "port": db["PORT"], "user": db["USER"], "password": db["PASSWORD"]}
-    with psycopg.connect(dbname=db["NAME"], autocommit=True, **params) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone():
-            conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    original = db["NAME"]
+    with psycopg.connect(dbname=original, autocommit=True, **server_params()) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+        conn.execute(f"CREATE DATABASE {BENCH_DB}")
     # Before the first connection is opened: every query below goes to the bench database.
     db["NAME"] = BENCH_DB
     from django.core.management import call_command
 
     call_command("migrate", "memory", verbosity=0)
-
-
-def make_texts(notes: list[tuple[str, str]], n: int, seed: int) -> list[str]:
-    """N variations of the notes: (topic, text) pairs in, texts out."""
-    rng = random.Random(seed)
-    by_topic: dict[str, list[str]] = {}
-    for topic, text in notes:
-        by_topic.setdefault(topic, []).append(text)
-    texts = []
-    for index in range(n):
-        topic, base = notes[rng.randrange(len(notes))]
-        words = base.split()
-        keep = [word for word in words if rng.random() > rng.choice((0.05, 0.15, 0.3))] or words
-        parts = [rng.choice(FRAMES) + " ".join(keep)]
-        if rng.random() < 0.6:  # a second sentence from the same topic
-            other = rng.choice(by_topic[topic]).split()
-            start = rng.randrange(max(1, len(other) - 8))
-            parts.append(" ".join(other[start:start + rng.randint(6, 16)]))
-        if rng.random() < 0.5:
-            parts.append(f"Seen in the {rng.choice(NAMES)} service (ticket {rng.randint(100, 99999)}, #{index}).")
-        texts.append(" ".join(parts))
-    return texts
+    return original
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -97,17 +88,13 @@ def quality(questions: list[tuple[str, str]]) -> dict:
         matching = [entry_id for entry_id, content in contents if marker in content]
         assert len(matching) == 1, f"marker {marker!r} matches {len(matching)} notes"
         targets.append((question, matching[0]))
-    # "hybrid" is what memory_search does by default (websearch_to_tsquery: every term must
-    # match); "hybrid_any_term" ORs the query's lexemes instead.
-    variants = {"vector": {"mode": "vector"}, "hybrid": {"mode": "hybrid", "fts": "strict"},
-                "hybrid_any_term": {"mode": "hybrid", "fts": "any"}}
     report = {"entries": len(contents), "questions": len(targets)}
-    for name, options in variants.items():
+    for mode in ("vector", "hybrid"):
         ranks = []
         for question, target in targets:
-            ids = [hit.id for hit in memory_search(query=question, owner=None, k=10, **options)]
+            ids = [hit.id for hit in memory_search(query=question, owner=None, k=10, mode=mode)]
             ranks.append(ids.index(target) + 1 if target in ids else None)
-        report[name] = {
+        report[mode] = {
             "hit_at_1": round(sum(rank == 1 for rank in ranks) / len(ranks), 3),
             "hit_at_5": round(sum(rank is not None and rank <= 5 for rank in ranks) / len(ranks), 3),
             "mrr_at_10": round(sum(1 / rank for rank in ranks if rank) / len(ranks), 3),
@@ -115,59 +102,120 @@ def quality(questions: list[tuple[str, str]]) -> dict:
     return report
 
 
-def load(texts: list[str], embedder) -> dict:
+def load(start: int, stop: int, args, notes, embedder) -> dict:
     from django.db import connection
 
-    from memory.models import HNSW_INDEX_NAME
-    from memory.services import vector_literal
+    from bench.memory_corpus import copy_entries
+    from memory.indexing import index_drop
 
-    started = time.perf_counter()
-    vectors = []
-    for start in range(0, len(texts), 1000):
-        vectors += embedder.embed(texts[start:start + 1000])
-    embed_seconds = time.perf_counter() - started
+    index_drop()
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE memory_memoryentry")
-        # Bulk load first, index afterwards: far faster than maintaining HNSW per row.
-        cursor.execute(f'DROP INDEX IF EXISTS "{HNSW_INDEX_NAME}"')
-        cursor.execute('DROP INDEX IF EXISTS "memory_entry_search_gin"')
+        cursor.execute(f'DROP INDEX IF EXISTS "{GIN}"')
     connection.ensure_connection()
-    raw = connection.connection  # the psycopg connection under Django's wrapper
-    started = time.perf_counter()
-    with raw.cursor() as cursor, cursor.copy(
-        "COPY memory_memoryentry (content, content_hash, embedding, embedder, kind, metadata, created_at) "
-        "FROM STDIN"
-    ) as copy:
-        for text, vector in zip(texts, vectors, strict=True):
-            copy.write_row([text, hashlib.sha256(text.encode()).hexdigest(), vector_literal(vector),
-                            embedder.name, "document", "{}", "2025-01-01T00:00:00Z"])
+    raw = connection.connection  # psycopg's connection under Django's wrapper
+    with raw.cursor() as cursor:
+        report = copy_entries(cursor, start=start, stop=stop, seed=args.seed, notes=notes,
+                              dimensions=embedder.dimensions, embedder_name=embedder.name, processes=args.processes)
     if not raw.autocommit:
         raw.commit()
-    copy_seconds = time.perf_counter() - started
-    return {"embed_seconds": round(embed_seconds, 1), "copy_seconds": round(copy_seconds, 2),
-            "insert_rows_per_second": round(len(texts) / copy_seconds)}
+    with connection.cursor() as cursor:
+        started = time.perf_counter()
+        cursor.execute("SET maintenance_work_mem = '512MB'")
+        cursor.execute(f'CREATE INDEX "{GIN}" ON {TABLE} USING gin (search_vector)')
+        cursor.execute("RESET maintenance_work_mem")
+        report["gin_build_seconds"] = round(time.perf_counter() - started, 1)
+        cursor.execute(f"VACUUM ANALYZE {TABLE}")
+        cursor.execute(f"SELECT pg_total_relation_size('{TABLE}'), pg_relation_size('{GIN}')")
+        total, gin = cursor.fetchone()
+    report["table_with_indexes_mb_before_hnsw"] = round(total / 2**20)
+    report["gin_mb"] = round(gin / 2**20)
+    return report
 
 
-def build_indexes(m: int, ef_construction: int) -> dict:
+def build_hnsw() -> dict:
     from django.db import connection
 
-    from memory.models import HNSW_INDEX_NAME
+    from memory.indexing import index_build
 
+    phases: dict[str, float] = {}
+    started = time.perf_counter()
+
+    def seen(step) -> None:
+        phases.setdefault(step.phase, round(time.perf_counter() - started, 1))
+
+    report = index_build(progress=seen)
     with connection.cursor() as cursor:
-        cursor.execute("SET maintenance_work_mem = '1GB'")
-        started = time.perf_counter()
-        cursor.execute(f'CREATE INDEX "{HNSW_INDEX_NAME}" ON memory_memoryentry USING hnsw '
-                       f"(embedding vector_cosine_ops) WITH (m = {m}, ef_construction = {ef_construction})")
-        hnsw_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        cursor.execute('CREATE INDEX "memory_entry_search_gin" ON memory_memoryentry USING gin (search_vector)')
-        gin_seconds = time.perf_counter() - started
-        cursor.execute("RESET maintenance_work_mem")
-        cursor.execute("VACUUM ANALYZE memory_memoryentry")
-        cursor.execute(f"SELECT pg_relation_size('{HNSW_INDEX_NAME}')")
-        size = cursor.fetchone()[0]
-    return {"m": m, "ef_construction": ef_construction, "hnsw_build_seconds": round(hnsw_seconds, 1),
-            "hnsw_size_mb": round(size / 2**20, 1), "gin_build_seconds": round(gin_seconds, 1)}
+        cursor.execute(f"ANALYZE {TABLE}")
+        cursor.execute(f"SELECT pg_total_relation_size('{TABLE}')")
+        total = cursor.fetchone()[0]
+    plan = report.plan
+    return {"rows": plan.rows, "build_seconds": round(report.seconds, 1), "index_mb": round(report.index_bytes / 2**20),
+            "maintenance_work_mem_mb": plan.maintenance_work_mem_mb, "parallel_workers": plan.parallel_workers,
+            "graph_spilled_to_disk": report.spilled, "phase_first_seen_at_seconds": phases,
+            "table_with_indexes_mb": round(total / 2**20)}
+
+
+VARIANTS = {  # name: (index definition, ORDER BY expression with one %s vector parameter)
+    "float_m24_efc128": ("(embedding vector_cosine_ops) WITH (m = 24, ef_construction = 128)",
+                         "embedding <=> %s::vector"),
+    "halfvec_m24_efc64": ("((embedding::halfvec({d})) halfvec_cosine_ops) WITH (m = 24, ef_construction = 64)",
+                          "embedding::halfvec({d}) <=> %s::halfvec({d})"),
+}
+PRODUCT = "halfvec_m24_efc128"
+PRODUCT_ORDER = "embedding::halfvec({d}) <=> %s::halfvec({d})"
+
+
+def _raw_curve(cursor, order: str, vectors: list[str], exact: list[set], ef_values: list[int]) -> list[dict]:
+    curve = []
+    for ef in ef_values:
+        cursor.execute(f"SET hnsw.ef_search = {int(ef)}")
+        latencies, recalls = [], []
+        for vector, truth in zip(vectors, exact, strict=True):
+            started = time.perf_counter()
+            cursor.execute(f"SELECT id FROM {TABLE} ORDER BY {order} LIMIT 10", [vector])
+            ids = {row[0] for row in cursor.fetchall()}
+            latencies.append((time.perf_counter() - started) * 1000)
+            recalls.append(len(ids & truth) / 10)
+        curve.append({"ef_search": ef, "p50_ms": round(percentile(latencies, 0.5), 2),
+                      "p95_ms": round(percentile(latencies, 0.95), 2),
+                      "recall_at_10": round(statistics.mean(recalls), 4)})
+    cursor.execute("RESET hnsw.ef_search")
+    return curve
+
+
+def _raw_exact(cursor, vectors: list[str]) -> list[set]:
+    exact = []
+    for vector in vectors:
+        cursor.execute(f"SELECT id FROM {TABLE} ORDER BY (embedding <=> %s::vector) + 0, id LIMIT 10", [vector])
+        exact.append({row[0] for row in cursor.fetchall()})
+    return exact
+
+
+def compare_variants(vectors: list[str], dimensions: int, rows: int, ef_values: list[int]) -> tuple[dict, list]:
+    """Other storage and build parameters than the product's index (half precision, m 24,
+    ef_construction 128) over the same rows, each built alone before the product's: build
+    time, size, and raw top-10 recall/latency against the exact float order."""
+    from django.db import connection
+
+    from memory.indexing import build_plan
+
+    report = {}
+    with connection.cursor() as cursor:
+        exact = _raw_exact(cursor, vectors)
+        for name, (definition, order) in VARIANTS.items():
+            # float: twice the bytes per vector
+            plan = build_plan(rows=rows, dimensions=dimensions * (2 if name.startswith("float") else 1))
+            cursor.execute(f"SET maintenance_work_mem = '{plan.maintenance_work_mem_mb}MB'")
+            cursor.execute(f"SET max_parallel_maintenance_workers = {plan.parallel_workers}")
+            started = time.perf_counter()
+            cursor.execute(f"CREATE INDEX bench_variant ON {TABLE} USING hnsw {definition.format(d=dimensions)}")
+            seconds = time.perf_counter() - started
+            cursor.execute("RESET maintenance_work_mem")
+            cursor.execute("SELECT pg_relation_size('bench_variant')")
+            report[name] = {"build_seconds": round(seconds, 1), "index_mb": round(cursor.fetchone()[0] / 2**20),
+                            "by_ef_search": _raw_curve(cursor, order.format(d=dimensions), vectors, exact, ef_values)}
+            cursor.execute("DROP INDEX bench_variant")
+    return report, exact
 
 
 def exact_results(queries: list[str]) -> dict:
@@ -177,92 +225,174 @@ def exact_results(queries: list[str]) -> dict:
 
     exact: dict = {"vector": {}, "hybrid": {}, "tenth_distance": {}}
     for query in queries:
-        hits = memory_search(query=query, owner=None, k=10, mode="vector", exact=True)
-        exact["vector"][query] = {hit.id for hit in hits}
-        exact["tenth_distance"][query] = 1 - hits[-1].score if hits else 2.0
-        exact["hybrid"][query] = {hit.id for hit in memory_search(query=query, owner=None, k=10, mode="hybrid",
-                                                                   exact=True)}
+        for mode in ("vector", "hybrid"):
+            hits = memory_search(query=query, owner=None, k=10, mode=mode, exact=True)
+            exact[mode][query] = {hit.id for hit in hits}
+            if mode == "vector":
+                exact["tenth_distance"][query] = 1 - hits[-1].score if hits else 2.0
     return exact
 
 
-def measure(queries: list[str], ef_search: int, exact: dict) -> dict:
+def measure(queries: list[str], ef_search: int, passes: int, answers: dict) -> dict:
+    """Latency p50/p95 per mode; the hits of the first pass go to `answers` for add_recall."""
     from django.test import override_settings
 
     from memory.services import memory_search
 
-    report = {"ef_search": ef_search}
+    report: dict = {"ef_search": ef_search}
     with override_settings(MEMORY_HNSW_EF_SEARCH=ef_search, MEMORY_HNSW_EF_SEARCH_HYBRID=ef_search):
         for mode in ("vector", "hybrid"):
-            for query in queries[:10]:  # warm the cache and the connection
+            for query in queries[:10]:  # warm the connection and the settings
                 memory_search(query=query, owner=None, k=10, mode=mode)
-            latencies, recalls, tie_recalls = [], [], []
-            for query in queries:
-                started = time.perf_counter()
-                hits = memory_search(query=query, owner=None, k=10, mode=mode)
-                latencies.append((time.perf_counter() - started) * 1000)
-                truth = exact[mode][query]
-                recalls.append(len({hit.id for hit in hits} & truth) / max(1, len(truth)))
-                if mode == "vector":
-                    # ann-benchmarks' definition: a hit counts when it is no farther than the
-                    # 10th true neighbour, so ties at the 10th place are not counted as misses.
-                    limit = exact["tenth_distance"][query] + 1e-5
-                    tie_recalls.append(sum(1 - hit.score <= limit for hit in hits) / max(1, len(truth)))
+            latencies = []
+            for attempt in range(passes):
+                for query in queries:
+                    started = time.perf_counter()
+                    hits = memory_search(query=query, owner=None, k=10, mode=mode)
+                    latencies.append((time.perf_counter() - started) * 1000)
+                    if attempt == 0:
+                        answers[ef_search, mode, query] = [(hit.id, 1 - hit.score) for hit in hits]
             report[mode] = {"p50_ms": round(percentile(latencies, 0.5), 2),
-                            "p95_ms": round(percentile(latencies, 0.95), 2),
-                            "recall_at_10": round(statistics.mean(recalls), 4)}
+                            "p95_ms": round(percentile(latencies, 0.95), 2)}
+    return report
+
+
+def add_recall(points: list[dict], answers: dict, exact: dict) -> None:
+    for point in points:
+        for mode in ("vector", "hybrid"):
+            recalls, tie_recalls = [], []
+            for (ef, answer_mode, query), hits in answers.items():
+                if ef != point["ef_search"] or answer_mode != mode:
+                    continue
+                truth = exact[mode][query]
+                recalls.append(len({hit_id for hit_id, _ in hits} & truth) / max(1, len(truth)))
+                if mode == "vector":
+                    # ann-benchmarks' definition: a hit no farther than the 10th true
+                    # neighbour counts (generated entries tie at equal distances).
+                    limit = exact["tenth_distance"][query] + 1e-5
+                    tie_recalls.append(sum(distance <= limit for _, distance in hits) / max(1, len(truth)))
+            point[mode]["recall_at_10"] = round(statistics.mean(recalls), 4)
             if tie_recalls:
-                report[mode]["recall_at_10_distance_ties"] = round(statistics.mean(tie_recalls), 4)
+                point[mode]["recall_at_10_distance_ties"] = round(statistics.mean(tie_recalls), 4)
+
+
+def make_queries(notes: list[tuple[str, str]], count: int, seed: int) -> list[str]:
+    from bench.memory_quality import QUESTIONS
+
+    rng = random.Random(seed + 1)
+    # The labelled questions plus noisy fragments of notes, as users type them.
+    queries = [question for question, _ in QUESTIONS][:count]
+    while len(queries) < count:
+        words = [w for w in rng.choice(notes)[1].split() if rng.random() > 0.4]
+        queries.append(re.sub(r"[.,;:]", "", " ".join(words[: rng.randint(3, 9)])))
+    return queries
+
+
+def scale(size: int, loaded: int, args, notes, embedder, queries: list[str], ef_values: list[int],
+          compare: bool, save) -> dict:
+    """One size; `save()` writes the figures so far after each stage."""
+    from django.db import connection
+
+    from memory.services import vector_literal
+
+    report: dict = {"n": size, "load_average_at_start": [round(v, 2) for v in os.getloadavg()]}
+    save(report)
+    report["load"] = load(loaded, size, args, notes, embedder)
+    save(report)
+    if compare:
+        vectors = [vector_literal(vector) for vector in embedder.embed(queries)]
+        report["index_comparison"], raw_exact = compare_variants(vectors, embedder.dimensions, size, ef_values)
+        save(report)
+    report["hnsw"] = build_hnsw()
+    save(report)
+    if compare:
+        with connection.cursor() as cursor:
+            report["index_comparison"][PRODUCT] = {
+                "build_seconds": report["hnsw"]["build_seconds"], "index_mb": report["hnsw"]["index_mb"],
+                "by_ef_search": _raw_curve(cursor, PRODUCT_ORDER.format(d=embedder.dimensions), vectors, raw_exact,
+                                           ef_values)}
+    # Latency first (what a search returns is kept), recall once the exact answers are known.
+    answers: dict = {}
+    report["by_ef_search"] = [measure(queries, ef, args.passes, answers) for ef in ef_values]
+    save(report)
+    started = time.perf_counter()
+    exact = exact_results(queries)
+    report["exact_search_ms_mean"] = round((time.perf_counter() - started) * 1000 / (2 * len(queries)), 1)
+    add_recall(report["by_ef_search"], answers, exact)
+    report["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    save(report)
     return report
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=100_000, help="entries (default 100000)")
-    parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--m", type=int, default=None, help="HNSW m (default: the migration's)")
-    parser.add_argument("--ef-construction", type=int, default=None)
-    parser.add_argument("--ef-search", default="40,64,100,200", help="comma-separated hnsw.ef_search values")
+    parser.add_argument("--sizes", default="100000,1000000", help="comma-separated entry counts, ascending")
+    parser.add_argument("--n", type=int, default=None, help="one size only (overrides --sizes)")
+    parser.add_argument("--queries", type=int, default=40)
+    parser.add_argument("--passes", type=int, default=4, help="latency samples per query and ef_search")
+    parser.add_argument("--ef-search", default="64,100,200,400", help="comma-separated hnsw.ef_search values")
+    parser.add_argument("--processes", type=int, default=2, help="embedding processes")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--reuse", action="store_true",
-                        help="keep the rows of a previous run with the same --n and --seed; only rebuild the index")
+    parser.add_argument("--out", help="also write the JSON to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
-    setup_django()
+    sizes = [args.n] if args.n else sorted(int(size) for size in args.sizes.split(","))
+    ef_values = [int(value) for value in args.ef_search.split(",")]
+    started = time.perf_counter()
+    original = setup_django()
+    from django.conf import settings
+
     from bench.memory_quality import QUESTIONS
     from memory.defaults import knowledge_chunks
     from memory.embedders import get_embedder
-    from memory.models import HNSW_EF_CONSTRUCTION, HNSW_INDEX_NAME, HNSW_M
 
     embedder = get_embedder()
-    result: dict = {"benchmark": "memory_search", "n": args.n, "embedder": embedder.name,
-                    "dimensions": embedder.dimensions, "load_average_at_start": os.getloadavg()}
-    from memory.models import MemoryEntry
+    result: dict = {"benchmark": "memory_search", "sizes": sizes, "embedder": embedder.name,
+                    "dimensions": embedder.dimensions, "cpus": os.cpu_count(), "queries": args.queries,
+                    "latency_samples_per_point": args.queries * args.passes,
+                    "settings": {"MEMORY_INDEX_BUILD_MAX_MEMORY_MB": settings.MEMORY_INDEX_BUILD_MAX_MEMORY_MB,
+                                 "MEMORY_INDEX_BUILD_WORKERS": settings.MEMORY_INDEX_BUILD_WORKERS,
+                                 "MEMORY_HNSW_ITERATIVE_SCAN": settings.MEMORY_HNSW_ITERATIVE_SCAN}}
+    result["quality"] = quality(QUESTIONS)
+    from django.db import connection
 
-    reuse = args.reuse and MemoryEntry.objects.filter(embedder=embedder.name).count() == args.n
-    if not reuse:
-        result["quality"] = quality(QUESTIONS)
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {TABLE}")
     notes = [(chunk.metadata.get("title", ""), chunk.content) for chunk in knowledge_chunks()]
-    texts = make_texts(notes, args.n, args.seed)
-    rng = random.Random(args.seed + 1)
-    # Queries: the labelled questions plus noisy fragments of notes, as users type them.
-    queries = [question for question, _ in QUESTIONS]
-    while len(queries) < args.queries:
-        words = [w for w in rng.choice(notes)[1].split() if rng.random() > 0.4]
-        queries.append(re.sub(r"[.,;:]", "", " ".join(words[: rng.randint(3, 9)])))
-    if not reuse:
-        result["load"] = load(texts, embedder)
-    else:
-        from django.db import connection
+    queries = make_queries(notes, args.queries, args.seed)
+    result["by_size"] = []
+    loaded = 0
 
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP INDEX IF EXISTS "{HNSW_INDEX_NAME}"')
-            cursor.execute('DROP INDEX IF EXISTS "memory_entry_search_gin"')
-    result["index"] = build_indexes(args.m or HNSW_M, args.ef_construction or HNSW_EF_CONSTRUCTION)
-    started = time.perf_counter()
-    exact = exact_results(queries)
-    result["exact_search_ms_mean"] = round((time.perf_counter() - started) * 1000 / len(queries), 1)
-    result["by_ef_search"] = [measure(queries, int(value), exact) for value in args.ef_search.split(",")]
-    result["load_average_at_end"] = os.getloadavg()
+    def save(stage: dict) -> None:
+        if not result["by_size"] or result["by_size"][-1] is not stage:
+            result["by_size"].append(stage)
+        result["total_seconds"] = round(time.perf_counter() - started)
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
+    for position, size in enumerate(sizes):
+        scale(size, loaded, args, notes, embedder, queries, ef_values, compare=position == 0, save=save)
+        loaded = size
+        print(json.dumps(result["by_size"][-1]), file=sys.stderr, flush=True)
+    save(result["by_size"][-1])
     print(json.dumps(result, indent=2))
+    cleanup(original, keep=args.keep)
+
+
+def cleanup(original: str, *, keep: bool) -> None:
+    import psycopg
+    from django.db import connections
+
+    from agentos import embedded
+
+    connections.close_all()
+    if not keep:
+        with psycopg.connect(dbname=original, autocommit=True, **server_params()) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+    if os.environ.get("AGENTOS_VAR_DIR") == str(ROOT / "var" / "bench-memory"):
+        embedded.stop_all()
+        if not keep:  # its own server: the data directory holds gigabytes after a 1M run
+            shutil.rmtree(ROOT / "var" / "bench-memory", ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@ sentence longer than that, at word boundaries). A JSONL file holds one entry per
 
 A chunk the same owner already has (same sha256) is skipped, so importing a file twice
 adds nothing the second time.
+
+A bulk import (``bulk=True``; memory_import chooses it from MEMORY_IMPORT_BULK_MIN) writes
+with COPY and drops the HNSW index before its first rows: the caller rebuilds the index
+once at the end (memory.indexing.index_build), far faster than growing it row by row.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from agentos.api import ApplicationError
 from memory.embedders import get_embedder
+from memory.indexing import index_drop, index_exists
 from memory.models import MemoryEntry
-from memory.services import content_hash, embedder_check
+from memory.services import content_hash, embedder_check, vector_literal
 
 MAX_CHARS = 1000
 BATCH_SIZE = 256
@@ -43,6 +49,8 @@ class ImportResult:
     added: int = 0
     skipped: int = 0
     files: int = 0
+    # True when a bulk import dropped the HNSW index: the caller must rebuild it.
+    index_dropped: bool = False
 
 
 def _split_long(text: str, max_chars: int) -> list[str]:
@@ -144,8 +152,24 @@ def _batches(chunks: Iterable[Chunk], size: int) -> Iterator[list[Chunk]]:
         yield batch
 
 
-def memory_import_chunks(*, owner: Any, chunks: Iterable[Chunk], progress: Any = None) -> ImportResult:
-    """Embed and store the chunks the owner does not have yet; `progress` is a tqdm bar or None."""
+COPY_COLUMNS = ("owner_id", "content", "content_hash", "embedding", "embedder", "kind", "metadata", "created_at")
+
+
+def _copy_entries(rows: list[tuple]) -> None:
+    """COPY the rows (in COPY_COLUMNS order) into the table, in the current transaction."""
+    with connection.cursor() as cursor, cursor.copy(
+        f"COPY {MemoryEntry._meta.db_table} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def memory_import_chunks(*, owner: Any, chunks: Iterable[Chunk], progress: Any = None,
+                         bulk: bool = False) -> ImportResult:
+    """Embed and store the chunks the owner does not have yet; `progress` is a tqdm bar or None.
+
+    With ``bulk`` the rows go in with COPY and the HNSW index is dropped before the first
+    of them (``result.index_dropped``); the caller rebuilds it when the import is over."""
     embedder = get_embedder()
     embedder_check(embedder.name, embedder.dimensions)
     owner_id = owner.pk if owner is not None else None
@@ -161,12 +185,21 @@ def memory_import_chunks(*, owner: Any, chunks: Iterable[Chunk], progress: Any =
         )
         new = {digest: chunk for digest, chunk in by_hash.items() if digest not in known}
         vectors = embedder.embed([chunk.content for chunk in new.values()]) if new else []
+        if bulk and new and not result.index_dropped and index_exists():
+            index_drop()
+            result.index_dropped = True
         with transaction.atomic():
-            MemoryEntry.objects.bulk_create(
-                MemoryEntry(owner_id=owner_id, content=chunk.content, content_hash=digest, embedding=vector,
-                            embedder=embedder.name, kind=chunk.kind, metadata=chunk.metadata)
-                for (digest, chunk), vector in zip(new.items(), vectors, strict=True)
-            )
+            if bulk:
+                now = timezone.now()
+                _copy_entries([(owner_id, chunk.content, digest, vector_literal(vector), embedder.name, chunk.kind,
+                                json.dumps(chunk.metadata), now)
+                               for (digest, chunk), vector in zip(new.items(), vectors, strict=True)])
+            else:
+                MemoryEntry.objects.bulk_create(
+                    MemoryEntry(owner_id=owner_id, content=chunk.content, content_hash=digest, embedding=vector,
+                                embedder=embedder.name, kind=chunk.kind, metadata=chunk.metadata)
+                    for (digest, chunk), vector in zip(new.items(), vectors, strict=True)
+                )
         result.added += len(new)
         result.skipped += len(batch) - len(new)
         if progress is not None:

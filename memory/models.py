@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
+from django.db.models.functions import Cast
 from django.utils import timezone
-from pgvector.django import HnswIndex, VectorField
+from pgvector.django import HalfVectorField, HnswIndex, VectorField
 
 # Fixed HNSW build parameters (chosen with bench/memory_search.py, see README "Memory").
 HNSW_M = 24
@@ -54,12 +55,14 @@ class MemoryEntry(models.Model):
             # Serves the mismatch check `embedder < x OR embedder > x LIMIT 1` without a scan.
             models.Index(fields=["embedder"], name="memory_entry_embedder"),
             models.Index(fields=["source_task_id"], name="memory_entry_source_task"),
+            # Half-precision copies of the vectors: half the size of a float index at the
+            # same recall (docs/memory.md); memory.indexing.index_sql builds the same index.
             HnswIndex(
+                OpClass(Cast("embedding", HalfVectorField(dimensions=settings.MEMORY_DIMENSIONS)),
+                        name="halfvec_cosine_ops"),
                 name=HNSW_INDEX_NAME,
-                fields=["embedding"],
                 m=HNSW_M,
                 ef_construction=HNSW_EF_CONSTRUCTION,
-                opclasses=["vector_cosine_ops"],
             ),
             GinIndex(fields=["search_vector"], name="memory_entry_search_gin"),
         ]

@@ -221,7 +221,7 @@ def rrf_fuse(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float
     return sorted(((item, score / best) for item, score in scores.items()), key=lambda pair: (-pair[1], pair[0]))
 
 
-def _search_statement(*, mode: str, with_vector: bool, exact: bool, fts: str, scope: str) -> str:
+def _search_statement(*, mode: str, with_vector: bool, exact: bool, fts: str, scope: str, dimensions: int) -> str:
     """One statement for a whole search: the candidate rankings, their fusion, the embedder
     check and the content of the top k, so a search is one round trip.
 
@@ -230,8 +230,12 @@ def _search_statement(*, mode: str, with_vector: bool, exact: bool, fts: str, sc
     _search): [vector, scope, vector, candidates] (with a vector); k (vector mode) or
     query, scope, candidates, RRF k, RRF k, k (hybrid); the embedder name twice.
     """
-    # "+ 0" keeps the planner off the HNSW index: the exact scan that benchmarks compare with.
-    order = "(embedding <=> %s::vector) + 0" if exact else "embedding <=> %s::vector"
+    # The index orders by half-precision distance (memory.indexing); the candidates are then
+    # ranked by the full-precision one. "+ 0" keeps the planner off the index: the exact
+    # scan that benchmarks compare with.
+    dimensions = int(dimensions)
+    order = ("(embedding <=> %s::vector) + 0" if exact
+             else f"embedding::halfvec({dimensions}) <=> %s::halfvec({dimensions})")
     ctes = []
     if with_vector:
         ctes.append(
@@ -279,23 +283,27 @@ def _validate_search(k: int, kinds: list[str] | None, mode: str | None) -> str:
 
 
 def _set_ef_search(value: int) -> None:
-    """SET hnsw.ef_search for this connection, only when it differs from what was last set.
+    """SET hnsw.ef_search (and hnsw.iterative_scan) for this connection, only when they
+    differ from what was last set.
 
     A session-level SET (not SET LOCAL) so a search needs no transaction of its own: two
-    round trips fewer per query. Only memory queries read this setting.
+    round trips fewer per query. Only memory queries read these settings.
     """
     connection.ensure_connection()
     raw = connection.connection
-    if getattr(raw, "_memory_ef_search", None) != value:
+    wanted = (int(value), settings.MEMORY_HNSW_ITERATIVE_SCAN)
+    if getattr(raw, "_memory_hnsw_settings", None) != wanted:
         with connection.cursor() as cursor:
-            cursor.execute(f"SET hnsw.ef_search = {int(value)}")
-        raw._memory_ef_search = value
+            # Both values are validated (an int, one of three choices), never user input.
+            cursor.execute(f"SET hnsw.ef_search = {wanted[0]}; SET hnsw.iterative_scan = {wanted[1]}")
+        raw._memory_hnsw_settings = wanted
 
 
 def _search(*, mode: str, vector: str | None, query: str, scope: str, scope_params: list, k: int,
             candidates: int, fts: str, exact: bool, embedder_name: str) -> list[tuple]:
     """Rows of _search_statement: at least one (the embedder check), then one per hit."""
-    sql = _search_statement(mode=mode, with_vector=vector is not None, exact=exact, fts=fts, scope=scope)
+    sql = _search_statement(mode=mode, with_vector=vector is not None, exact=exact, fts=fts, scope=scope,
+                            dimensions=_column_dimension())
     params: list = []
     if vector is not None:
         params += [vector, *scope_params, vector, candidates]
@@ -330,7 +338,9 @@ def memory_search(
     embedding = embedder.embed([query])[0]
     _check_dimension(embedder.name, embedder.dimensions)
     scope, scope_params = _scope_sql(_owner_id(owner), kinds)
-    candidates = fetch if mode == "vector" else max(40, 4 * fetch)
+    # Vector mode takes twice the hits from the index: it orders by half-precision distance,
+    # and the full-precision re-ranking of the extra candidates recovers near-ties.
+    candidates = 2 * fetch if mode == "vector" else max(40, 4 * fetch)
     # A query with no features (e.g. only punctuation) embeds to the zero vector, whose
     # cosine distance is NaN: there is no vector ranking, only the full-text one.
     vector = vector_literal(embedding) if any(embedding) else None

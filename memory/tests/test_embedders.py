@@ -83,6 +83,6 @@ def test_dimension_change_is_detected_and_column_retyped(user):
         assert len(MemoryEntry.objects.first().embedding) == 128
         with connection.cursor() as cursor:
             cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'memory_entry_embedding_hnsw'")
-            assert "vector_cosine_ops" in cursor.fetchone()[0]
+            assert "halfvec(128)) halfvec_cosine_ops" in cursor.fetchone()[0]
         hits = memory_search(query="Who is Django named after?", owner=user, k=1)
         assert hits[0].content.startswith("Django is named")

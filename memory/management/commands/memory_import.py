@@ -1,15 +1,22 @@
-"""python manage.py memory_import PATH... [--owner USERNAME] [--kind document]"""
+"""python manage.py memory_import PATH... [--owner USERNAME] [--kind document] [--bulk | --no-bulk]
+
+Shows a bar of the chunks imported, then, after a bulk import, the phases of the HNSW index
+build read from pg_stat_progress_create_index.
+"""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from agentos.api import ApplicationError
 from memory.importing import ImportResult, chunks_from_file, memory_import_chunks
+from memory.indexing import BuildProgress, index_build
 from memory.models import MemoryEntry
 
 SUFFIXES = (".txt", ".md", ".markdown", ".jsonl")
@@ -22,6 +29,11 @@ class Command(BaseCommand):
         parser.add_argument("paths", nargs="+", help="files or directories (searched for .txt, .md, .jsonl)")
         parser.add_argument("--owner", help="username; without it the entries join the shared knowledge base")
         parser.add_argument("--kind", default=MemoryEntry.Kind.DOCUMENT, choices=MemoryEntry.Kind.values)
+        parser.add_argument(
+            "--bulk", action=argparse.BooleanOptionalAction, default=None,
+            help="load with COPY and build the HNSW index once at the end (default: when the files hold at "
+                 "least MEMORY_IMPORT_BULK_MIN chunks)",
+        )
 
     def handle(self, *args, **options) -> None:
         owner = None
@@ -33,17 +45,57 @@ class Command(BaseCommand):
         files = self._files([Path(path) for path in options["paths"]])
         total = ImportResult()
         try:
-            for path in files:
-                # Chunks are listed first so the bar knows its total.
-                chunks = list(chunks_from_file(path, kind=options["kind"]))
-                with tqdm(total=len(chunks), desc=path.name, unit="chunk", disable=options["verbosity"] == 0) as bar:
-                    result = memory_import_chunks(owner=owner, chunks=chunks, progress=bar)
-                total.added += result.added
-                total.skipped += result.skipped
-                total.files += 1
+            # Chunks are listed first so the bar knows its total (and bulk mode its size).
+            counts = {path: sum(1 for _ in chunks_from_file(path, kind=options["kind"])) for path in files}
+            bulk = options["bulk"]
+            if bulk is None:
+                bulk = sum(counts.values()) >= settings.MEMORY_IMPORT_BULK_MIN
+            try:
+                for path in files:
+                    with tqdm(total=counts[path], desc=path.name, unit="chunk",
+                              disable=options["verbosity"] == 0) as bar:
+                        result = memory_import_chunks(owner=owner, chunks=chunks_from_file(path, kind=options["kind"]),
+                                                      progress=bar, bulk=bulk)
+                    total.added += result.added
+                    total.skipped += result.skipped
+                    total.files += 1
+                    total.index_dropped |= result.index_dropped
+            finally:
+                # Also after a failure: searches must not be left without their index.
+                if total.index_dropped:
+                    self._build_index(quiet=options["verbosity"] == 0)
         except ApplicationError as error:
             raise CommandError(error.message) from None
         self.stdout.write(f"{total.files} files: {total.added} entries added, {total.skipped} skipped (already stored)")
+
+    def _build_index(self, *, quiet: bool) -> None:
+        bars: dict[str, tqdm] = {}
+
+        def show(step: BuildProgress) -> None:
+            if step.phase == "done":  # the summary line below says it
+                return
+            if step.phase not in bars:
+                for bar in bars.values():
+                    bar.close()
+                bars[step.phase] = tqdm(total=step.total or None, desc=f"index: {step.phase}", unit="row",
+                                        disable=quiet)
+            bar = bars[step.phase]
+            bar.update(step.done - bar.n)
+
+        try:
+            report = index_build(progress=show)
+        finally:
+            for bar in bars.values():
+                bar.close()
+        plan = report.plan
+        self.stdout.write(
+            f"HNSW index built over {plan.rows} entries in {report.seconds:.1f} s "
+            f"({report.index_bytes / 2**20:.0f} MB; maintenance_work_mem {plan.maintenance_work_mem_mb} MB, "
+            f"{plan.parallel_workers} parallel workers)"
+        )
+        if report.spilled or not plan.fits_in_memory:
+            self.stderr.write("the index graph did not fit in maintenance_work_mem: raise "
+                              "MEMORY_INDEX_BUILD_MAX_MEMORY_MB for a faster build (docs/memory.md)")
 
     @staticmethod
     def _files(paths: list[Path]) -> list[Path]:
