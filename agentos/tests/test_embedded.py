@@ -127,7 +127,12 @@ def test_a_recorded_port_taken_meanwhile_is_replaced_and_the_data_kept(private_v
     squatters = []
     for url in (pg_url, redis_url):
         squatter = socket.socket()
-        squatter.bind(("127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0])))
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the stopped server's TIME_WAITs
+        try:
+            squatter.bind(("127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0])))
+        except OSError:  # another program already listens there: taken all the same
+            squatter.close()
+            continue
         squatter.listen()
         squatters.append(squatter)
     try:
