@@ -137,7 +137,7 @@ def _side_effects(steps: dict[str, list[tuple]], memory_entry) -> dict:
     expected = {(row[4] or {}).get("idempotency_key") for rows in steps.values() for row in rows
                 if row[1] == "tool" and (row[4] or {}).get("tool") == "memory_store"}
     expected |= {f"{task_id}:result" for task_id, rows in steps.items()
-                 if rows and rows[-1][1] == "result" and (rows[-1][4] or {}).get("memory_entry")}
+                 if rows and rows[-1][1] == "result" and (rows[-1][4] or {}).get("memory_key")}
     expected.discard(None)
     entries = list(memory_entry.objects.filter(source_task_id__in=list(steps)).values_list(
         "source_task_id", "idempotency_key", "content"))

@@ -82,7 +82,8 @@ def worker(env: dict[str, str], *, concurrency: int, pool: str = "threads", name
     command = [sys.executable, "-m", "celery", "-A", "agentos", "worker", "-l", "INFO", "-n", node,
                "--pool", pool, "--concurrency", str(concurrency), "--without-gossip", "--without-mingle",
                "--without-heartbeat"]
-    service = Service(name=name, command=command, env=env, ready=" ready.")
+    # INFO: the worker logs through settings.LOGGING, and its " ready." line is an INFO line.
+    service = Service(name=name, command=command, env={**env, "LOG_LEVEL": "INFO"}, ready=" ready.")
     service.extra["node"] = node
     return service
 
@@ -91,7 +92,7 @@ def beat(env: dict[str, str]) -> Service:
     schedule = LOG_DIR / f"beat-{uuid.uuid4().hex[:6]}"
     command = [sys.executable, "-m", "celery", "-A", "agentos", "beat", "-l", "INFO", "--max-interval", "1",
                "-s", str(schedule)]
-    return Service(name="beat", command=command, env=env, ready="beat: Starting")
+    return Service(name="beat", command=command, env={**env, "LOG_LEVEL": "INFO"}, ready="beat: Starting")
 
 
 def daphne(env: dict[str, str], *, port: int) -> Service:

@@ -54,7 +54,8 @@ class Run:
     narrowed: dict = field(default_factory=dict)  # the response schemas narrowed in this slice
     # prompt slug -> (active version id, template stamp), read when the slice started
     active_prompts: dict = field(default_factory=dict)
-    # prompt slug -> (candidate version id, weight) of running rollouts, read at the first LLM call
+    # prompt slug -> (candidate version id, weight) of running rollouts: read with the slice's
+    # lookups (tasks/lookups.py), or at the first LLM call when the caller did not read them
     rollouts: dict | None = None
 
     @property
@@ -275,17 +276,27 @@ def execute_tool(run: Run, action: a.RunTool) -> Step:
     return draft
 
 
-def complete_memory(run: Run, result: str) -> str | None:
-    """Store the task's result in memory once (idempotency key ``<task_id>:result``)."""
-    try:
-        from memory.services import memory_add
+def result_memory_key(task_id) -> str:
+    """The idempotency key of a completed task's result in memory (one entry per task)."""
+    return f"{task_id}:result"
 
-        entry = memory_add(owner=run.task.owner_id, content=f"{run.state.query}\n\n{result}", kind="task_result",
-                           metadata={"task_id": str(run.task.id)}, source_task_id=run.task.id,
-                           idempotency_key=f"{run.task.id}:result")
-    except Exception:  # the task's result stands even if memory is unavailable; logged
-        logger.warning("could not store the result of task %s in memory", run.task.id, exc_info=True)
+
+def task_result_remember(*, task_id) -> str | None:
+    """Store a completed task's result in memory, once (key ``<task_id>:result``); the id of
+    the entry, or None when the task is not completed with a result.
+
+    The follow-up of the result step (tasks/signals.py, after the step's commit): the step
+    commits without waiting for the embedding, the INSERT and the index update. Run twice,
+    it finds the entry by its key and stores nothing more."""
+    from memory.services import memory_add
+    from tasks.models import Task
+
+    task = Task.objects.filter(pk=task_id, status="completed").only("owner_id", "query", "result").first()
+    if task is None or not task.result:
         return None
+    entry = memory_add(owner=task.owner_id, content=f"{task.query}\n\n{task.result}", kind="task_result",
+                       metadata={"task_id": str(task.pk)}, source_task_id=task.pk,
+                       idempotency_key=result_memory_key(task.pk))
     return str(entry.pk)
 
 
@@ -325,7 +336,7 @@ def failed_step(run: Run, action, error: str) -> Step:
 
 
 def decision_step(run: Run, action) -> Step:
-    """Steps that need no outside call (except storing a completed result in memory)."""
+    """Steps that need no outside call."""
     match action:
         case a.AskHuman():
             return Step(kind="human_request", agent=action.subtask.agent, subtask_id=action.subtask.id,
@@ -338,9 +349,9 @@ def decision_step(run: Run, action) -> Step:
             return Step(kind="error", status="error", agent=action.subtask.agent, subtask_id=action.subtask.id,
                         error=action.reason)
         case a.Complete():
-            entry = complete_memory(run, action.result)
-            return Step(kind="result", input={"memory_entry": entry, "rule": action.rule or None},
-                        output={"result": action.result})
+            # The result reaches memory after the commit, under this key (task_result_remember).
+            return Step(kind="result", output={"result": action.result},
+                        input={"memory_key": result_memory_key(run.task.pk), "rule": action.rule or None})
         case a.Fail():
             return Step(kind="error", status="error", error=action.reason)
         case a.Pause():

@@ -86,7 +86,8 @@ def run_slice(task_id, worker_id: str | None = None) -> SliceResult:
 def _run(task: Task, worker_id: str) -> SliceResult:
     lookups = parse_lookups(task.also)
     tools = {spec.name: spec for spec in enabled_tools(lookups.disabled_tools)}
-    run = Run(task=task, state=load_state(task, lookups.agents), tools=tools, active_prompts=lookups.active_prompts)
+    run = Run(task=task, state=load_state(task, lookups.agents, tools.values()), tools=tools,
+              active_prompts=lookups.active_prompts, rollouts=lookups.rollouts)
     state, started, done = run.state, time.monotonic(), 0
     while True:
         # 1. decide

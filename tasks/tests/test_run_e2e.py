@@ -43,7 +43,10 @@ def test_main_query_completes_with_plan_tools_synthesis_and_visible_steps(defaul
     assert uses == len(llm_steps)
     from memory.models import MemoryEntry
 
-    assert MemoryEntry.objects.filter(kind="task_result", source_task_id=task.id).count() == 1
+    # Written by the worker right after the result step's commit (tasks/signals.py).
+    entries = MemoryEntry.objects.filter(kind="task_result", source_task_id=task.id)
+    wait_until(lambda: entries.exists(), 30, message="the result in memory")
+    assert entries.count() == 1 and entries.get().idempotency_key == f"{task.id}:result"
 
 
 def test_pause_then_resume(agents_defaults, user, make_worker):
