@@ -277,6 +277,9 @@ CELERY_BEAT_SCHEDULE = {
     "tasks-requeue-expired-leases": {"task": "tasks.requeue_expired_leases", "schedule": TASK_REQUEUE_INTERVAL},
     # Webhook deliveries are remembered (replays refused) only while their timestamp is accepted.
     "triggers-prune-webhook-deliveries": {"task": "triggers.jobs.prune_webhook_deliveries", "schedule": 300.0},
+    # A completed task's result is stored in memory right after its commit; this catches the
+    # results of workers that stopped in between.
+    "tasks-remember-results": {"task": "tasks.remember_results", "schedule": 60.0},
 }
 
 # --- Prompt rollouts and evals ---------------------------------------------------------

@@ -300,6 +300,23 @@ def task_result_remember(*, task_id) -> str | None:
     return str(entry.pk)
 
 
+def results_to_remember(*, within_seconds: int = 3600, limit: int = 500) -> list:
+    """Ids of tasks completed within ``within_seconds`` with a result and no memory entry of
+    it (``task_result_remember`` did not run: the worker stopped right after the commit)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from memory.models import MemoryEntry
+    from tasks.models import Task
+
+    remembered = MemoryEntry.objects.filter(kind="task_result", source_task_id__isnull=False)
+    since = timezone.now() - timedelta(seconds=within_seconds)
+    recent = (Task.objects.filter(status="completed", finished_at__gte=since).exclude(result="")
+              .exclude(pk__in=remembered.values("source_task_id")))
+    return list(recent.values_list("pk", flat=True)[:limit])
+
+
 EXECUTORS = {a.CallPlan: execute_plan, a.CallAgent: execute_agent, a.CallSummary: execute_summary,
              a.CallSynthesis: execute_synthesis, a.RunTool: execute_tool}
 _KINDS = {a.CallPlan: "plan", a.CallAgent: "llm", a.CallSummary: "summary", a.CallSynthesis: "synthesis",

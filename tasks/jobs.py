@@ -19,3 +19,16 @@ def requeue_expired_leases() -> int:
     from tasks.leases import requeue_expired_leases as requeue
 
     return len(requeue())
+
+
+@shared_task(name="tasks.remember_results", ignore_result=True)
+def remember_results() -> int:
+    """Celery beat, every minute: store in memory the results of tasks completed in the last
+    hour that have no entry yet (their worker stopped between the result step's commit and
+    the memory write)."""
+    from tasks.execution import results_to_remember, task_result_remember
+
+    missing = results_to_remember()
+    for task_id in missing:
+        task_result_remember(task_id=task_id)
+    return len(missing)

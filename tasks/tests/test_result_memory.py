@@ -59,3 +59,27 @@ def test_only_a_completed_task_with_a_result_is_remembered(agents_defaults, user
     task = task_create(owner=user, query="compute 12 * 7")
     assert task_result_remember(task_id=task.id) is None
     assert not MemoryEntry.objects.filter(source_task_id=task.id).exists()
+
+
+def test_the_beat_sweep_stores_a_result_its_worker_did_not(
+        agents_defaults, user, django_capture_on_commit_callbacks, monkeypatch):
+    """A worker stopped between the result step's commit and the memory write: the sweep
+    (beat, every minute) stores the entry, once; entries already stored are left alone."""
+    import memory.services
+    from tasks.jobs import remember_results
+
+    stored = memory.services.memory_add
+    monkeypatch.setattr(memory.services, "memory_add", lambda **kwargs: (_ for _ in ()).throw(SystemError("killed")))
+    lost = task_create(owner=user, query="compute 12 * 7")
+    _run(lost, django_capture_on_commit_callbacks)
+    monkeypatch.setattr(memory.services, "memory_add", stored)
+    kept = task_create(owner=user, query="compute 3 + 4")
+    _run(kept, django_capture_on_commit_callbacks)
+    assert (lost.status, kept.status) == ("completed", "completed")
+    assert not MemoryEntry.objects.filter(source_task_id=lost.id).exists()
+    assert MemoryEntry.objects.filter(source_task_id=kept.id).count() == 1
+
+    assert remember_results() == 1
+    assert MemoryEntry.objects.get(source_task_id=lost.id).idempotency_key == f"{lost.id}:result"
+    assert MemoryEntry.objects.filter(source_task_id=kept.id).count() == 1
+    assert remember_results() == 0
