@@ -134,6 +134,8 @@ def task_new(request: HttpRequest) -> HttpResponse:
                               trigger_details={"page": "dashboard"}, options=form.options())
     except Forbidden as error:
         raise PermissionDenied(error.message)
+    except NotFound as error:  # a workspace the user is not in
+        raise Http404(error.message)
     except ApplicationError as error:
         form.add_error(None, error.message)
         return _render_dashboard(request, form, status=400)
