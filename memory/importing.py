@@ -149,6 +149,13 @@ def memory_import_chunks(*, owner: Any, chunks: Iterable[Chunk], progress: Any =
     embedder = get_embedder()
     embedder_check(embedder.name, embedder.dimensions)
     owner_id = owner.pk if owner is not None else None
+    # bulk_create sends no pre_save signal: the owner's default workspace is set here.
+    if owner is not None:
+        from workspaces.access import default_workspace
+
+        workspace_id = default_workspace(owner).pk
+    else:
+        workspace_id = None
     result = ImportResult()
     for batch in _batches(chunks, BATCH_SIZE):
         by_hash: dict[str, Chunk] = {}
@@ -163,7 +170,8 @@ def memory_import_chunks(*, owner: Any, chunks: Iterable[Chunk], progress: Any =
         vectors = embedder.embed([chunk.content for chunk in new.values()]) if new else []
         with transaction.atomic():
             MemoryEntry.objects.bulk_create(
-                MemoryEntry(owner_id=owner_id, content=chunk.content, content_hash=digest, embedding=vector,
+                MemoryEntry(owner_id=owner_id, workspace_id=workspace_id, content=chunk.content, content_hash=digest,
+                            embedding=vector,
                             embedder=embedder.name, kind=chunk.kind, metadata=chunk.metadata)
                 for (digest, chunk), vector in zip(new.items(), vectors, strict=True)
             )

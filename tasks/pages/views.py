@@ -112,9 +112,14 @@ def _render_dashboard(request: HttpRequest, form: NewTaskForm, status: int = 200
         wanted = ""
     tasks = tasks_for_user(user=request.user, status=wanted or None)
     page = Paginator(tasks, TASKS_PER_PAGE).get_page(request.GET.get("page"))
+    from workspaces.access import default_workspace, workspaces_for_user
+
+    # Where a new task may go: shown as a choice when there is more than one.
+    workspaces = list(workspaces_for_user(user=request.user, at_least="operator").order_by("name")[:100])
     context = page_context(
         form=form, page=page, cards=[task_card(task) for task in page.object_list],
         status_filters=STATUS_FILTERS, current_status=wanted,
+        workspaces=workspaces if len(workspaces) > 1 else [], default_workspace=default_workspace(request.user).pk,
     )
     return render(request, "pages/dashboard.html", context, status=status)
 
