@@ -88,3 +88,12 @@ def test_workspace_list_shows_your_role(team):
     workspaces = client.get("/api/v1/workspaces/").json()["workspaces"]
     assert {(w["name"], w["role"], w["personal"]) for w in workspaces} == {("Team", "viewer", False),
                                                                          ("t-viewer", "admin", True)}
+
+
+def test_a_viewer_token_may_not_run_tools(team):
+    viewer = with_key(create_token(team, "viewer")["key"])
+    operator = with_key(create_token(team, "operator")["key"])
+    body = {"arguments": {"expression": "6 * 7"}}
+    refused = viewer.post("/api/v1/tools/calculator/invoke", body, format="json")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+    assert operator.post("/api/v1/tools/calculator/invoke", body, format="json").status_code == 200
