@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "evals",
     "mcp_bridge",
     "observability",
+    "workspaces",
 ]
 
 MIDDLEWARE = [

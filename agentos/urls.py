@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("tools.api_urls")),
     path("", include("prompts.api_urls")),
     path("", include("memory.api_urls")),
+    path("", include("workspaces.api_urls")),
 ]
 
 urlpatterns = [
@@ -25,6 +26,7 @@ urlpatterns = [
     # Django's conventional sign-in address leads to ours (the query string, ?next=, is kept).
     path("accounts/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
     path("", include("evals.urls")),  # its API under api/v1/ and its pages under evals/
+    path("", include("workspaces.urls")),
     path("", include("tasks.pages.urls")),
 ]
 

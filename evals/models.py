@@ -16,6 +16,8 @@ from django.db.models import Q
 class Dataset(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
                               related_name="datasets", help_text="Empty: shipped with AgentOS, readable by all.")
+    workspace = models.ForeignKey("workspaces.Workspace", null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="datasets", help_text="Empty for shipped datasets.")
     name = models.SlugField(max_length=100)
     description = models.TextField(blank=True)
     template = models.ForeignKey("prompts.PromptTemplate", null=True, blank=True, on_delete=models.SET_NULL,
@@ -68,6 +70,8 @@ class EvalRun(models.Model):
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
                               related_name="eval_runs", help_text="Empty for runs started from the command line.")
+    workspace = models.ForeignKey("workspaces.Workspace", null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="eval_runs")
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="runs")
     version = models.ForeignKey("prompts.PromptVersion", on_delete=models.PROTECT, related_name="eval_runs")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)

@@ -1,7 +1,8 @@
 """Reads of the evals app: what a user may see, comparisons, feedback per prompt version.
 
-Visibility: a user sees their own datasets and runs plus the shipped datasets (no owner);
-staff see everything. Another user's object is "not found", never "forbidden".
+Visibility: a user sees the datasets and runs of their workspaces plus the shipped datasets
+(no owner); staff see everything. Another workspace's object is "not found", never
+"forbidden"; changing a dataset takes the prompt_editor role in its workspace (403 below it).
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ from prompts.models import PromptVersion
 
 
 def datasets_for_user(*, user) -> QuerySet[Dataset]:
+    from workspaces.access import is_superuser, member_workspace_ids
+
     datasets = Dataset.objects.select_related("owner", "template")
-    return datasets if user.is_staff else datasets.filter(Q(owner=user) | Q(owner__isnull=True))
+    if is_superuser(user):
+        return datasets
+    return datasets.filter(Q(workspace__in=member_workspace_ids(user)) | Q(owner__isnull=True))
 
 
 def dataset_get_for_user(*, user, dataset_id, write: bool = False) -> Dataset:
@@ -29,8 +34,12 @@ def dataset_get_for_user(*, user, dataset_id, write: bool = False) -> Dataset:
         dataset = datasets_for_user(user=user).get(pk=int(dataset_id))
     except (Dataset.DoesNotExist, ValueError, TypeError):
         raise NotFound("dataset not found")
-    if write and not user.is_staff and dataset.owner_id != user.pk:
-        raise NotFound("dataset not found")
+    if write and not user.is_staff:
+        if dataset.owner_id is None:
+            raise NotFound("dataset not found")
+        from workspaces.access import require_role
+
+        require_role(user, dataset.workspace_id, "prompt_editor", what="dataset")
     return dataset
 
 
@@ -50,8 +59,9 @@ def dataset_by_name(*, name: str, owner=None) -> Dataset:
 
 
 def eval_runs_for_user(*, user) -> QuerySet[EvalRun]:
-    runs = EvalRun.objects.select_related("dataset", "version__template", "owner")
-    return runs if user.is_staff else runs.filter(owner=user)
+    from workspaces.access import scope
+
+    return scope(EvalRun.objects.select_related("dataset", "version__template", "owner"), user)
 
 
 def eval_run_get_for_user(*, user, run_id) -> EvalRun:

@@ -108,8 +108,10 @@ def eval_run_create(*, owner, dataset: Dataset, version: PromptVersion, concurre
     if not items:
         raise EvalError(f"dataset {dataset.name} has no items", field="dataset")
     workers = max(1, min(int(concurrency or settings.EVAL_CONCURRENCY), settings.EVAL_CONCURRENCY, len(items)))
-    run = EvalRun.objects.create(owner=owner, dataset=dataset, version=version, concurrency=workers,
-                                 total=len(items), provider=settings.LLM_PROVIDER, model=settings.LLM_MODEL)
+    # In the dataset's workspace (a shipped dataset's run: the owner's default workspace).
+    run = EvalRun.objects.create(owner=owner, workspace_id=dataset.workspace_id, dataset=dataset, version=version,
+                                 concurrency=workers, total=len(items), provider=settings.LLM_PROVIDER,
+                                 model=settings.LLM_MODEL)
     EvalResult.objects.bulk_create([EvalResult(run=run, item_id=item_id) for item_id in items])
     if start:
         transaction.on_commit(lambda: eval_run_enqueue(run_id=run.pk, jobs=workers))

@@ -17,11 +17,12 @@ RECHECK_SECONDS = 5.0
 
 
 def _create(user, query: Any):
-    from tasks.services import task_create
+    from workspaces.task_actions import task_create_as
 
     if not isinstance(query, str):
         raise ApplicationError("query must be a string", field="query")
-    return task_create(owner=user, query=query, trigger="api", trigger_details={"endpoint": "/mcp"})
+    # A viewer's token is refused (Forbidden), as on every other interface.
+    return task_create_as(actor=user, query=query, trigger="api", trigger_details={"endpoint": "/mcp"})
 
 
 def _read(task) -> dict:

@@ -152,7 +152,8 @@ def _batches(chunks: Iterable[Chunk], size: int) -> Iterator[list[Chunk]]:
         yield batch
 
 
-COPY_COLUMNS = ("owner_id", "content", "content_hash", "embedding", "embedder", "kind", "metadata", "created_at")
+COPY_COLUMNS = ("owner_id", "workspace_id", "content", "content_hash", "embedding", "embedder", "kind", "metadata",
+                "created_at")
 
 
 def _copy_entries(rows: list[tuple]) -> None:
@@ -173,6 +174,13 @@ def memory_import_chunks(*, owner: Any, chunks: Iterable[Chunk], progress: Any =
     embedder = get_embedder()
     embedder_check(embedder.name, embedder.dimensions)
     owner_id = owner.pk if owner is not None else None
+    # bulk_create and COPY send no pre_save signal: the owner's default workspace is set here.
+    if owner is not None:
+        from workspaces.access import default_workspace
+
+        workspace_id = default_workspace(owner).pk
+    else:
+        workspace_id = None
     result = ImportResult()
     for batch in _batches(chunks, BATCH_SIZE):
         by_hash: dict[str, Chunk] = {}
@@ -191,13 +199,14 @@ def memory_import_chunks(*, owner: Any, chunks: Iterable[Chunk], progress: Any =
         with transaction.atomic():
             if bulk:
                 now = timezone.now()
-                _copy_entries([(owner_id, chunk.content, digest, vector_literal(vector), embedder.name, chunk.kind,
-                                json.dumps(chunk.metadata), now)
+                _copy_entries([(owner_id, workspace_id, chunk.content, digest, vector_literal(vector), embedder.name,
+                                chunk.kind, json.dumps(chunk.metadata), now)
                                for (digest, chunk), vector in zip(new.items(), vectors, strict=True)])
             else:
                 MemoryEntry.objects.bulk_create(
-                    MemoryEntry(owner_id=owner_id, content=chunk.content, content_hash=digest, embedding=vector,
-                                embedder=embedder.name, kind=chunk.kind, metadata=chunk.metadata)
+                    MemoryEntry(owner_id=owner_id, workspace_id=workspace_id, content=chunk.content,
+                                content_hash=digest, embedding=vector, embedder=embedder.name, kind=chunk.kind,
+                                metadata=chunk.metadata)
                     for (digest, chunk), vector in zip(new.items(), vectors, strict=True)
                 )
         result.added += len(new)

@@ -26,6 +26,9 @@ class MemoryEntry(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="memory_entries"
     )
+    # The workspace of an owned entry (the owner's default one when not given); NULL when shared.
+    workspace = models.ForeignKey("workspaces.Workspace", null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="memory_entries")
     content = models.TextField()
     # sha256 of the content: `memory_import` skips a chunk the same owner already has.
     content_hash = models.CharField(max_length=64)

@@ -244,7 +244,7 @@ class PromptVersionAdmin(admin.ModelAdmin):
             self.message_user(request, "Select at most one version per template to activate.", messages.ERROR)
             return
         for version in versions:
-            prompt_version_activate(version=version)
+            prompt_version_activate(version=version, actor=request.user)
         self.message_user(request, "Activated " + ", ".join(version.label for version in versions) + ".",
                           messages.SUCCESS)
 

@@ -104,6 +104,6 @@ class ActivateView(_VersionView):
     http_method_names = ["post"]
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
-        version = prompt_version_activate(version=self.get_version(pk))
+        version = prompt_version_activate(version=self.get_version(pk), actor=request.user)
         messages.success(request, f"{version.label} is now the active version of {version.template.slug}.")
         return HttpResponseRedirect(reverse("admin:prompts_promptversion_change", args=[version.pk]))

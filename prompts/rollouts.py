@@ -169,10 +169,20 @@ def prompt_rollout_start(*, candidate: PromptVersion, weight: float, min_uses: i
     versions = PromptVersion.objects.select_related("template")
     active = versions.get(template_id=candidate.template_id, is_active=True)
     candidate = versions.get(pk=candidate.pk)
-    return PromptRollout.objects.create(
+    rollout = PromptRollout.objects.create(
         template_id=candidate.template_id, active_version=active, candidate=candidate, weight=float(weight),
         min_uses=settings.PROMPT_ROLLOUT_MIN_USES if min_uses is None else int(min_uses), failure_margin=margin,
         baseline={"active": _counters(active), "candidate": _counters(candidate)}, started_by=started_by)
+    _audit(started_by, "prompt.rollout.start", rollout, after={"candidate": candidate.label, "weight": rollout.weight})
+    return rollout
+
+
+def _audit(actor, action: str, rollout: PromptRollout, **states) -> None:
+    """One audit row per rollout change; automatic ends (no person) are recorded as "system"."""
+    from workspaces.audit import audit_record
+
+    audit_record(actor=actor or "system", action=action, target_type="prompt_rollout", target_id=rollout.pk,
+                 **states)
 
 
 def _end(rollout: PromptRollout, status: str, reason: str) -> PromptRollout:
@@ -194,6 +204,8 @@ def prompt_rollout_promote(*, rollout: PromptRollout, by=None) -> PromptRollout:
     who = f" by {by}" if by else ""
     rollout = _end(rollout, PromptRollout.Status.PROMOTED, f"promoted{who}")
     prompt_version_activate(version=rollout.candidate)
+    _audit(by, "prompt.rollout.promote", rollout, before={"status": "running"},
+           after={"status": rollout.status, "reason": rollout.stop_reason})
     return rollout
 
 
@@ -201,4 +213,7 @@ def prompt_rollout_promote(*, rollout: PromptRollout, by=None) -> PromptRollout:
 def prompt_rollout_stop(*, rollout: PromptRollout, by=None, reason: str = "") -> PromptRollout:
     """End the rollout; every task goes back to the active version."""
     PromptTemplate.objects.select_for_update().get(pk=rollout.template_id)
-    return _end(rollout, PromptRollout.Status.STOPPED, reason or f"stopped{f' by {by}' if by else ''}")
+    rollout = _end(rollout, PromptRollout.Status.STOPPED, reason or f"stopped{f' by {by}' if by else ''}")
+    _audit(by, "prompt.rollout.stop", rollout, before={"status": "running"},
+           after={"status": rollout.status, "reason": rollout.stop_reason})
+    return rollout

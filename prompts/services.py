@@ -202,7 +202,16 @@ def prompt_version_create(*, template: PromptTemplate, body: str, temperature: f
         note=note, created_by=created_by, origin=origin)
     if activate:
         _activate_locked(version)
+    if created_by is not None:  # a person's edit (the shipped defaults have no author)
+        _audit(created_by, "prompt.version.create", version, after={"label": version.label, "active": activate})
     return version
+
+
+def _audit(actor, action: str, version: PromptVersion, **states) -> None:
+    from workspaces.audit import audit_record
+
+    # Prompts are shared by every workspace: their events belong to none.
+    audit_record(actor=actor, action=action, target_type="prompt_version", target_id=version.pk, **states)
 
 
 def prompt_version_edit(*, version: PromptVersion, body: str = _UNSET, temperature: float | None = _UNSET,
@@ -221,9 +230,13 @@ def prompt_version_edit(*, version: PromptVersion, body: str = _UNSET, temperatu
         if not current.used or not content_changed:
             validate_version_content(template=current.template, body=changes.get("body", current.body),
                                      label=current.label)
+            before = {name: getattr(current, name) for name in changes if changes[name] != getattr(current, name)}
             for name, value in changes.items():
                 setattr(current, name, value)
             current.save()
+            if edited_by is not None and before:
+                _audit(edited_by, "prompt.version.edit", current, before=before,
+                       after={name: changes[name] for name in before})
             return current, False
         content = {name: changes.get(name, getattr(current, name)) for name in ("body", "temperature", "max_tokens")}
         note_text = changes.get("note") or f"Edited from version {current.number}"
@@ -247,8 +260,14 @@ def _activate_locked(version: PromptVersion) -> None:
 
 
 @transaction.atomic
-def prompt_version_activate(*, version: PromptVersion) -> PromptVersion:
-    """Make ``version`` its template's only active version (one transaction)."""
+def prompt_version_activate(*, version: PromptVersion, actor=None) -> PromptVersion:
+    """Make ``version`` its template's only active version (one transaction); audited when
+    ``actor`` (who activated it) is given."""
     PromptTemplate.objects.select_for_update().filter(pk=version.template_id).first()
+    before = (PromptVersion.objects.filter(template_id=version.template_id, is_active=True)
+              .values_list("number", flat=True).first())
     _activate_locked(version)
+    if actor is not None:
+        _audit(actor, "prompt.version.activate", version, before={"active_number": before},
+               after={"active_number": version.number, "label": version.label})
     return version

@@ -32,20 +32,20 @@ CONTROL_MESSAGE_MAX_DEPTH = 4
 
 def run_action(*, user, task_id, content: dict) -> dict:
     """Apply one control message through the services; returns the task afterwards."""
-    from tasks import services
     from tasks.api.serializers import RespondInputSerializer
     from tasks.presenters import task_to_dict
+    from workspaces.task_actions import task_act
 
     task = task_for(user, task_id)
     action = content.get("action")
     if action in ("pause", "resume", "cancel"):
-        getattr(services, f"task_{action}")(task=task)
+        task_act(actor=user, task=task, action=action)
     elif action == "respond":
         serializer = RespondInputSerializer(data={k: v for k, v in content.items() if k != "action"})
         if not serializer.is_valid():
             field, message, code = _first_validation_error(serializer.errors)
             raise ApplicationError(message, field=field, code=code)
-        services.task_respond(task=task, **serializer.validated_data)
+        task_act(actor=user, task=task, action="respond", **serializer.validated_data)
     else:
         raise ApplicationError("action must be one of pause, resume, cancel, respond.", field="action")
     task.refresh_from_db()

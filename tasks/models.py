@@ -97,6 +97,9 @@ class Trigger(models.TextChoices):
 class Task(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tasks")
+    # Who may see and control it (workspaces.access); the owner's default workspace when not given.
+    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.PROTECT, related_name="tasks",
+                                  db_index=False)
     query = models.TextField()
     status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.QUEUED)
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.API)
@@ -149,6 +152,8 @@ class Task(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["owner", "-created_at"], name="task_owner_created_idx"),
+            # The dashboard and the list API: a workspace's tasks, newest first (also serves the FK).
+            models.Index(fields=["workspace", "-created_at"], name="task_workspace_created_idx"),
             models.Index(fields=["status", "-created_at"], name="task_status_created_idx"),
             # A task's forks (its page lists them); partial: most tasks are not forks.
             models.Index(fields=["forked_from"], name="task_forked_from_idx", condition=Q(forked_from__isnull=False)),

@@ -1,4 +1,6 @@
-"""Reads of the tasks app; every read of a task is scoped to its owner (staff see all)."""
+"""Reads of the tasks app; every read of a task is scoped to the caller's workspaces (staff
+see all): another workspace's task is NotFound; ``at_least`` a role the caller's membership
+lacks is Forbidden (workspaces.access)."""
 
 from __future__ import annotations
 
@@ -11,12 +13,14 @@ from tasks.models import Step, Task, TaskStatus
 
 
 def _visible_tasks(user) -> QuerySet[Task]:
-    tasks = Task.objects.all()
-    return tasks if user.is_staff else tasks.filter(owner=user)
+    from workspaces.access import scope
+
+    return scope(Task.objects.all(), user)
 
 
-def task_get_for_user(*, user, task_id) -> Task:
-    """The task, or NotFound when it does not exist or belongs to someone else."""
+def task_get_for_user(*, user, task_id, at_least: str | None = None) -> Task:
+    """The task, or NotFound when it does not exist or is in none of the caller's workspaces;
+    with ``at_least`` (a role, e.g. "operator"), Forbidden when the caller's role there is lower."""
     try:
         ident = task_id if isinstance(task_id, uuid.UUID) else uuid.UUID(str(task_id))
     except ValueError:
@@ -24,11 +28,17 @@ def task_get_for_user(*, user, task_id) -> Task:
     task = _visible_tasks(user).filter(pk=ident).first()
     if task is None:
         raise NotFound("task not found")
+    if at_least:
+        from workspaces.access import require_role
+
+        require_role(user, task.workspace_id, at_least, what="task")
     return task
 
 
-def tasks_for_user(*, user, status: str | None = None) -> QuerySet[Task]:
+def tasks_for_user(*, user, status: str | None = None, workspace_id: int | None = None) -> QuerySet[Task]:
     tasks = _visible_tasks(user)
+    if workspace_id is not None:
+        tasks = tasks.filter(workspace_id=workspace_id)
     if status:
         if status not in TaskStatus.values:
             raise ApplicationError(f"unknown status {status!r}; use one of {', '.join(TaskStatus.values)}",

@@ -39,8 +39,9 @@ def enqueue(task_id: Any, countdown: float | None = None) -> None:
 
 
 def task_create(*, owner, query: str, trigger: str = Trigger.API, trigger_details: dict | None = None,
-                options: dict | None = None, callback_url: str | None = None) -> Task:
-    """Create a queued task and, once committed, send its first ``run_task`` message."""
+                options: dict | None = None, callback_url: str | None = None, workspace=None) -> Task:
+    """Create a queued task and, once committed, send its first ``run_task`` message.
+    ``workspace``: where it goes (default: the owner's default workspace)."""
     query = (query or "").strip() if isinstance(query, str) else ""
     if not query:
         raise ApplicationError("query must not be empty", field="query")
@@ -51,7 +52,8 @@ def task_create(*, owner, query: str, trigger: str = Trigger.API, trigger_detail
     cleaned = clean_task_options(options)
     with transaction.atomic():
         task = Task.objects.create(
-            owner=owner, query=query, trigger=trigger, trigger_details=trigger_details or {}, options=cleaned,
+            owner=owner, workspace=workspace, query=query, trigger=trigger, trigger_details=trigger_details or {},
+            options=cleaned,
             callback_url=callback_url or None, step_budget=cleaned.get("step_budget", settings.TASK_STEP_BUDGET),
             enqueued_at=timezone.now())
         # Factor 11: the first step of every task says where it came from.
@@ -169,14 +171,18 @@ def _approval_answer(answer: Any, approve: Any) -> bool:
 
 
 @transaction.atomic
-def task_respond(*, task: Task, answer: str | None = None, approve: bool | None = None, comment: str = "") -> Task:
-    """Answer the pending question (``answer``) or approval (``approve``, optional ``comment``)."""
+def task_respond(*, task: Task, answer: str | None = None, approve: bool | None = None, comment: str = "",
+                 answered_by: str | None = None) -> Task:
+    """Answer the pending question (``answer``) or approval (``approve``, optional ``comment``);
+    ``answered_by`` (who answered) is recorded on the response step."""
     row, _ = _locked(task)
     waiting = row.waiting_for
     if row.status not in (TaskStatus.WAITING_HUMAN, TaskStatus.PAUSED) or not waiting:
         raise Conflict(f"the task is {row.status} and is not waiting for an answer")
     comment = str(comment or "").strip()[:ANSWER_MAX_LENGTH]
     data: dict[str, Any] = {"request": waiting.get("step"), "reason": waiting.get("reason"), "comment": comment}
+    if answered_by:
+        data["answered_by"] = answered_by
     if waiting.get("reason") == "approval":
         data["approve"] = _approval_answer(answer, approve)
         data["tool_call"] = waiting.get("tool_call")

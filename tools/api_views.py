@@ -70,7 +70,8 @@ def invocable_tool(*, name: str, user) -> ToolSpec:
 
 _INVOKE_ERRORS = {
     400: "Invalid input or arguments that break the tool's schema; `field` names the offending one.",
-    403: "The tool needs approval: it runs only inside a task, or for staff.",
+    403: "The tool needs approval: it runs only inside a task, or for staff; or your role in your default "
+         "workspace is viewer (running a tool is acting, not reading).",
     404: "No such tool, or it is disabled.",
     409: "The tool waits for a person's answer, so it only runs inside a task.",
 }
@@ -85,6 +86,9 @@ class ToolInvokeView(APIView):
                    **error_responses(400, 401, 403, 404, 409, 415, 429, descriptions=_INVOKE_ERRORS)},
     )
     def post(self, request: Request, name: str) -> Response:
+        from workspaces.access import workspace_for_write
+
+        workspace_for_write(user=request.user)  # an operator where their work goes (a viewer token: 403)
         spec = invocable_tool(name=name, user=request.user)
         data = InvokeInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -23,6 +23,8 @@ class Webhook(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhooks")
+    # Where the tasks it starts go (the owner's default workspace when not given).
+    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.PROTECT, related_name="webhooks")
     name = models.CharField(max_length=100)
     secret = models.CharField(max_length=100, default=generate_secret,
                               help_text="Signs inbound deliveries and this hook's callbacks.")
@@ -87,6 +89,7 @@ class ScheduledQuery(models.Model):
     """A stored query run by Celery beat; ``periodic_task`` is the beat entry behind it."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="scheduled_queries")
+    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.PROTECT, related_name="schedules")
     name = models.CharField(max_length=100, unique=True)
     query = models.TextField()
     options = models.JSONField(default=dict, blank=True)

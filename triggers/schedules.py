@@ -100,6 +100,7 @@ def scheduled_query_run(*, schedule_id: int):
         "fired_at": now.isoformat(),
     }
     task = triggered_task_create(owner=schedule.owner, query=schedule.query, trigger="schedule", details=details,
-                        options=schedule.options or {}, callback_url=schedule.callback_url)
+                        options=schedule.options or {}, callback_url=schedule.callback_url,
+                        workspace_id=schedule.workspace_id)
     ScheduledQuery.objects.filter(pk=schedule.pk).update(last_run_at=now, last_task_id=task.pk)
     return task

@@ -164,7 +164,8 @@ def _record_delivery(*, webhook: Webhook, signed_at: int, body: bytes, query: st
         except IntegrityError:
             return _duplicate(key)
         task = triggered_task_create(owner=webhook.owner, query=query, trigger="webhook", details=details,
-                                     options=webhook.options or {}, callback_url=webhook.callback_url)
+                                     options=webhook.options or {}, callback_url=webhook.callback_url,
+                                     workspace_id=webhook.workspace_id)
         record.task = task
         record.save(update_fields=["task"])
     return Delivery(task=task, duplicate=False)
@@ -196,7 +197,8 @@ def webhook_rotate_secret(*, webhook: Webhook) -> Webhook:
     return webhook
 
 
-def triggered_task_create(*, owner, query: str, trigger: str, details: dict, options: dict, callback_url: str = ""):
+def triggered_task_create(*, owner, query: str, trigger: str, details: dict, options: dict, callback_url: str = "",
+                          workspace_id: int | None = None):
     """Create (and enqueue on commit) a task through the orchestrator's one entry point.
 
     A ``callback_url`` key in the stored options is accepted as well as the field, since
@@ -207,7 +209,14 @@ def triggered_task_create(*, owner, query: str, trigger: str, details: dict, opt
     options = dict(options)
     callback_url = str(options.pop("callback_url", "") or callback_url or "")
     return task_create(owner=owner, query=query, trigger=trigger, trigger_details=details, options=options,
-                       callback_url=callback_url or None)
+                       callback_url=callback_url or None, workspace=_workspace(workspace_id))
+
+
+def _workspace(workspace_id: int | None):
+    """The hook's or schedule's workspace (None: the owner's default one)."""
+    from workspaces.models import Workspace
+
+    return Workspace.objects.get(pk=workspace_id) if workspace_id else None
 
 
 # --- outbound notifications ----------------------------------------------------------------

@@ -33,7 +33,8 @@ GENERIC_READERS = {"agentos/config.py", "mcp_bridge/client.py"}
 COMPOSE_ONLY = {"POSTGRES_PASSWORD"}
 # Pages written alongside this one that a link may name before they exist in this checkout.
 PENDING_PAGES: set[str] = set()  # pages a link may name before they are written
-OUR_PACKAGES = ("agentos", "prompts", "tasks", "tools", "memory", "triggers", "evals", "mcp_bridge", "observability")
+OUR_PACKAGES = ("agentos", "prompts", "tasks", "tools", "memory", "triggers", "evals", "mcp_bridge", "observability",
+                "workspaces")
 METHODS = ("get", "post", "put", "patch", "delete")
 
 

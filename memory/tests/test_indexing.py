@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 
+from memory.embedders import get_embedder
 from memory.indexing import BuildProgress, build_plan, index_build, index_exists
 from memory.models import HNSW_INDEX_NAME, MemoryEntry
 from memory.services import memory_add, memory_search
@@ -107,20 +108,26 @@ def test_search_sets_ef_search_per_mode_and_the_iterative_scan(user):
     assert hits[0].content.startswith("The ledger service")
 
 
-def _migrate(target: str) -> None:
+def _migrate(target: str | None = None):
+    """Migrate memory to ``target`` (None: every app to its latest); the models as they are then."""
     from django.db.migrations.executor import MigrationExecutor
 
     executor = MigrationExecutor(connection)
-    executor.migrate([("memory", target)])
+    targets = [("memory", target)] if target else executor.loader.graph.leaf_nodes()
+    return executor.migrate(targets).apps
 
 
 @pytest.mark.django_db(transaction=True)  # the migration builds CONCURRENTLY: no transaction around it
 def test_halfvec_migration_converts_a_populated_index_and_back(user):
     try:
-        _migrate("0003_hnsw_m24_ef128")
+        old = _migrate("0003_hnsw_m24_ef128")
         assert "vector_cosine_ops" in _index_definition()
+        # Rows as that schema had them (the model of today has later columns).
+        entry = old.get_model("memory", "MemoryEntry")
+        embedder = get_embedder()
         for text in ["Backups run nightly at two.", "Invoices are due in thirty days."]:
-            memory_add(owner=user, content=text)
+            entry.objects.create(owner_id=user.pk, content=text, content_hash=text, embedder=embedder.name,
+                                 embedding=embedder.embed([text])[0])
         _migrate("0004_hnsw_halfvec")
         assert "halfvec(384)) halfvec_cosine_ops" in _index_definition()
         with connection.cursor() as cursor:
@@ -130,4 +137,4 @@ def test_halfvec_migration_converts_a_populated_index_and_back(user):
         hit = memory_search(query="when are invoices due", owner=user, k=1, mode="vector")[0]
         assert hit.content.startswith("Invoices")
     finally:
-        _migrate("0004_hnsw_halfvec")
+        _migrate()

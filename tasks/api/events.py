@@ -70,11 +70,12 @@ def parse_task_id(value) -> uuid.UUID:
         raise NotFound("Task not found.")
 
 
-def task_for(user, task_id):
-    """The task if ``user`` may see it (owner or staff); NotFound otherwise."""
+def task_for(user, task_id, at_least: str | None = None):
+    """The task if ``user`` may see it (a member of its workspace, or staff); NotFound
+    otherwise; with ``at_least``, Forbidden when the caller's role is lower."""
     from tasks.selectors import task_get_for_user
 
-    return task_get_for_user(user=user, task_id=parse_task_id(task_id))
+    return task_get_for_user(user=user, task_id=parse_task_id(task_id), at_least=at_least)
 
 
 def parse_after(value, field: str = "after") -> int | None:

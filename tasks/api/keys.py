@@ -18,5 +18,9 @@ def api_key_rotate(*, user) -> str:
     Stream tokens already issued stay valid until they expire (minutes): they are signed,
     not stored, and name the user, not the key.
     """
+    from workspaces.services import api_key_rotated
+
     Token.objects.filter(user=user).delete()
-    return Token.objects.create(user=user).key
+    key = Token.objects.create(user=user).key
+    api_key_rotated(user=user)
+    return key

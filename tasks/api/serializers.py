@@ -40,6 +40,9 @@ class TaskCreateInputSerializer(serializers.Serializer):
     callback_url = StrictCharField(required=False, max_length=500, validators=[validate_callback_url],
                                    help_text="Receives task.completed / task.failed / task.waiting_human events "
                                              "(signed). The host must be on CALLBACK_ALLOWED_HOSTS and public.")
+    workspace = serializers.IntegerField(required=False, min_value=1,
+                                         help_text="The workspace the task goes to (you must be an operator "
+                                                   "there); default: your personal workspace.")
 
 
 class ExecuteInputSerializer(TaskCreateInputSerializer):

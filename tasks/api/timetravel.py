@@ -64,8 +64,10 @@ class TaskImportView(APIView):
                    responses={201: TaskCreatedSerializer, **error_responses(400, 401, 413, 415, 429)})
     def post(self, request: Request) -> Response:
         from tasks.timetravel.export import task_import
+        from workspaces.access import workspace_for_write
 
-        return _created(request, task_import(owner=request.user, document=request.data))
+        workspace = workspace_for_write(user=request.user)
+        return _created(request, task_import(owner=request.user, document=request.data, workspace=workspace))
 
 
 class TaskForkView(APIView):
@@ -74,16 +76,18 @@ class TaskForkView(APIView):
     @extend_schema(tags=["time travel"], summary="Fork a task at a step and run on from there",
                    description="A new task whose log is steps 0..`at` of this one; it runs on under the current "
                                "prompts and tools. With `answer`, step `at` must be a question; with `output`, a "
-                               "model step whose output the fork replaces. Only the task's owner may fork it.",
+                               "model step whose output the fork replaces. Operators of the task's workspace may "
+                               "fork it; the fork is theirs, in the same workspace.",
                    request=ForkInputSerializer,
                    responses={201: TaskCreatedSerializer, **error_responses(400, 401, 404, 409, 415, 429)})
     def post(self, request: Request, task_id: str) -> Response:
-        from tasks.timetravel.fork import UNSET, task_fork
+        from tasks.timetravel.fork import UNSET
+        from workspaces.task_actions import task_act
 
         task = task_for(request.user, task_id)
         serializer = ForkInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        fork = task_fork(task=task, user=request.user, at=data["at"], answer=data.get("answer"),
-                         output=data["output"] if "output" in data else UNSET)
+        fork = task_act(actor=request.user, task=task, action="fork", at=data["at"], answer=data.get("answer"),
+                        output=data["output"] if "output" in data else UNSET)
         return _created(request, fork)

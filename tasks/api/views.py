@@ -31,7 +31,8 @@ def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
     descriptions = {
         400: "Invalid input; `field` names the offending field.",
         401: "Not authenticated.",
-        404: "No such task, or another user's.",
+        403: "Your role in the task's workspace does not allow this (viewers may only read).",
+        404: "No such task, or one outside your workspaces.",
         409: "The task's state does not allow this action.",
         415: "The body is not application/json.",
         429: "Too many requests.",
@@ -53,11 +54,11 @@ def task_urls(request: Request, task) -> dict[str, str]:
 
 def create_task(request: Request, data: dict):
     """The one way the API starts a task (POST /tasks/ and POST /execute)."""
-    from tasks.services import task_create
+    from workspaces.task_actions import task_create_as
 
-    return task_create(owner=request.user, query=data["query"], trigger="api",
-                       trigger_details={"endpoint": request.path}, options=data.get("options") or None,
-                       callback_url=data.get("callback_url") or None)
+    return task_create_as(actor=request.user, workspace_id=data.get("workspace"), query=data["query"],
+                          trigger="api", trigger_details={"endpoint": request.path},
+                          options=data.get("options") or None, callback_url=data.get("callback_url") or None)
 
 
 def parse_status(value: str | None) -> str | None:
@@ -154,9 +155,9 @@ class TaskActionView(APIView):
     action = ""
 
     def perform(self, request: Request, task) -> None:
-        from tasks import services
+        from workspaces.task_actions import task_act
 
-        getattr(services, f"task_{self.action}")(task=task)
+        task_act(actor=request.user, task=task, action=self.action)
 
     def post(self, request: Request, task_id: str) -> Response:
         from tasks.presenters import task_to_dict
@@ -167,7 +168,7 @@ class TaskActionView(APIView):
         return Response(task_to_dict(task))
 
 
-_ACTION_RESPONSES = {200: s.TaskSerializer, **error_responses(401, 404, 409, 429)}
+_ACTION_RESPONSES = {200: s.TaskSerializer, **error_responses(401, 403, 404, 409, 429)}
 
 
 class TaskPauseView(TaskActionView):
@@ -210,11 +211,11 @@ class TaskRespondView(TaskActionView):
     action = "respond"
 
     def perform(self, request: Request, task) -> None:
-        from tasks.services import task_respond
+        from workspaces.task_actions import task_act
 
         serializer = s.RespondInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        task_respond(task=task, **serializer.validated_data)
+        task_act(actor=request.user, task=task, action="respond", **serializer.validated_data)
 
     @extend_schema(tags=["tasks"], summary="Answer a task waiting for a person (a question or an approval)",
                    request=s.RespondInputSerializer,
@@ -262,6 +263,13 @@ class TokenCreateView(APIView):
                             password=serializer.validated_data["password"])
         if user is None or not user.is_active:
             raise ApplicationError("Wrong username or password.", code="invalid_credentials")
-        token, _ = Token.objects.get_or_create(user=user)
+        from django.db import transaction
+
+        from workspaces.services import api_key_rotated
+
+        with transaction.atomic():
+            token, created = Token.objects.get_or_create(user=user)
+            if created:
+                api_key_rotated(user=user, created=True)
         return Response({"token": token.key})
 

@@ -2,7 +2,7 @@
 
 GET shows the step and, for a question, an answer field, for a model step its output to
 correct; POST creates the fork through the same service as the API and opens its page.
-Only the task's owner reaches this page (anyone else: 404).
+Operators of the task's workspace reach this page (viewers: 403, anyone else: 404).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from agentos.jsonguard import JSONRejected, parse_json
 from tasks.models import Step
 from tasks.pages.timeline import pretty_json, subtasks_from, timeline_entries
 from tasks.pages.views import page_context, task_for
-from tasks.timetravel.fork import MODEL_KINDS, UNSET, task_fork
+from tasks.timetravel.fork import MODEL_KINDS, UNSET
+from workspaces.task_actions import task_act
 
 
 class ForkForm(forms.Form):
@@ -46,9 +47,7 @@ def _step(task, request: HttpRequest) -> Step:
 @login_required
 @require_http_methods(["GET", "POST"])
 def task_fork_page(request: HttpRequest, task_id: UUID) -> HttpResponse:
-    task = task_for(request, task_id)
-    if task.owner_id != request.user.pk:
-        raise Http404
+    task = task_for(request, task_id, at_least="operator")
     step = _step(task, request)
     original = pretty_json(step.output) if step.kind in MODEL_KINDS and step.output is not None else ""
     form = ForkForm(request.POST or None, initial={"at": step.index, "output": original})
@@ -62,7 +61,8 @@ def task_fork_page(request: HttpRequest, task_id: UUID) -> HttpResponse:
                     output = parse_json(text)
                 except JSONRejected as error:
                     raise ApplicationError(error.message, field="output") from None
-            fork = task_fork(task=task, user=request.user, at=step.index, answer=answer, output=output)
+            fork = task_act(actor=request.user, task=task, action="fork", at=step.index, answer=answer,
+                            output=output)
         except ApplicationError as error:
             form.add_error(error.field if error.field in ("answer", "output") else None, error.message)
         else:

@@ -12,6 +12,7 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -36,14 +37,18 @@ def page_context(**extra) -> dict:
     return {"offline_llm": is_offline(), **extra}
 
 
-def task_for(request: HttpRequest, task_id: UUID) -> Task:
-    """The task if this user may see it (owner or staff), else 404 — never 403, which would leak it exists."""
+def task_for(request: HttpRequest, task_id: UUID, at_least: str | None = None) -> Task:
+    """The task if this user may see it (a member of its workspace, or staff), else 404 —
+    never 403, which would leak it exists; 403 when ``at_least`` is a role the user lacks there."""
     from tasks.selectors import task_get_for_user
+    from workspaces.access import Forbidden
 
     try:
-        return task_get_for_user(user=request.user, task_id=task_id)
+        return task_get_for_user(user=request.user, task_id=task_id, at_least=at_least)
     except NotFound:
         raise Http404
+    except Forbidden as error:
+        raise PermissionDenied(error.message)
 
 
 def format_duration(delta: timedelta) -> str:
@@ -107,9 +112,14 @@ def _render_dashboard(request: HttpRequest, form: NewTaskForm, status: int = 200
         wanted = ""
     tasks = tasks_for_user(user=request.user, status=wanted or None)
     page = Paginator(tasks, TASKS_PER_PAGE).get_page(request.GET.get("page"))
+    from workspaces.access import default_workspace, workspaces_for_user
+
+    # Where a new task may go: shown as a choice when there is more than one.
+    workspaces = list(workspaces_for_user(user=request.user, at_least="operator").order_by("name")[:100])
     context = page_context(
         form=form, page=page, cards=[task_card(task) for task in page.object_list],
         status_filters=STATUS_FILTERS, current_status=wanted,
+        workspaces=workspaces if len(workspaces) > 1 else [], default_workspace=default_workspace(request.user).pk,
     )
     return render(request, "pages/dashboard.html", context, status=status)
 
@@ -117,14 +127,20 @@ def _render_dashboard(request: HttpRequest, form: NewTaskForm, status: int = 200
 @login_required
 @require_POST
 def task_new(request: HttpRequest) -> HttpResponse:
-    from tasks.services import task_create
+    from workspaces.access import Forbidden
+    from workspaces.task_actions import task_create_as
 
     form = NewTaskForm(request.POST)
     if not form.is_valid():
         return _render_dashboard(request, form, status=400)
     try:
-        task = task_create(owner=request.user, query=form.cleaned_data["query"], trigger="page",
-                           trigger_details={"page": "dashboard"}, options=form.options())
+        task = task_create_as(actor=request.user, workspace_id=request.POST.get("workspace") or None,
+                              query=form.cleaned_data["query"], trigger="page",
+                              trigger_details={"page": "dashboard"}, options=form.options())
+    except Forbidden as error:
+        raise PermissionDenied(error.message)
+    except NotFound as error:  # a workspace the user is not in
+        raise Http404(error.message)
     except ApplicationError as error:
         form.add_error(None, error.message)
         return _render_dashboard(request, form, status=400)
@@ -143,7 +159,7 @@ def task_detail(request: HttpRequest, task_id: UUID) -> HttpResponse:
     context = page_context(
         **panel_context(task),
         groups=render_timeline(entries),
-        forks=list(task.forks.filter(owner=task.owner).order_by("created_at")[:50]),
+        forks=list(task.forks.filter(workspace_id=task.workspace_id).order_by("created_at")[:50]),
         live={"task_id": str(task.id), "last_index": steps[-1].index if steps else -1,
               "finished": task.status in FINISHED_STATUSES},
     )
@@ -159,7 +175,11 @@ def timeline_marks(request: HttpRequest, task: Task) -> dict:
     edited = edit.get("step") if edit.get("kind") == "output" else None
     if edit.get("kind") == "answer" and isinstance(edit.get("step"), int):
         edited = edit["step"] + 1  # the answer follows the question it was forked at
-    fork_url = reverse("page-task-fork", args=[task.id]) if task.owner_id == request.user.pk else None
+    from workspaces.access import role_of
+    from workspaces.models import role_at_least
+
+    may_fork = role_at_least(role_of(request.user, task.workspace_id), "operator")
+    fork_url = reverse("page-task-fork", args=[task.id]) if may_fork else None
     return {"fork_url": fork_url, "edited_step": edited}
 
 
@@ -175,13 +195,13 @@ CONTROL_DONE = {
 @login_required
 @require_POST
 def task_control(request: HttpRequest, task_id: UUID, action: str) -> HttpResponse:
-    from tasks import services
+    from workspaces.task_actions import task_act
 
     if action not in CONTROLS:
         raise Http404
-    task = task_for(request, task_id)
+    task = task_for(request, task_id, at_least="operator")
     try:
-        getattr(services, CONTROLS[action])(task=task)
+        task_act(actor=request.user, task=task, action=action)
     except ApplicationError as error:
         messages.error(request, error.message)
     else:
@@ -192,9 +212,9 @@ def task_control(request: HttpRequest, task_id: UUID, action: str) -> HttpRespon
 @login_required
 @require_POST
 def task_respond(request: HttpRequest, task_id: UUID) -> HttpResponse:
-    from tasks.services import task_respond as respond
+    from workspaces.task_actions import task_act
 
-    task = task_for(request, task_id)
+    task = task_for(request, task_id, at_least="operator")
     form = RespondForm(request.POST)
     if not form.is_valid():
         for errors in form.errors.values():
@@ -204,9 +224,10 @@ def task_respond(request: HttpRequest, task_id: UUID) -> HttpResponse:
     decision = form.cleaned_data.get("decision")
     try:
         if decision:
-            respond(task=task, approve=decision == "approve", comment=form.cleaned_data.get("comment", ""))
+            task_act(actor=request.user, task=task, action="respond", approve=decision == "approve",
+                     comment=form.cleaned_data.get("comment", ""))
         else:
-            respond(task=task, answer=form.cleaned_data["answer"])
+            task_act(actor=request.user, task=task, action="respond", answer=form.cleaned_data["answer"])
     except ApplicationError as error:
         messages.error(request, error.message)
     else:

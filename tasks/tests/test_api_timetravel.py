@@ -46,16 +46,18 @@ def test_import_then_export_round_trips(imported, auth_client, document, user):
     assert (detail["status"], detail["forked_from"], imported.owner) == ("completed", None, user)
 
 
-def test_export_and_fork_are_owner_only(imported, api_client, other_user, staff_user):
+def test_export_and_fork_are_for_the_workspace_only(imported, api_client, other_user, staff_user):
     for path, method in ((f"/api/v1/tasks/{imported.pk}/export", "get"), (f"/api/v1/tasks/{imported.pk}/fork", "post")):
         api_client.force_authenticate(None)
         assert getattr(api_client, method)(path, {"at": 1}, format="json").status_code == 401
         api_client.force_authenticate(other_user)
         response = getattr(api_client, method)(path, {"at": 1}, format="json")
         assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
-    api_client.force_authenticate(staff_user)  # staff may read any task, but only its owner forks it
+    api_client.force_authenticate(staff_user)  # staff are super-users: they read and fork any task
     assert api_client.get(f"/api/v1/tasks/{imported.pk}/export").status_code == 200
-    assert api_client.post(f"/api/v1/tasks/{imported.pk}/fork", {"at": 1}, format="json").status_code == 404
+    fork = api_client.post(f"/api/v1/tasks/{imported.pk}/fork", {"at": 1}, format="json")
+    assert fork.status_code == 201
+    assert Task.objects.get(pk=fork.json()["task_id"]).workspace_id == imported.workspace_id
     api_client.force_authenticate(None)
     assert api_client.post("/api/v1/tasks/import", {}, format="json").status_code == 401
 

@@ -24,16 +24,21 @@ def question(task) -> Step:
     return Step.objects.get(task=task, kind="human_request")
 
 
-def test_each_step_links_continue_from_here_for_the_owner_only(client, run, user, staff_user):
+def test_each_step_links_continue_from_here_for_operators(client, run, user, staff_user, other_user):
     client.force_login(user)
     page = client.get(f"/tasks/{run.pk}/").content.decode()
     assert page.count(f"/tasks/{run.pk}/fork?at=") == run.step_count
     assert "Imported run" in page and f"/api/v1/tasks/{run.pk}/export" in page
     live = client.get(f"/tasks/{run.pk}/live?after=-1").json()
     assert all(f"fork?at={step['index']}" in step["html"] for step in live["steps"])
-    client.force_login(staff_user)  # staff see the task, but only its owner forks it
+    client.force_login(staff_user)  # staff are super-users: they may fork too
+    assert "fork?at=" in client.get(f"/tasks/{run.pk}/").content.decode()
+    from workspaces.models import Membership
+
+    Membership.objects.create(workspace=run.workspace, user=other_user, role="viewer")
+    client.force_login(other_user)  # a viewer of the workspace sees the task but may not fork it
     assert "fork?at=" not in client.get(f"/tasks/{run.pk}/").content.decode()
-    assert client.get(f"/tasks/{run.pk}/fork?at=1").status_code == 404
+    assert client.get(f"/tasks/{run.pk}/fork?at=1").status_code == 403
 
 
 def test_the_fork_page_answers_the_question_differently(client, run, user, other_user):

@@ -139,7 +139,7 @@ def _tools(steps: list[Step]) -> list[dict]:
 
 # --- import ----------------------------------------------------------------------------
 
-def task_import(*, owner, document: Any) -> Task:
+def task_import(*, owner, document: Any, workspace=None) -> Task:
     """Store ``document`` as a finished run of ``owner``; ApplicationError (400) when it is
     not an acceptable export, and then nothing was written."""
     from tasks.options import clean_task_options
@@ -161,7 +161,8 @@ def task_import(*, owner, document: Any) -> Task:
     with transaction.atomic():
         versions = _match_prompts(document["prompts"], owner)
         task = Task.objects.create(
-            owner=owner, query=data["query"], trigger=data["trigger"], trigger_details=data["trigger_details"],
+            owner=owner, workspace=workspace, query=data["query"], trigger=data["trigger"],
+            trigger_details=data["trigger_details"],
             options=options, step_budget=data["step_budget"], enqueued_at=None, imported_at=timezone.now())
         steps = [_step_row(step, versions) for step in document["steps"]]
         steps_copy(task=task, steps=steps, changes={

@@ -15,7 +15,8 @@ engine say what comes next under the *current* agents and options:
 corrects the model): the fork's step N is the original call with the corrected output.
 Either edit is recorded on the fork (``fork_edit``). The copied steps are never executed
 again: their tool calls, and the side effects those had, stay where they happened.
-Only the owner may fork (anyone else: NotFound, as if the task did not exist).
+Operators of the task's workspace may fork (outsiders: NotFound, as if the task did not
+exist; viewers: Forbidden); the fork belongs to whoever forked, in the same workspace.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from agentos.api import ApplicationError, NotFound
+from agentos.api import ApplicationError
 from tasks.context import canonical, record_from_step
 from tasks.engine import actions as a
 from tasks.engine import decide, estimate_total_steps, progress, subtask_results
@@ -39,8 +40,9 @@ UNSET: Any = object()
 
 def task_fork(*, task: Task, user, at: Any, answer: str | None = None, output: Any = UNSET) -> Task:
     """The new task (see the module docstring); ApplicationError naming the field at fault."""
-    if task.owner_id != getattr(user, "pk", None):
-        raise NotFound("task not found")
+    from workspaces.access import require_role
+
+    require_role(user, task.workspace_id, "operator", what="task")
     if isinstance(at, bool) or not isinstance(at, int) or not 0 <= at < task.step_count:
         raise ApplicationError(f"at must be a step index from 0 to {task.step_count - 1}", field="at")
     if answer is not None and output is not UNSET:
@@ -56,7 +58,8 @@ def task_fork(*, task: Task, user, at: Any, answer: str | None = None, output: A
                 "value": answer, "at": timezone.now().isoformat()}
     with transaction.atomic():
         fork = Task.objects.create(
-            owner=task.owner, query=task.query, trigger=task.trigger, trigger_details=task.trigger_details,
+            owner=user, workspace_id=task.workspace_id, query=task.query, trigger=task.trigger,
+            trigger_details=task.trigger_details,
             options=task.options, step_budget=task.step_budget, forked_from=task, forked_at_step=at, fork_edit=edit)
         state = _state(fork, copies)
         action = decide(state)

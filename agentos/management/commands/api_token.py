@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from rest_framework.authtoken.models import Token
 
 
@@ -20,7 +21,14 @@ class Command(BaseCommand):
             raise CommandError(f"No user named {username!r} (create one with: manage.py createsuperuser)")
         if not user.is_active:
             raise CommandError(f"User {username!r} is inactive")
+        from tasks.api.keys import api_key_rotate
+        from workspaces.services import api_key_rotated
+
         if rotate:
-            Token.objects.filter(user=user).delete()
-        token, _ = Token.objects.get_or_create(user=user)
+            self.stdout.write(api_key_rotate(user=user))  # audited as token.rotate
+            return
+        with transaction.atomic():
+            token, created = Token.objects.get_or_create(user=user)
+            if created:
+                api_key_rotated(user=user, created=True)
         self.stdout.write(token.key)

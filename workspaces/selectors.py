@@ -1,0 +1,59 @@
+"""Reads of the workspaces app: a workspace for its members, and its audit log (admins)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import QuerySet
+from django.utils.dateparse import parse_datetime
+
+from agentos.api import ApplicationError, NotFound
+from workspaces.access import require_role, scope
+from workspaces.models import AuditEvent, Role, Workspace
+
+AUDIT_FILTERS = ("action", "actor", "target_type", "target_id", "since", "until")
+
+
+def workspace_get_for_user(*, user, workspace_id, at_least: str = Role.VIEWER) -> Workspace:
+    """The workspace if ``user`` is a member (NotFound otherwise) with at least ``at_least``
+    (Forbidden otherwise)."""
+    try:
+        workspace = scope(Workspace.objects.all(), user, field="pk").get(pk=int(workspace_id))
+    except (Workspace.DoesNotExist, TypeError, ValueError):
+        raise NotFound("workspace not found")
+    require_role(user, workspace.pk, at_least, what="workspace")
+    return workspace
+
+
+def _moment(value: str, field: str) -> datetime:
+    moment = parse_datetime(value)
+    if moment is None:
+        raise ApplicationError(f"{field} must be an ISO 8601 date and time", field=field)
+    return moment
+
+
+def audit_events(*, workspace: Workspace, filters: dict | None = None) -> QuerySet[AuditEvent]:
+    """The workspace's audit events, newest first, narrowed by ``filters`` (action: a prefix
+    such as "task." or a full action; actor: a user name; since/until: ISO 8601)."""
+    events = AuditEvent.objects.filter(workspace=workspace)
+    filters = {key: value for key, value in (filters or {}).items() if key in AUDIT_FILTERS and value}
+    if "action" in filters:
+        action = filters["action"]
+        events = events.filter(action__startswith=action) if action.endswith(".") else events.filter(action=action)
+    if "actor" in filters:
+        events = events.filter(actor=filters["actor"])
+    if "target_type" in filters:
+        events = events.filter(target_type=filters["target_type"])
+    if "target_id" in filters:
+        events = events.filter(target_id=filters["target_id"])
+    if "since" in filters:
+        events = events.filter(created_at__gte=_moment(filters["since"], "since"))
+    if "until" in filters:
+        events = events.filter(created_at__lt=_moment(filters["until"], "until"))
+    return events.order_by("-created_at", "-id")
+
+
+def audit_event_to_dict(event: AuditEvent) -> dict:
+    return {"id": event.pk, "at": event.created_at.isoformat(), "actor": event.actor, "actor_id": event.actor_id,
+            "action": event.action, "target_type": event.target_type, "target_id": event.target_id,
+            "before": event.before, "after": event.after}
