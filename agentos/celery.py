@@ -61,3 +61,15 @@ def count_lease_takeovers(sender=None, retval=None, **kwargs) -> None:
         from observability.metrics import record_lease_takeovers
 
         record_lease_takeovers(retval)
+
+
+@signals.worker_init.connect
+def warm_up(sender=None, **kwargs) -> None:
+    """Build what every task's first step needs once, before the worker takes jobs: the
+    token counter's encoding and the model provider. Otherwise a burst of tasks on a fresh
+    worker builds them in every thread at once (seconds of CPU each)."""
+    from agentos.llm import get_provider
+    from prompts.tokens import count_tokens
+
+    count_tokens("warm up")
+    get_provider()

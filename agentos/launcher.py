@@ -24,6 +24,7 @@ PYTHON = sys.executable
 STOP_TIMEOUT = 15.0
 RESTART_DELAY = 3.0
 MAX_RESTART_DELAY = 60.0
+DEFAULT_WORKER_THREADS = 256
 
 
 def _embedded_mode() -> bool:
@@ -73,6 +74,20 @@ def _pump(name: str, stream, lock: threading.Lock) -> None:
             print(f"{name:>6} | {line}", flush=True)
 
 
+def worker_commands(env, *, processes: int | None = None, concurrency: int | None = None) -> dict:
+    """The Celery worker processes ``run`` starts: CELERY_WORKER_PROCESSES of them (default:
+    one per core), each with the threads pool and CELERY_WORKER_CONCURRENCY threads (default
+    256: a thread mostly waits on the model; the connection pool, DB_POOL_MAX_SIZE, bounds
+    the PostgreSQL sessions). Each process gets its own node name."""
+    processes = processes or int(env.get("CELERY_WORKER_PROCESSES") or 0) or os.cpu_count() or 1
+    concurrency = concurrency or int(env.get("CELERY_WORKER_CONCURRENCY") or DEFAULT_WORKER_THREADS)
+    pool = env.get("CELERY_WORKER_POOL", "threads")
+    commands = [[PYTHON, "-m", "celery", "-A", "agentos", "worker", "-l", "INFO", "--pool", pool,
+                 "--concurrency", str(concurrency), *(["-n", f"worker{i + 1}@%h"] if processes > 1 else [])]
+                for i in range(processes)]
+    return {"processes": processes, "concurrency": concurrency, "pool": pool, "commands": commands}
+
+
 def run() -> None:
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "8000")
@@ -91,12 +106,10 @@ def run() -> None:
             services.stop_all()
         raise
 
-    pool = os.environ.get("CELERY_WORKER_POOL", "threads")
-    concurrency = os.environ.get("CELERY_WORKER_CONCURRENCY", "32")
+    workers = worker_commands(os.environ)["commands"]
     commands = {
         "web": [PYTHON, "-m", "daphne", "-b", host, "-p", port, "agentos.asgi:application"],
-        "worker": [PYTHON, "-m", "celery", "-A", "agentos", "worker", "-l", "INFO",
-                   "--pool", pool, "--concurrency", concurrency],
+        **{("worker" if len(workers) == 1 else f"worker{i + 1}"): command for i, command in enumerate(workers)},
         "beat": [PYTHON, "-m", "celery", "-A", "agentos", "beat", "-l", "INFO"],
     }
     lock = threading.Lock()

@@ -118,10 +118,12 @@ DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 # A connection pool per process (psycopg_pool), shared by its threads. Django's connections
 # are per thread, and daphne runs each request on a fresh thread and Celery's fixup closes
 # the connection around every task, so without a pool nearly every request and task slice
-# opens a new PostgreSQL session. Sizes per process: web, a 32-thread worker and beat at
-# 40 each stay far below PostgreSQL's max_connections (300 here). 0 turns pooling off;
-# then DB_CONN_MAX_AGE keeps a thread's connection open that many seconds.
-DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 0, minimum=0, maximum=1000)
+# opens a new PostgreSQL session. A worker thread hands its connection back while it waits
+# on the model (tasks/limits.py), so a 256-thread worker needs no more than its busy threads.
+# Sizes per process: web, one worker per core and beat at 40 each stay far below
+# PostgreSQL's max_connections (300 here). 0 turns pooling off; then DB_CONN_MAX_AGE keeps
+# a thread's connection open that many seconds.
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 40, minimum=0, maximum=1000)
 if DB_POOL_MAX_SIZE:
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": env_int("DB_POOL_MIN_SIZE", 2, minimum=0, maximum=DB_POOL_MAX_SIZE),
@@ -172,7 +174,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=10)}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_POOL = env_choice("CELERY_WORKER_POOL", "threads", ("threads", "prefork", "solo", "gevent"))
-CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 32, minimum=1, maximum=2000)
+# Threads per worker process (agentos/launcher.py starts CELERY_WORKER_PROCESSES of them,
+# default one per core): a task's thread mostly waits on the model, holding no connection.
+CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 256, minimum=1, maximum=2000)
+CELERY_WORKER_PROCESSES = env_int("CELERY_WORKER_PROCESSES", 0, minimum=0, maximum=256)  # 0: one per core
 CELERY_TIMEZONE = "UTC"
 # Each worker rewrites its /healthz heartbeat this often (it expires after three intervals).
 WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 5.0, minimum=0.2)
@@ -246,6 +251,31 @@ LLM_RETRY_WINDOW_SECONDS = env_float("LLM_RETRY_WINDOW_SECONDS", 20.0, minimum=0
 LLM_OUTAGE_MAX_SECONDS = env_float("LLM_OUTAGE_MAX_SECONDS", 900.0, minimum=0.0)
 LLM_OUTAGE_BACKOFF_SECONDS = env_float("LLM_OUTAGE_BACKOFF_SECONDS", 5.0, minimum=0.1)
 OFFLINE_LLM_LATENCY_MS = env_int("OFFLINE_LLM_LATENCY_MS", 0, minimum=0, maximum=60000)
+# Per-model limits shared by all workers (tasks/limits.py, counted in Redis): model calls in
+# flight and requests in the last minute; 0 = no limit. LLM_MODEL_LIMITS sets them per model
+# ("gpt-4o=50/500,gpt-4o-mini=200/0": in flight/requests per minute), the two others are the
+# default for every other model. A call waits up to LLM_CAPACITY_WAIT_SECONDS for capacity;
+# then its task waits ("waiting for model capacity", status waiting_provider) and retries.
+LLM_MAX_IN_FLIGHT = env_int("LLM_MAX_IN_FLIGHT", 0, minimum=0)
+LLM_REQUESTS_PER_MINUTE = env_int("LLM_REQUESTS_PER_MINUTE", 0, minimum=0)
+LLM_CAPACITY_WAIT_SECONDS = env_float("LLM_CAPACITY_WAIT_SECONDS", 10.0, minimum=0.0)
+
+
+def _model_limits(items: list[str]) -> dict[str, tuple[int, int]]:
+    limits = {}
+    for item in items:
+        model, _, spec = item.rpartition("=")
+        in_flight, _, per_minute = spec.partition("/")
+        try:
+            limits[model.strip()] = (int(in_flight), int(per_minute or 0))
+        except ValueError:
+            raise ImproperlyConfigured(f"LLM_MODEL_LIMITS: {item!r} is not model=in_flight/requests_per_minute")
+        if not model.strip() or min(limits[model.strip()]) < 0:
+            raise ImproperlyConfigured(f"LLM_MODEL_LIMITS: {item!r} is not model=in_flight/requests_per_minute")
+    return limits
+
+
+LLM_MODEL_LIMITS = _model_limits(env_list("LLM_MODEL_LIMITS", []))
 if LLM_PROVIDER == "openai" and not OPENAI_API_KEY:
     raise ImproperlyConfigured("LLM_PROVIDER=openai needs OPENAI_API_KEY (use any value for a local server)")
 if LLM_PROVIDER == "anthropic" and not ANTHROPIC_API_KEY:

@@ -91,6 +91,7 @@ def model_call(provider, request, draft):
     with the GenAI semantic-convention attributes. A failure is logged with its typed code
     and raised again unchanged."""
     from agentos.llm import LLMError
+    from tasks.limits import model_slot
 
     # Providers name themselves (agentos.llm.base.Provider); a stand-in may not.
     name, model = str(getattr(provider, "name", "") or ""), str(getattr(provider, "model", "") or "")
@@ -98,7 +99,8 @@ def model_call(provider, request, draft):
     tracer = tracing.tracer()
     with _model_span(tracer, name, model, request) if tracer is not None else nullcontext() as span:
         try:
-            result = provider.complete(request)
+            with model_slot(model):  # no database connection held while waiting (tasks/limits.py)
+                result = provider.complete(request)
         except LLMError as error:
             logger.warning("model call failed: %s", error.compact(),
                            extra={"error_code": error.code, "error_kind": error.kind, "model": model})

@@ -106,6 +106,11 @@ def _from(draft: Step, *, kind: str, error: str, input: dict, output: dict) -> S
                 tokens_estimated=draft.tokens_estimated, duration_ms=draft.duration_ms)
 
 
+def _waiting_on(error: dict) -> str:
+    # model_capacity: the per-model limits shared by the workers (tasks/limits.py), not an outage.
+    return "model capacity" if error.get("code") == "model_capacity" else f"the model provider ({error.get('code')})"
+
+
 def task_provider_error(step: Step | StepRecord) -> dict | None:
     """``Task.provider_error`` after committing ``step`` (None when the step is no provider fault)."""
     data = step.input or {}
@@ -115,8 +120,7 @@ def task_provider_error(step: Step | StepRecord) -> dict | None:
     if step.kind == StepKind.PROVIDER_WAIT:
         return {**error, "next_try_at": data.get("next_try_at"), "since": data.get("since"),
                 "attempt": data.get("attempt"), "step": step.index,
-                "message": f"waiting for the model provider ({error.get('code')}), next try at "
-                           f"{data.get('next_try_at')}"}
+                "message": f"waiting for {_waiting_on(error)}, next try at {data.get('next_try_at')}"}
     if step.kind == StepKind.PAUSE and data.get("reason") == "configuration":
         return {**error, "step": step.index,
                 "message": f"paused: the model provider rejected the configuration ({error.get('code')}): "

@@ -51,7 +51,7 @@ def start_launcher(var_dir: Path, port: int) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "REDIS_URL", "AGENTOS_TESTING", "REDIS_DB_BASE", "SECRET_KEY")}
     # Heartbeats every 0.5 s: a killed worker's heartbeat expires 2 s later (/healthz).
-    env.update(AGENTOS_VAR_DIR=str(var_dir), PORT=str(port), CELERY_WORKER_CONCURRENCY="4",
+    env.update(AGENTOS_VAR_DIR=str(var_dir), PORT=str(port), CELERY_WORKER_CONCURRENCY="4", CELERY_WORKER_PROCESSES="1",
                WORKER_HEARTBEAT_SECONDS="0.5")
     return subprocess.Popen([sys.executable, "-m", "agentos.launcher", "run"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -122,3 +122,14 @@ def test_a_failed_set_up_step_stops_the_embedded_servers(tmp_path):
     assert "LLM_PROVIDER must be one of" in result.stderr
     assert (var_dir / "postgres" / "pgdata" / "PG_VERSION").exists(), "the servers were started first"
     assert processes_with_var_dir(var_dir) == []
+
+
+def test_the_default_topology_is_one_worker_process_per_core_with_many_threads():
+    from agentos.launcher import worker_commands
+
+    default = worker_commands({})
+    assert default["processes"] == (os.cpu_count() or 1) and default["concurrency"] == 256
+    names = [command[command.index("-n") + 1] for command in default["commands"] if "-n" in command]
+    assert len(set(names)) == len(names), "two worker processes of one host need distinct node names"
+    chosen = worker_commands({"CELERY_WORKER_PROCESSES": "3", "CELERY_WORKER_CONCURRENCY": "64"})
+    assert chosen["processes"] == 3 and all("64" in command for command in chosen["commands"])

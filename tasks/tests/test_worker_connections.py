@@ -24,15 +24,25 @@ def _job(eager: bool = False):
 
 
 def test_celery_fixup_keeps_the_connection_around_jobs():
+    """Without a pool a worker thread keeps its connection between jobs; with one
+    (DB_POOL_MAX_SIZE) the connection goes back to the pool after a job and the next job
+    takes a pooled one: either way no new PostgreSQL session per job."""
     fixup = DjangoWorkerFixup(app)
     connection.ensure_connection()
     raw = connection.connection
+    sessions = set()
     for _ in range(10):
         fixup.on_task_prerun(sender=_job())
         close_old_database_connections(sender=_job())
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            sessions.add(cursor.fetchone()[0])
         fixup.on_task_postrun(sender=_job())
         close_old_database_connections(sender=_job())
-    assert connection.connection is raw
+    if connection.pool is None:
+        assert connection.connection is raw
+    else:
+        assert len(sessions) <= connection.pool.min_size + 1 < 10, sessions  # the pool's sessions, reused
 
 
 def test_a_connection_that_failed_is_dropped_before_the_next_job():
