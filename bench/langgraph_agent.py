@@ -33,8 +33,21 @@ class Timer:
     model_seconds: list[float] = field(default_factory=list)
 
 
-def build_graph(checkpointer, script: list[str], timer: Timer):
+def model_reply(state, script: list[str]):
+    """The fake model's message at this point of the script: a calculator call when a tool
+    step comes next, else a final answer of the size AgentOS stores for an LLM step."""
     from langchain_core.messages import AIMessage
+
+    index = len(state["messages"]) - 1  # each step appends one message to the human one
+    if index + 1 < len(script) and script[index + 1] == TOOL:
+        return AIMessage(content="", tool_calls=[{
+            "name": "calculator", "args": {"expression": f"{index} + 1"}, "id": f"call_{index}"}])
+    return AIMessage(content='{"action": "finish", "result": "' + "x" * 160 + '"}')
+
+
+def assemble(checkpointer, script: list[str], model, finish):
+    """The graph: ``model`` and ``finish`` nodes (sync or async) and a ToolNode with the
+    calculator, each followed by the script's next node."""
     from langchain_core.tools import tool
     from langgraph.graph import END, START, MessagesState, StateGraph
     from langgraph.prebuilt import ToolNode
@@ -44,28 +57,9 @@ def build_graph(checkpointer, script: list[str], timer: Timer):
         """Evaluate a sum of integers."""
         return str(sum(int(part) for part in expression.split("+")))
 
-    def position(state) -> int:
-        return len(state["messages"]) - 1  # each step appends one message to the human one
-
     def route(state) -> str:
-        index = position(state)
+        index = len(state["messages"]) - 1
         return script[index] if index < len(script) else END
-
-    def model(state) -> dict:
-        started = time.perf_counter()
-        index = position(state)
-        wants_tool = index + 1 < len(script) and script[index + 1] == TOOL
-        if wants_tool:
-            message = AIMessage(content="", tool_calls=[{
-                "name": "calculator", "args": {"expression": f"{index} + 1"}, "id": f"call_{index}"}])
-        else:
-            # A model reply of the size AgentOS stores for an LLM step's JSON output.
-            message = AIMessage(content='{"action": "finish", "result": "' + "x" * 160 + '"}')
-        timer.model_seconds.append(time.perf_counter() - started)
-        return {"messages": [message]}
-
-    def finish(state) -> dict:
-        return {"messages": [AIMessage(content="result")]}
 
     graph = StateGraph(MessagesState)
     graph.add_node(MODEL, model)
@@ -76,6 +70,21 @@ def build_graph(checkpointer, script: list[str], timer: Timer):
     for node in (MODEL, TOOL, FINISH):
         graph.add_conditional_edges(node, route, targets)
     return graph.compile(checkpointer=checkpointer)
+
+
+def build_graph(checkpointer, script: list[str], timer: Timer):
+    from langchain_core.messages import AIMessage
+
+    def model(state) -> dict:
+        started = time.perf_counter()
+        message = model_reply(state, script)
+        timer.model_seconds.append(time.perf_counter() - started)
+        return {"messages": [message]}
+
+    def finish(state) -> dict:
+        return {"messages": [AIMessage(content="result")]}
+
+    return assemble(checkpointer, script, model, finish)
 
 
 class LangGraphSession:

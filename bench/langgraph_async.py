@@ -18,45 +18,21 @@ import uuid
 
 import psutil
 
-from bench.langgraph_agent import FINISH, MODEL, TOOL
+from bench.langgraph_agent import assemble, model_reply
 
 
 def build_graph(checkpointer, script: list[str], latency_s: float, model_times: list[float]):
     from langchain_core.messages import AIMessage
-    from langchain_core.tools import tool
-    from langgraph.graph import END, START, MessagesState, StateGraph
-    from langgraph.prebuilt import ToolNode
-
-    @tool
-    def calculator(expression: str) -> str:
-        """Evaluate a sum of integers."""
-        return str(sum(int(part) for part in expression.split("+")))
-
-    def route(state) -> str:
-        index = len(state["messages"]) - 1
-        return script[index] if index < len(script) else END
 
     async def model(state) -> dict:
-        index = len(state["messages"]) - 1
         await asyncio.sleep(latency_s)
         model_times.append(time.time())
-        if index + 1 < len(script) and script[index + 1] == TOOL:
-            return {"messages": [AIMessage(content="", tool_calls=[{
-                "name": "calculator", "args": {"expression": f"{index} + 1"}, "id": f"call_{index}"}])]}
-        return {"messages": [AIMessage(content='{"action": "finish", "result": "' + "x" * 160 + '"}')]}
+        return {"messages": [model_reply(state, script)]}
 
     async def finish(state) -> dict:
         return {"messages": [AIMessage(content="result")]}
 
-    graph = StateGraph(MessagesState)
-    graph.add_node(MODEL, model)
-    graph.add_node(TOOL, ToolNode([calculator]))
-    graph.add_node(FINISH, finish)
-    targets = {MODEL: MODEL, TOOL: TOOL, FINISH: FINISH, END: END}
-    graph.add_conditional_edges(START, lambda _state: script[0], targets)
-    for node in (MODEL, TOOL, FINISH):
-        graph.add_conditional_edges(node, route, targets)
-    return graph.compile(checkpointer=checkpointer)
+    return assemble(checkpointer, script, model, finish)
 
 
 async def _run_all(url: str, script: list[str], tasks: int, latency_s: float, pool_size: int) -> dict:
@@ -112,4 +88,4 @@ def measure(*, url: str, script: list[str], tasks: int, latency_s: float, pool_s
             "script": [kind for kind in script], "fraction_of_ideal": round(rate / (tasks / latency_s), 3)}
 
 
-__all__ = ["measure", "FINISH", "MODEL", "TOOL"]
+__all__ = ["measure"]
