@@ -158,11 +158,14 @@ def messages_for(step_model: Any) -> list[dict]:
 
 
 def timeline_entries(step_models: list[Any], *, previous: Any | None, subtasks: dict[str, dict],
-                     fork_url: str | None = None, edited_step: int | None = None) -> list[dict]:
+                     fork_url: str | None = None, edited_step: int | None = None,
+                     fork_before: int | None = None) -> list[dict]:
     """For each step: its index, its HTML and, when it opens a new group, that group's view.
 
     ``previous`` is the step just before the first one (None at the start of the log).
-    ``fork_url``: the owner's "continue from here" page (each step links it with ``?at=N``);
+    ``fork_url``: the owner's "continue from here" page (each step links it with ``?at=N``;
+    with ``fork_before``, only the steps before that index: the last step of a finished task
+    has nothing after it to continue);
     ``edited_step``: the step a fork changed (an answer or a model output), marked as edited.
     """
     from tasks.presenters import step_to_dict
@@ -176,7 +179,8 @@ def timeline_entries(step_models: list[Any], *, previous: Any | None, subtasks: 
         if key != last_key:
             group, last_key = group_view(step, subtasks), key
         view = step_view(step, messages_for(model))
-        view["fork_url"] = f"{fork_url}?at={step['index']}" if fork_url else ""
+        forkable = fork_url and (fork_before is None or step["index"] < fork_before)
+        view["fork_url"] = f"{fork_url}?at={step['index']}" if forkable else ""
         view["edited"] = edited_step is not None and step["index"] == edited_step
         html = render_to_string("pages/_step.html", {"step": view})
         entries.append({"index": step["index"], "group": group, "html": html})

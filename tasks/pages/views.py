@@ -171,16 +171,18 @@ def timeline_marks(request: HttpRequest, task: Task) -> dict:
     fork edited."""
     from django.urls import reverse
 
+    from workspaces.access import role_of
+    from workspaces.models import role_at_least
+
     edit = task.fork_edit if isinstance(task.fork_edit, dict) else {}
     edited = edit.get("step") if edit.get("kind") == "output" else None
     if edit.get("kind") == "answer" and isinstance(edit.get("step"), int):
         edited = edit["step"] + 1  # the answer follows the question it was forked at
-    from workspaces.access import role_of
-    from workspaces.models import role_at_least
-
     may_fork = role_at_least(role_of(request.user, task.workspace_id), "operator")
     fork_url = reverse("page-task-fork", args=[task.id]) if may_fork else None
-    return {"fork_url": fork_url, "edited_step": edited}
+    # A finished task's last step has nothing after it to continue differently.
+    fork_before = task.step_count - 1 if task.status in FINISHED_STATUSES else None
+    return {"fork_url": fork_url, "edited_step": edited, "fork_before": fork_before}
 
 
 CONTROLS = {"pause": "task_pause", "resume": "task_resume", "cancel": "task_cancel", "retry": "task_retry"}
