@@ -213,3 +213,13 @@ def test_quoted_paths_exist(page):
                      if "<" not in path and not (ROOT / path).exists() and path not in created_by_recipes
                      and path not in PENDING_PAGES)
     assert not missing, f"{page.name} quotes paths that do not exist: {missing}"
+
+
+def test_every_app_with_tests_is_in_the_suite():
+    """`make test` runs pytest's testpaths: an app whose tests are not listed there is never tested."""
+    import tomllib
+
+    testpaths = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["testpaths"])
+    with_tests = {path.parent.name for path in ROOT.glob("*/tests") if path.is_dir() and path.parent.name != ".venv"}
+    assert with_tests <= testpaths, f"tests outside pyproject's testpaths: {sorted(with_tests - testpaths)}"
+    assert set(OUR_PACKAGES) <= testpaths
