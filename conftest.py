@@ -6,6 +6,24 @@ import pytest
 from django.core.management import call_command
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Before the test database is created: close the connection pools opened so far.
+
+    Django keeps one psycopg pool per alias (DB_POOL_MAX_SIZE), made with the settings of
+    the moment, and closes it when the test database is cloned or destroyed but not when it
+    is created. A pool opened before (anything that touched the database at start-up) would
+    go on serving connections to the development database: the migrations and every test
+    would run there, while the workers and daphne the tests start, given the test database's
+    URL, would find it empty."""
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        connection.close()
+        if hasattr(connection, "close_pool"):
+            connection.close_pool()
+
+
 @pytest.fixture
 def user(django_user_model):
     return django_user_model.objects.create_user("alice", "alice@example.com", "alice-password")
