@@ -26,9 +26,15 @@ def remember_results() -> int:
     """Celery beat, every minute: store in memory the results of tasks completed in the last
     hour that have no entry yet (their worker stopped between the result step's commit and
     the memory write)."""
+    import logging
+
     from tasks.execution import results_to_remember, task_result_remember
 
     missing = results_to_remember()
     for task_id in missing:
-        task_result_remember(task_id=task_id)
+        try:
+            task_result_remember(task_id=task_id)
+        except Exception:  # one refused entry must not keep the others out; tried again next minute
+            logging.getLogger(__name__).warning("could not store the result of task %s in memory", task_id,
+                                                exc_info=True)
     return len(missing)
