@@ -103,9 +103,21 @@ async def wait_for_task(task, timeout: float) -> dict:
 _drf_execute = ExecuteView.as_view()
 
 
+def _drf_execute_and_release(request: HttpRequest) -> HttpResponse:
+    """The DRF view, then this thread's database connection given back (to the pool, with
+    DB_POOL_MAX_SIZE) before the wait: a request that waits for its task holds none, so
+    sixty waiting requests do not exhaust the pool the rest of the site needs."""
+    from django.db import connections
+
+    try:
+        return _drf_execute(request)
+    finally:
+        connections.close_all()
+
+
 @csrf_exempt  # DRF's SessionAuthentication enforces CSRF for cookie-authenticated requests
 async def execute(request: HttpRequest) -> HttpResponse:
-    response = await sync_to_async(_drf_execute)(request)
+    response = await sync_to_async(_drf_execute_and_release)(request)
     pending = getattr(request, "execute_wait", None)
     if pending is None or response.status_code != status.HTTP_202_ACCEPTED:
         return response
