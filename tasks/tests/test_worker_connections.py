@@ -30,6 +30,8 @@ def test_celery_fixup_keeps_the_connection_around_jobs():
     fixup = DjangoWorkerFixup(app)
     connection.ensure_connection()
     raw = connection.connection
+    opened = (lambda: connection.pool.get_stats().get("connections_num", 0)) if connection.pool else (lambda: 0)
+    opened_before = opened()
     sessions = set()
     for _ in range(10):
         fixup.on_task_prerun(sender=_job())
@@ -42,7 +44,9 @@ def test_celery_fixup_keeps_the_connection_around_jobs():
     if connection.pool is None:
         assert connection.connection is raw
     else:
-        assert len(sessions) <= connection.pool.min_size + 1 < 10, sessions  # the pool's sessions, reused
+        # The pool's sessions, reused: at most one opened for ten jobs (the pool may already
+        # hold several, from earlier work of this process, and hand out any of them).
+        assert opened() - opened_before <= 1, (opened() - opened_before, sessions)
 
 
 def test_a_connection_that_failed_is_dropped_before_the_next_job():
