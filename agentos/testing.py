@@ -23,7 +23,7 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_database_url() -> str:
+def current_database_url() -> str:
     db = connection.settings_dict
     password = db.get("PASSWORD") or ""
     auth = f"{db['USER']}:{password}@" if password else f"{db['USER']}@"
@@ -34,7 +34,7 @@ def process_env(**overrides: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="agentos.settings",
-        DATABASE_URL=test_database_url(),
+        DATABASE_URL=current_database_url(),
         REDIS_URL=settings.REDIS_URL,
         REDIS_DB_BASE=str(int(settings.CELERY_BROKER_URL.rsplit("/", 1)[1])),
         AGENTOS_TESTING="1",

@@ -89,9 +89,9 @@ def test_database_unreachable_is_reported(db):
 
 @pytest.mark.slow
 def test_redis_unreachable_is_reported(db):
-    from agentos.testing import test_database_url
+    from agentos.testing import current_database_url
 
-    status, body = healthz_in_subprocess(DATABASE_URL=test_database_url(), REDIS_URL="redis://127.0.0.1:1")
+    status, body = healthz_in_subprocess(DATABASE_URL=current_database_url(), REDIS_URL="redis://127.0.0.1:1")
     assert status == 503
     assert {"redis", "channel_layer", "worker"} <= set(body["down"])
     assert body["components"]["database"]["ok"] is True

@@ -112,7 +112,9 @@ def _drf_execute_and_release(request: HttpRequest) -> HttpResponse:
     try:
         return _drf_execute(request)
     finally:
-        connections.close_all()
+        for connection in connections.all(initialized_only=True):
+            if not connection.in_atomic_block:  # an enclosing transaction keeps its connection
+                connection.close()
 
 
 @csrf_exempt  # DRF's SessionAuthentication enforces CSRF for cookie-authenticated requests
