@@ -218,3 +218,30 @@ def test_a_fork_runs_on_through_a_real_worker(agents_defaults, user, worker):
     wait_status(fork, "completed", "failed", timeout=60)
     assert fork.status == "completed" and "ask again next week" in fork.result
     assert fork.lease_owner is None
+
+
+def test_provider_model_and_cost_survive_export_and_import(finished, other_user):
+    from decimal import Decimal
+
+    plan = Step.objects.get(task=finished, kind="plan")
+    Step.objects.filter(pk=plan.pk).update(provider="openai", model="gpt-test", tokens_cached=7,
+                                           cost_usd=Decimal("0.00125"))
+    document = task_export(task=finished)
+    exported = document["steps"][plan.index]
+    assert (exported["provider"], exported["model"], exported["tokens_cached"], exported["cost_usd"]) == (
+        "openai", "gpt-test", 7, "0.00125")
+    imported = task_import(owner=other_user, document=document)
+    copy = Step.objects.get(task=imported, index=plan.index)
+    assert (copy.provider, copy.model, copy.tokens_cached, copy.cost_usd) == ("openai", "gpt-test", 7,
+                                                                             Decimal("0.00125"))
+    imported.refresh_from_db()
+    assert imported.cost_usd == Decimal("0.00125")  # the run's cost as recorded: the sum of its steps'
+
+
+@pytest.mark.parametrize("value", ["-1", "1e3", "12345678.1", "0.123456789", 0.5, "NaN"])
+def test_an_import_refuses_a_malformed_cost(finished, other_user, value):
+    document = task_export(task=finished)
+    document["steps"][1]["cost_usd"] = value
+    with pytest.raises(ApplicationError) as error:
+        task_import(owner=other_user, document=document)
+    assert error.value.field == "steps[1].cost_usd"

@@ -10,7 +10,8 @@ One JSON object (``FORMAT``, ``VERSION``)::
                  "max_subtasks"},
      "steps":   [{"index", "kind", "agent", "subtask", "status", "input", "output", "error",
                   "prompt_version", "context", "context_hash", "tokens_in", "tokens_out",
-                  "tokens_estimated", "duration_ms", "created_at"}, ...],
+                  "tokens_estimated", "duration_ms", "created_at", "provider", "model",
+                  "tokens_cached", "cost_usd"}, ...],
      "prompts": [{"label", "slug", "number", "body", "temperature", "max_tokens",
                   "response_schema", "required_variables", "optional_variables"}, ...],
      "tools":   [{"name", "description", "parameters", "side_effects", "requires_approval"}, ...]}
@@ -57,9 +58,11 @@ TASK_KEYS = {"query", "status", "trigger", "trigger_details", "options", "step_b
 ENGINE_KEYS = {"agents", "approval_tools", "allow_human", "context_budget", "max_subtasks"}
 AGENT_KEYS = {"name", "description", "prompt_slug", "allowed_tools", "max_steps"}
 STEP_KEYS = {"index", "kind", "agent", "subtask", "status", "input", "output", "error", "prompt_version", "context",
-             "context_hash", "tokens_in", "tokens_out", "tokens_estimated", "duration_ms", "created_at"}
-# Keys a document of an earlier release of format version 1 may lack.
-STEP_OPTIONAL_KEYS = {"tokens_estimated"}
+             "context_hash", "tokens_in", "tokens_out", "tokens_estimated", "duration_ms", "created_at",
+             "provider", "model", "tokens_cached", "cost_usd"}
+# Keys a document of an earlier release of format version 1 may lack, with their values then.
+STEP_OPTIONAL_KEYS = {"tokens_estimated": False, "provider": "", "model": "", "tokens_cached": 0, "cost_usd": None}
+COST = re.compile(r"^\d{1,6}(\.\d{1,8})?$")  # Step.cost_usd: 14 digits, 8 after the point
 PROMPT_KEYS = {"label", "slug", "number", "body", "temperature", "max_tokens", "response_schema",
                "required_variables", "optional_variables"}
 TOOL_KEYS = {"name", "description", "parameters", "side_effects", "requires_approval"}
@@ -252,9 +255,8 @@ def _check_steps(steps: Any, labels: set[str]) -> None:
 
 def _check_step(step: Any, position: int, labels: set[str]) -> None:
     field = f"steps[{position}]"
-    _object(step, field, STEP_KEYS, required=STEP_KEYS - STEP_OPTIONAL_KEYS)
-    if not isinstance(step.setdefault("tokens_estimated", False), bool):
-        raise DocumentError("must be true or false", field=f"{field}.tokens_estimated")
+    _object(step, field, STEP_KEYS, required=STEP_KEYS - set(STEP_OPTIONAL_KEYS))
+    _check_accounting(step, field)
     if _integer(step["index"], f"{field}.index") != position:
         raise DocumentError(f"must be {position} (steps are numbered 0, 1, 2, ... in order)",
                             field=f"{field}.index")
@@ -276,9 +278,24 @@ def _check_step(step: Any, position: int, labels: set[str]) -> None:
     _check_context(step["context"], label, labels, position, field)
     if step["context_hash"] and not HASH.match(_text(step["context_hash"], f"{field}.context_hash", limit=64)):
         raise DocumentError("must be a sha256 hex digest or empty", field=f"{field}.context_hash")
-    for name in ("tokens_in", "tokens_out", "duration_ms"):
-        _integer(step[name], f"{field}.{name}")
     _when(step["created_at"], f"{field}.created_at")
+
+
+def _check_accounting(step: dict, field: str) -> None:
+    """Tokens, time, provider, model and cost of a step (the keys a document of an earlier
+    release may lack take their defaults)."""
+    for name, default in STEP_OPTIONAL_KEYS.items():
+        step.setdefault(name, default)
+    for name in ("tokens_in", "tokens_out", "tokens_cached", "duration_ms"):
+        _integer(step[name], f"{field}.{name}")
+    if not isinstance(step["tokens_estimated"], bool):
+        raise DocumentError("must be true or false", field=f"{field}.tokens_estimated")
+    for name, limit in (("provider", 20), ("model", 120)):
+        if not isinstance(step[name], str) or len(step[name]) > limit:
+            raise DocumentError(f"must be text of at most {limit} characters", field=f"{field}.{name}")
+    if step["cost_usd"] is not None and not (isinstance(step["cost_usd"], str) and COST.match(step["cost_usd"])):
+        raise DocumentError('must be null or a decimal number of US dollars as text, such as "0.00125"',
+                            field=f"{field}.cost_usd")
 
 
 def _check_context(context: Any, label: str | None, labels: set[str], index: int, field: str) -> None:

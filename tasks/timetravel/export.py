@@ -13,6 +13,7 @@ bulk path (``tasks.store.steps_copy``). Any refusal leaves nothing behind.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -97,7 +98,15 @@ def _step(step: Step, versions: dict) -> dict:
         "prompt_version": label, "context": context, "context_hash": step.context_hash,
         "tokens_in": step.tokens_in, "tokens_out": step.tokens_out, "tokens_estimated": step.tokens_estimated,
         "duration_ms": step.duration_ms, "created_at": when(step.created_at),
+        "provider": step.provider, "model": step.model, "tokens_cached": step.tokens_cached,
+        "cost_usd": None if step.cost_usd is None else _decimal_text(step.cost_usd),
     }
+
+
+def _decimal_text(value: Decimal) -> str:
+    """``Decimal("0.00125000")`` -> ``"0.00125"``; never an exponent."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _prompt(version) -> dict:
@@ -169,7 +178,8 @@ def task_import(*, owner, document: Any, workspace=None) -> Task:
             "status": data["status"], "result": data["result"], "error": data["error"],
             "created_at": _parse(data["created_at"]), "finished_at": _parse(data["finished_at"]),
             "progress": 1.0 if data["status"] == "completed" else _progress(records, document),
-            "intermediate_results": subtask_results(records), "total_steps": len(steps), "waiting_for": None})
+            "intermediate_results": subtask_results(records), "total_steps": len(steps), "waiting_for": None,
+            "cost_usd": sum((step.cost_usd for step in steps if step.cost_usd is not None), Decimal(0))})
     return task
 
 
@@ -197,8 +207,10 @@ def _step_row(step: dict, versions: dict) -> Step:
                 status=step["status"], input=step["input"], output=step["output"], error=step["error"] or "",
                 prompt_label=label, context=context, context_hash=step["context_hash"] or "",
                 tokens_in=step["tokens_in"], tokens_out=step["tokens_out"],
-                tokens_estimated=step.get("tokens_estimated", False), duration_ms=step["duration_ms"],
-                created_at=_parse(step["created_at"]))
+                tokens_estimated=step["tokens_estimated"], duration_ms=step["duration_ms"],
+                created_at=_parse(step["created_at"]), provider=step["provider"], model=step["model"],
+                tokens_cached=step["tokens_cached"],
+                cost_usd=None if step["cost_usd"] is None else Decimal(step["cost_usd"]))
 
 
 def _match_prompts(prompts: list[dict], owner) -> dict:
