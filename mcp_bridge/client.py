@@ -82,25 +82,48 @@ def resolve_placeholders(values: dict[str, str], what: str) -> dict[str, str]:
     return resolved
 
 
-def _check_url(endpoint: Endpoint) -> None:
+def _check_url(endpoint: Endpoint):
     """The registered URL is the allowlist (its own host); its addresses must be public unless
-    MCP_ALLOW_PRIVATE_ADDRESSES (tools/net.py rules)."""
+    MCP_ALLOW_PRIVATE_ADDRESSES (tools/net.py rules). Returns the checked URL and address."""
     from tools.net import URLNotAllowed, check_url_allowed
 
     host = urlsplit(endpoint.url).hostname or ""
     try:
-        check_url_allowed(endpoint.url, allowed_hosts=[host], allow_private=endpoint.allow_private)
+        return check_url_allowed(endpoint.url, allowed_hosts=[host], allow_private=endpoint.allow_private)
     except URLNotAllowed as error:
         raise McpCallError(NOT_ALLOWED, f"{error} (MCP_ALLOW_PRIVATE_ADDRESSES)") from None
 
 
+class PinnedTransport(httpx2.AsyncBaseTransport):
+    """Connects every request to the address that was checked, so a DNS answer cannot change
+    between the check and the connection (the rule of ``tools.net.safe_fetch``). The Host
+    header and the TLS server name stay the registered host's; a request for any other
+    host or port is refused."""
+
+    def __init__(self, checked) -> None:
+        self.checked = checked
+        self.inner = httpx2.AsyncHTTPTransport(trust_env=False)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        url = request.url
+        port = url.port or (443 if url.scheme == "https" else 80)
+        if url.host != self.checked.host or port != self.checked.port:
+            raise httpx2.ConnectError(f"{url.host}:{port} is not the registered server", request=request)
+        request.url = url.copy_with(host=self.checked.address)
+        request.extensions = {**request.extensions, "sni_hostname": self.checked.host}
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 async def _open_client(endpoint: Endpoint, stack: AsyncExitStack, errlog) -> Client:
     if endpoint.transport == "http":
-        _check_url(endpoint)
+        checked = _check_url(endpoint)
         headers = resolve_placeholders(endpoint.headers, "header")
         # No redirects: a server may not send AgentOS to a host the administrator did not register.
         http = await stack.enter_async_context(httpx2.AsyncClient(
-            headers=headers, follow_redirects=False, trust_env=False,
+            headers=headers, follow_redirects=False, trust_env=False, transport=PinnedTransport(checked),
             timeout=httpx2.Timeout(endpoint.timeout_s)))
         transport = streamable_http_client(endpoint.url, http_client=http)
     elif endpoint.argv:

@@ -68,7 +68,13 @@ def main() -> None:
         import uvicorn
 
         port = int(sys.argv[2])
-        uvicorn.run(server.streamable_http_app(), host="127.0.0.1", port=port, log_level="warning")
+        from mcp.server.transport_security import TransportSecuritySettings
+
+        # The SDK's loopback defaults plus the name the DNS-rebinding test gives this server.
+        security = TransportSecuritySettings(allowed_hosts=["127.0.0.1:*", "localhost:*", "mcp-rebind.test:*"],
+                                             allowed_origins=["http://127.0.0.1:*", "http://localhost:*"])
+        uvicorn.run(server.streamable_http_app(transport_security=security), host="127.0.0.1", port=port,
+                    log_level="warning")
 
 
 if __name__ == "__main__":

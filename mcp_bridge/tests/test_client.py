@@ -145,3 +145,28 @@ def test_deleting_a_server_forgets_its_tools(stdio_server, enable):
     assert not ToolSetting.objects.filter(name__startswith="demo.").exists()
     with pytest.raises(UnknownTool):
         get_tool("demo.echo")
+
+
+def test_an_http_call_connects_to_the_address_that_was_checked(db, mcp_settings, http_demo, monkeypatch):
+    """DNS rebinding: the name resolves to the server when the URL is checked and to nothing
+    afterwards; the call still reaches the checked address, and the server sees the name
+    (its allowed hosts are the loopback names and this one)."""
+    import socket
+
+    port = int(http_demo.rsplit(":", 1)[1].split("/")[0])
+    real = socket.getaddrinfo
+    answers = []
+
+    def rebinding(host, *args, **kwargs):
+        if host != "mcp-rebind.test":
+            return real(host, *args, **kwargs)
+        answers.append(host)
+        if len(answers) > 1:  # only the first answer points at the server
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real("127.0.0.1", *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    server = McpServer.objects.create(name="rebind", url=f"http://mcp-rebind.test:{port}/mcp", timeout_s=10)
+    result = mcp_server_refresh(server=server)
+    assert result.ok and result.listed >= 1, result.error
+    assert len(answers) == 1  # the check; the connection resolved nothing
