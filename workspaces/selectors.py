@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from django.db.models import QuerySet
@@ -23,6 +24,30 @@ def workspace_get_for_user(*, user, workspace_id, at_least: str = Role.VIEWER) -
         raise NotFound("workspace not found")
     require_role(user, workspace.pk, at_least, what="workspace")
     return workspace
+
+
+# Workspace names for task objects (every step event carries its task): id -> (name, until).
+_NAMES: dict[int, tuple[str, float]] = {}
+NAME_TTL_SECONDS = 30.0
+
+
+def workspace_name(workspace_id: int) -> str:
+    """The workspace's name, remembered by this process for NAME_TTL_SECONDS (a rename shows
+    within that time; this process's own renames at once), so a worker committing steps
+    does not ask the database for it on every event."""
+    now = time.monotonic()
+    cached = _NAMES.get(workspace_id)
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    name = Workspace.objects.filter(pk=workspace_id).values_list("name", flat=True).first() or ""
+    if len(_NAMES) > 1000:
+        _NAMES.clear()
+    _NAMES[workspace_id] = (name, now + NAME_TTL_SECONDS)
+    return name
+
+
+def workspace_name_forget(workspace_id: int) -> None:
+    _NAMES.pop(workspace_id, None)
 
 
 def _moment(value: str, field: str) -> datetime:
