@@ -46,8 +46,10 @@ class PromptVersionInline(admin.StackedInline):
         if not version.pk:
             return ""
         return format_html('<a href="{}">preview</a> · <a href="{}">diff</a>',
-                           reverse("admin:prompts_promptversion_preview", args=[version.pk]),
-                           reverse("admin:prompts_promptversion_diff", args=[version.pk]))
+                           reverse("admin:prompts_promptversion_preview", args=[version.pk],
+                                   current_app=self.admin_site.name),
+                           reverse("admin:prompts_promptversion_diff", args=[version.pk],
+                                   current_app=self.admin_site.name))
 
 
 class HasActiveVersionFilter(admin.SimpleListFilter):
@@ -249,7 +251,8 @@ class PromptVersionAdmin(admin.ModelAdmin):
                           messages.SUCCESS)
 
     def response_post_save_change(self, request, obj):
-        return HttpResponseRedirect(reverse("admin:prompts_promptversion_change", args=[obj.pk]))
+        return HttpResponseRedirect(reverse("admin:prompts_promptversion_change", args=[obj.pk],
+                                            current_app=self.admin_site.name))
 
 
 # Registered with this module: the rollouts' admin lives in its own file.
