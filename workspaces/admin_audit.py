@@ -4,8 +4,9 @@ servers and their tools, model prices. Mix :class:`AuditedAdmin` into a ModelAdm
     class AgentSpecAdmin(AuditedAdmin, admin.ModelAdmin): ...
 
 Each admin action on an object writes exactly one row (in no workspace: these are shared by
-every workspace), in the transaction of the change, with who, when, what and the object's
-state before and after:
+every workspace), with who, when, what and the object's state before and after; saves and
+deletions write it in the transaction of the change, list actions right after the action
+returns (an action may wait on the network and commits through its own services):
 
 - a save from the change form or from the list's editable columns: ``<name>.create`` or
   ``<name>.change`` (inline rows, e.g. an MCP server's tools, are part of the state);
@@ -127,13 +128,16 @@ class AuditedAdmin:
 
     def _audited_action(self, function, name: str):
         def run(modeladmin, request, queryset):
+            # No transaction around the action: it may wait on the network (refreshing an MCP
+            # server's tools); its services commit their own changes. The rows are written
+            # once it has returned (an action that raises writes none).
+            objects = list(queryset)
+            before = {obj.pk: self.audit_state(request, obj) for obj in objects}
+            response = function(modeladmin, request, queryset)
+            # Read again: the action may have changed the rows (or deleted some).
+            fresh = queryset.model._default_manager.filter(pk__in=list(before))
+            after = {obj.pk: self.audit_state(request, obj) for obj in fresh}
             with transaction.atomic():
-                objects = list(queryset)
-                before = {obj.pk: self.audit_state(request, obj) for obj in objects}
-                response = function(modeladmin, request, queryset)
-                # Read again: the action may have changed the rows (or deleted some).
-                fresh = queryset.model._default_manager.filter(pk__in=list(before))
-                after = {obj.pk: self.audit_state(request, obj) for obj in fresh}
                 for obj in objects:
                     self._audit(request, obj, name, before[obj.pk], after.get(obj.pk))
             return response
