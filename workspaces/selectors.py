@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
 
 from agentos.api import ApplicationError, NotFound
-from workspaces.access import require_role, scope
+from workspaces.access import is_superuser, member_workspace_ids, require_role, scope
 from workspaces.models import AuditEvent, Role, Workspace
 
 AUDIT_FILTERS = ("action", "actor", "target_type", "target_id", "since", "until")
@@ -48,6 +48,23 @@ def workspace_name(workspace_id: int) -> str:
 
 def workspace_name_forget(workspace_id: int) -> None:
     _NAMES.pop(workspace_id, None)
+
+
+WAITING_SHOWN = 20
+
+
+def tasks_waiting_for(*, user, limit: int = WAITING_SHOWN) -> tuple[list, int]:
+    """Tasks waiting for a person (a question or a tool call to approve) that ``user`` may
+    answer: those of the workspaces where they are an operator or higher (staff: all), the
+    longest-waiting first; at most ``limit`` of them, and how many there are in all."""
+    from tasks.models import Task, TaskStatus
+
+    tasks = Task.objects.filter(status=TaskStatus.WAITING_HUMAN, waiting_for__isnull=False)
+    if not is_superuser(user):
+        tasks = tasks.filter(workspace__in=member_workspace_ids(user, at_least=Role.OPERATOR))
+    total = tasks.count()
+    shown = list(tasks.select_related("workspace", "owner").order_by("updated_at", "id")[:limit]) if total else []
+    return shown, total
 
 
 def _moment(value: str, field: str) -> datetime:
