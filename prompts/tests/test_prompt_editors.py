@@ -133,3 +133,9 @@ def test_the_workspaces_page_links_editors_to_the_site(client, member):
     assert 'href="/prompt-editor/"' in client.get("/workspaces/").content.decode()
     member("operator")
     assert 'href="/prompt-editor/"' not in client.get("/workspaces/").content.decode()
+
+
+def test_the_site_has_the_admin_content_security_policy(client, member, version):
+    member("prompt_editor")
+    policy = client.get(url("promptversion_diff", version.pk))["Content-Security-Policy"]
+    assert "style-src 'self' 'unsafe-inline'" in policy and "script-src 'self';" in policy
