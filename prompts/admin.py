@@ -16,6 +16,7 @@ from prompts import admin_views
 from prompts.forms import PromptTemplateForm, PromptVersionForm, PromptVersionInlineForm, PromptVersionInlineFormSet
 from prompts.models import PromptTemplate, PromptVersion
 from prompts.services import prompt_version_activate, prompt_version_create, prompt_version_edit
+from workspaces.admin_audit import AuditedAdmin
 
 
 def _rate(successes: int | None, uses: int | None) -> str:
@@ -68,7 +69,9 @@ class HasActiveVersionFilter(admin.SimpleListFilter):
 
 
 @admin.register(PromptTemplate)
-class PromptTemplateAdmin(admin.ModelAdmin):
+class PromptTemplateAdmin(AuditedAdmin, admin.ModelAdmin):
+    # Template fields are audited here (prompt.template.*); its versions by prompts.services.
+    audit_inlines = audit_columns = audit_unchanged_saves = False
     form = PromptTemplateForm
     inlines = [PromptVersionInline]
     list_display = ["slug", "description", "active_version", "active_tokens", "active_uses", "active_success_rate",

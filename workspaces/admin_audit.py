@@ -14,8 +14,9 @@ returns (an action may wait on the network and commits through its own services)
 - a custom action of the list (e.g. ``refresh_tools``): ``<name>.<action>``, one row per
   selected object.
 
-``<name>`` is ``tool``, ``agent``, ``mcp_server``, ``mcp_tool``, ``price`` (AUDIT_NAMES),
-else the model's name. The state is the object's fields, the admin's list columns that are
+``<name>`` is ``tool``, ``agent``, ``mcp_server``, ``mcp_tool``, ``price``,
+``prompt.template`` (AUDIT_NAMES), else the model's name; the row's ``target_type`` is the
+name with ``_`` for ``.``. The state is the object's fields, the admin's list columns that are
 computed (e.g. whether an MCP tool is enabled) and its inline rows.
 """
 
@@ -32,7 +33,8 @@ from agentos.logfilters import REDACTED, redact
 from workspaces.audit import audit_record
 
 AUDIT_NAMES = {"tools.toolsetting": "tool", "tasks.agentspec": "agent", "mcp_bridge.mcpserver": "mcp_server",
-               "mcp_bridge.mcptool": "mcp_tool", "observability.modelprice": "price"}
+               "mcp_bridge.mcptool": "mcp_tool", "observability.modelprice": "price",
+               "prompts.prompttemplate": "prompt.template"}
 # Fields that only record when a row was written; they change on every save and say nothing.
 SKIPPED_FIELDS = ("updated_at",)
 # A header value kept in the log: a reference to the environment ("Bearer ${GITHUB_TOKEN}");
@@ -65,17 +67,28 @@ def _fields(obj: models.Model) -> dict:
 class AuditedAdmin:
     """A ModelAdmin mixin: one audit row per admin change (see the module's docstring)."""
 
+    # The inline rows are part of the state (off when the inlines audit themselves, as
+    # prompt versions do through prompts.services).
+    audit_inlines = True
+    # A save that changed nothing writes its row too (off: only real changes).
+    audit_unchanged_saves = True
+    # The admin's computed list columns are part of the state (off when they are statistics).
+    audit_columns = True
+
     def audit_name(self) -> str:
         return AUDIT_NAMES.get(self.model._meta.label_lower, self.model._meta.model_name)
 
     def audit_state(self, request, obj: models.Model) -> dict:
         """The object as the admin shows it: fields, computed list columns, inline rows."""
         state = _fields(obj)
-        for name in self.list_display:
+        for name in self.list_display if self.audit_columns else ():
             if (isinstance(name, str) and not name.startswith("_") and name not in state
                     and not _is_field(obj, name) and callable(getattr(self, name, None))):
-                state[name] = _plain(getattr(self, name)(obj))
-        for inline in self.inlines:
+                try:
+                    state[name] = _plain(getattr(self, name)(obj))
+                except AttributeError:  # a column computed from the list's own annotations
+                    continue
+        for inline in self.inlines if self.audit_inlines else ():
             link = next((f for f in inline.model._meta.fields
                          if f.is_relation and f.related_model is self.model), None)
             if link is None:
@@ -85,7 +98,8 @@ class AuditedAdmin:
         return state
 
     def _audit(self, request, obj, verb: str, before, after) -> None:
-        audit_record(actor=request.user, action=f"{self.audit_name()}.{verb}", target_type=self.audit_name(),
+        name = self.audit_name()
+        audit_record(actor=request.user, action=f"{name}.{verb}", target_type=name.replace(".", "_"),
                      target_id=obj.pk, before=before, after=after)
 
     # Saves (change form and editable list columns): the state before is read from the
@@ -101,8 +115,10 @@ class AuditedAdmin:
     def save_related(self, request, form, formsets, change) -> None:
         super().save_related(request, form, formsets, change)
         obj = form.instance
-        self._audit(request, obj, "change" if change else "create", getattr(form, "_audit_before", None),
-                    self.audit_state(request, obj))
+        before, after = getattr(form, "_audit_before", None), self.audit_state(request, obj)
+        if change and before == after and not self.audit_unchanged_saves:
+            return
+        self._audit(request, obj, "change" if change else "create", before, after)
 
     def delete_model(self, request, obj) -> None:
         with transaction.atomic():

@@ -147,3 +147,37 @@ def test_admin_rows_are_outside_every_workspace_page(staff, team, mark):
     from workspaces.selectors import audit_events
 
     assert not audit_events(workspace=team.workspace, filters={"action": "agent."}).exists()
+
+
+def test_prompt_template_fields_are_audited_and_versions_only_by_their_service(staff, mark):
+    from prompts.models import PromptTemplate
+    from prompts.services import prompt_template_create, prompt_version_create
+
+    template = prompt_template_create(slug="audited", description="Before.", required_variables=["name"],
+                                      sample_variables={"name": "Ada"})
+    prompt_version_create(template=template, body="Hi {{ name }}.", activate=True)
+    mark()
+    url = reverse("admin:prompts_prompttemplate_change", args=[template.pk])
+    page = staff.get(url)
+    data = {}
+    form = page.context["adminform"].form
+    for name in form.fields:
+        value = form[name].value()
+        if value not in (None, False):
+            data[name] = value
+    for inline in page.context["inline_admin_formsets"]:
+        formset = inline.formset
+        for name, value in formset.management_form.initial.items():
+            data[f"{formset.prefix}-{name}"] = value
+        for version_form in formset.forms:
+            for name in version_form.fields:
+                value = version_form[name].value()
+                if value not in (None, False):
+                    data[version_form.add_prefix(name)] = value
+    assert staff.post(url, data).status_code == 302
+    assert mark() == []  # nothing changed: no row
+    assert staff.post(url, {**data, "description": "After."}).status_code == 302
+    [row] = mark()
+    assert (row.action, row.target_type, row.before["description"], row.after["description"]) == (
+        "prompt.template.change", "prompt_template", "Before.", "After.")
+    assert PromptTemplate.objects.get(pk=template.pk).description == "After."
