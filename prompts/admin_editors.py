@@ -31,6 +31,11 @@ class PromptEditorSite(admin.AdminSite):
     def has_permission(self, request) -> bool:
         return may_edit_prompts(request.user)
 
+    def get_urls(self):
+        # Without the admin's "view on site" redirect, which would follow any model's object
+        # (by content type and id) to its page: this site is for prompts only.
+        return [pattern for pattern in super().get_urls() if getattr(pattern, "name", None) != "view_on_site"]
+
 
 prompt_editor_site = PromptEditorSite(name="prompt_editor")
 

@@ -44,9 +44,13 @@ def last_id() -> int:
     return AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
-def test_the_site_has_its_own_address():
+def test_the_site_has_its_own_address_and_only_prompt_pages(client, member):
     assert url("promptversion_changelist") == "/prompt-editor/prompts/promptversion/"
     assert reverse("admin:prompts_promptversion_changelist") == "/admin/prompts/promptversion/"
+    member("prompt_editor")
+    assert client.get("/prompt-editor/tasks/agentspec/").status_code == 404
+    assert client.get("/prompt-editor/workspaces/auditevent/").status_code == 404
+    assert client.get("/prompt-editor/r/1/1/").status_code == 404
 
 
 @pytest.mark.parametrize("role", ["prompt_editor", "admin"])
