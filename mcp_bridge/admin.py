@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from mcp_bridge.models import McpServer, McpTool, stdio_command_choices
 from mcp_bridge.services import mcp_server_refresh, mcp_tools_set_enabled
 from tools.models import ToolSetting
+from workspaces.admin_audit import AuditedAdmin
 
 
 class McpServerForm(forms.ModelForm):
@@ -38,7 +39,7 @@ class McpToolInline(admin.TabularInline):
 
 
 @admin.register(McpServer)
-class McpServerAdmin(admin.ModelAdmin):
+class McpServerAdmin(AuditedAdmin, admin.ModelAdmin):
     form = McpServerForm
     list_display = ["name", "transport", "url", "command", "enabled", "last_refreshed_at", "last_error_code"]
     list_filter = ["transport", "enabled"]
@@ -54,7 +55,7 @@ class McpServerAdmin(admin.ModelAdmin):
 
 
 @admin.register(McpTool)
-class McpToolAdmin(admin.ModelAdmin):
+class McpToolAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["__str__", "enabled", "side_effects", "requires_approval", "schema_problem", "removed_at"]
     list_filter = ["server", "side_effects", "requires_approval"]
     list_editable = ["side_effects", "requires_approval"]

@@ -16,6 +16,9 @@ class MemorySearchInput(serializers.Serializer):
     k = serializers.IntegerField(min_value=1, max_value=MAX_K, default=5)
     kind = serializers.ChoiceField(choices=MemoryEntry.Kind.values, required=False)
     mode = serializers.ChoiceField(choices=MODES, required=False)
+    workspace = serializers.IntegerField(min_value=1, required=False,
+                                         help_text="Search this workspace only (you must be a member); "
+                                                   "default: every workspace you are a member of.")
 
 
 class MemoryHitOutput(serializers.Serializer):
@@ -36,6 +39,9 @@ class MemoryCreateInput(serializers.Serializer):
     content = StrictCharField(max_length=20000, trim_whitespace=True)
     kind = serializers.ChoiceField(choices=MemoryEntry.Kind.values, default=MemoryEntry.Kind.NOTE)
     metadata = serializers.DictField(required=False, default=dict)
+    workspace = serializers.IntegerField(min_value=1, required=False,
+                                         help_text="The workspace the entry goes to (you must be an operator "
+                                                   "there); default: your personal workspace.")
 
 
 class MemoryEntryOutput(serializers.ModelSerializer):
@@ -43,7 +49,8 @@ class MemoryEntryOutput(serializers.ModelSerializer):
 
     class Meta:
         model = MemoryEntry
-        fields = ["id", "content", "kind", "metadata", "source_task_id", "embedder", "shared", "created_at"]
+        fields = ["id", "content", "kind", "metadata", "source_task_id", "embedder", "workspace", "shared",
+                  "created_at"]
 
     def get_shared(self, entry: MemoryEntry) -> bool:
         return entry.owner_id is None

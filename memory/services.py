@@ -3,13 +3,18 @@
 Public API (used by the orchestrator's pre-fetch and the memory tools):
 
 - ``memory_add(*, owner, content, kind="note", metadata=None, source_task_id=None,
-  idempotency_key=None) -> MemoryEntry``
-- ``memory_search(*, query, owner, k=5, kinds=None, mode=None, distinct=True) -> list[MemoryHit]``
+  idempotency_key=None, workspace=None) -> MemoryEntry``
+- ``memory_search(*, query, owner=None, workspace=None, k=5, kinds=None, mode=None,
+  distinct=True) -> list[MemoryHit]``
 
 ``owner`` is a User (or a user id) or None (None = the shared knowledge base, readable by
-every user); an anonymous user is refused. A search sees the owner's entries plus the
-shared ones, never another user's. Both raise ``EmbedderMismatch`` (503,
-``embedder_mismatch``) when stored vectors come from another embedder or dimension.
+every user); an anonymous user is refused. Entries belong to a workspace (``workspace``, a
+Workspace or its id; default: the owner's default workspace). A search sees the shared
+entries plus those of one workspace when ``workspace`` is given (a task's search: the
+task's workspace), else those of every workspace ``owner`` is a member of; never another
+workspace's. The caller checks that the owner may read or write that workspace
+(workspaces.access). Both raise ``EmbedderMismatch`` (503, ``embedder_mismatch``) when
+stored vectors come from another embedder or dimension.
 
 Scores: in "vector" mode the cosine similarity (1 − cosine distance), 1.0 for the same
 text, about 0 for unrelated text. In "hybrid" mode the reciprocal-rank-fusion score scaled
@@ -148,8 +153,10 @@ def memory_add(
     metadata: dict | None = None,
     source_task_id: Any = None,
     idempotency_key: str | None = None,
+    workspace: Any = None,
 ) -> MemoryEntry:
-    """Embed and store one entry; the same idempotency_key twice stores once and returns the first."""
+    """Embed and store one entry (in ``workspace``, else the owner's default workspace; a
+    shared entry has none); the same idempotency_key twice stores once and returns the first."""
     content = (content or "").strip()
     if not content:
         raise ApplicationError("content must not be empty", field="content")
@@ -161,8 +168,10 @@ def memory_add(
     embedder = get_embedder()
     embedder_check(embedder.name, embedder.dimensions)
     [vector] = embedder.embed([content])
+    owner_id = _owner_id(owner)
     entry = MemoryEntry(
-        owner_id=_owner_id(owner),
+        owner_id=owner_id,
+        workspace_id=_workspace_id(workspace) if owner_id is not None else None,
         content=content,
         content_hash=content_hash(content),
         embedding=vector,
@@ -188,8 +197,28 @@ def memory_add(
     return entry
 
 
-def _scope_sql(owner_id: int | None, kinds: list[str] | None) -> tuple[str, list]:
-    sql, params = "(owner_id IS NULL OR owner_id = %s)", [owner_id]
+def _workspace_id(workspace: Any) -> int | None:
+    """A Workspace (or its id) -> its id; None -> None."""
+    if workspace is None or (isinstance(workspace, int) and not isinstance(workspace, bool)):
+        return workspace
+    if isinstance(workspace, str) and workspace.isdigit():
+        return int(workspace)
+    return workspace.pk
+
+
+# The workspaces a user is a member of, inside the search statement (no extra round trip).
+MEMBER_WORKSPACES = "SELECT workspace_id FROM workspaces_membership WHERE user_id = %s"
+
+
+def _scope_sql(owner_id: int | None, kinds: list[str] | None, workspace_id: int | None = None) -> tuple[str, list]:
+    """The WHERE fragment of a search: the shared entries plus one workspace's (a task's
+    search) or those of every workspace the owner is a member of (a person's search)."""
+    if workspace_id is not None:
+        sql, params = "(owner_id IS NULL OR workspace_id = %s)", [workspace_id]
+    elif owner_id is not None:
+        sql, params = f"(owner_id IS NULL OR workspace_id IN ({MEMBER_WORKSPACES}))", [owner_id]
+    else:
+        sql, params = "owner_id IS NULL", []
     if kinds:
         sql += " AND kind = ANY(%s)"
         params.append(list(kinds))
@@ -318,10 +347,11 @@ def _search(*, mode: str, vector: str | None, query: str, scope: str, scope_para
 
 
 def memory_search(
-    *, query: str, owner: Any, k: int = 5, kinds: list[str] | None = None, mode: str | None = None,
-    exact: bool = False, fts: str = FTS_DEFAULT, distinct: bool = True,
+    *, query: str, owner: Any = None, workspace: Any = None, k: int = 5, kinds: list[str] | None = None,
+    mode: str | None = None, exact: bool = False, fts: str = FTS_DEFAULT, distinct: bool = True,
 ) -> list[MemoryHit]:
-    """Top-k entries for `query` among the owner's and the shared entries (best first).
+    """Top-k entries for `query` among the shared entries and those of `workspace` (or, without
+    it, of the owner's workspaces), best first.
 
     One statement per search (_search_statement). `exact` bypasses the HNSW index
     (benchmarks compare against it); `fts` picks the full-text query of hybrid mode
@@ -337,7 +367,7 @@ def memory_search(
     embedder = get_embedder()
     embedding = embedder.embed([query])[0]
     _check_dimension(embedder.name, embedder.dimensions)
-    scope, scope_params = _scope_sql(_owner_id(owner), kinds)
+    scope, scope_params = _scope_sql(_owner_id(owner), kinds, _workspace_id(workspace))
     # Vector mode takes twice the hits from the index: it orders by half-precision distance,
     # and the full-precision re-ranking of the extra candidates recovers near-ties.
     candidates = 2 * fetch if mode == "vector" else max(40, 4 * fetch)

@@ -1,10 +1,11 @@
 from django.contrib import admin
 
 from observability.models import ModelPrice
+from workspaces.admin_audit import AuditedAdmin
 
 
 @admin.register(ModelPrice)
-class ModelPriceAdmin(admin.ModelAdmin):
+class ModelPriceAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ("provider", "model", "input_per_million", "output_per_million", "cached_input_per_million",
                     "is_example", "updated_at")
     list_filter = ("provider", "is_example")

@@ -16,6 +16,7 @@ from prompts import admin_views
 from prompts.forms import PromptTemplateForm, PromptVersionForm, PromptVersionInlineForm, PromptVersionInlineFormSet
 from prompts.models import PromptTemplate, PromptVersion
 from prompts.services import prompt_version_activate, prompt_version_create, prompt_version_edit
+from workspaces.admin_audit import AuditedAdmin
 
 
 def _rate(successes: int | None, uses: int | None) -> str:
@@ -46,8 +47,10 @@ class PromptVersionInline(admin.StackedInline):
         if not version.pk:
             return ""
         return format_html('<a href="{}">preview</a> · <a href="{}">diff</a>',
-                           reverse("admin:prompts_promptversion_preview", args=[version.pk]),
-                           reverse("admin:prompts_promptversion_diff", args=[version.pk]))
+                           reverse("admin:prompts_promptversion_preview", args=[version.pk],
+                                   current_app=self.admin_site.name),
+                           reverse("admin:prompts_promptversion_diff", args=[version.pk],
+                                   current_app=self.admin_site.name))
 
 
 class HasActiveVersionFilter(admin.SimpleListFilter):
@@ -66,7 +69,9 @@ class HasActiveVersionFilter(admin.SimpleListFilter):
 
 
 @admin.register(PromptTemplate)
-class PromptTemplateAdmin(admin.ModelAdmin):
+class PromptTemplateAdmin(AuditedAdmin, admin.ModelAdmin):
+    # Template fields are audited here (prompt.template.*); its versions by prompts.services.
+    audit_inlines = audit_columns = audit_unchanged_saves = False
     form = PromptTemplateForm
     inlines = [PromptVersionInline]
     list_display = ["slug", "description", "active_version", "active_tokens", "active_uses", "active_success_rate",
@@ -249,7 +254,8 @@ class PromptVersionAdmin(admin.ModelAdmin):
                           messages.SUCCESS)
 
     def response_post_save_change(self, request, obj):
-        return HttpResponseRedirect(reverse("admin:prompts_promptversion_change", args=[obj.pk]))
+        return HttpResponseRedirect(reverse("admin:prompts_promptversion_change", args=[obj.pk],
+                                            current_app=self.admin_site.name))
 
 
 # Registered with this module: the rollouts' admin lives in its own file.

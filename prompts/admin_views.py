@@ -1,6 +1,7 @@
 """Custom admin pages of a prompt version: preview with sample variables, diff against the
 previous version, and a one-click activation. Reached through PromptVersionAdmin.get_urls,
-which wraps them in admin_site.admin_view (staff only)."""
+which wraps them in admin_site.admin_view (staff, or prompt editors on the prompt editors'
+site, prompts/admin_editors.py)."""
 
 from __future__ import annotations
 
@@ -27,13 +28,15 @@ class _VersionView(View):
         return get_object_or_404(PromptVersion.objects.select_related("template"), pk=pk)
 
     def context(self, request: HttpRequest, version: PromptVersion, title: str) -> dict:
+        request.current_app = self.model_admin.admin_site.name  # the template's admin: links stay on this site
         return {
             **self.model_admin.admin_site.each_context(request),
             "opts": PromptVersion._meta,
             "original": version,
             "version": version,
             "title": title,
-            "change_url": reverse("admin:prompts_promptversion_change", args=[version.pk]),
+            "change_url": reverse("admin:prompts_promptversion_change", args=[version.pk],
+                                  current_app=self.model_admin.admin_site.name),
         }
 
 
@@ -106,4 +109,5 @@ class ActivateView(_VersionView):
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         version = prompt_version_activate(version=self.get_version(pk), actor=request.user)
         messages.success(request, f"{version.label} is now the active version of {version.template.slug}.")
-        return HttpResponseRedirect(reverse("admin:prompts_promptversion_change", args=[version.pk]))
+        return HttpResponseRedirect(reverse("admin:prompts_promptversion_change", args=[version.pk],
+                                            current_app=self.model_admin.admin_site.name))

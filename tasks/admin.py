@@ -5,10 +5,11 @@ from __future__ import annotations
 from django.contrib import admin
 
 from tasks.models import AgentSpec, Step, Task
+from workspaces.admin_audit import AuditedAdmin
 
 
 @admin.register(AgentSpec)
-class AgentSpecAdmin(admin.ModelAdmin):
+class AgentSpecAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["name", "prompt_slug", "max_steps", "enabled", "updated_at"]
     list_filter = ["enabled"]
     search_fields = ["name", "description"]

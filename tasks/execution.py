@@ -186,7 +186,7 @@ def _memory_hits(run: Run) -> list[dict]:
     try:
         from memory.services import memory_search
 
-        hits = memory_search(query=run.state.query, owner=run.task.owner_id, k=MEMORY_HITS)
+        hits = memory_search(query=run.state.query, workspace=run.task.workspace_id, k=MEMORY_HITS)
     except Exception:  # the plan can go ahead without memory; the failure is logged
         logger.warning("memory pre-fetch failed for task %s", run.task.id, exc_info=True)
         return []
@@ -266,7 +266,8 @@ def execute_tool(run: Run, action: a.RunTool) -> Step:
         return draft
     # run.tools holds the tools enabled when the slice started (a slice lasts seconds).
     outcome = dispatch(name=action.tool, arguments=action.arguments, known_enabled=True,
-                       context=ToolContext(owner_id=run.task.owner_id, task_id=str(run.task.id), idempotency_key=key))
+                       context=ToolContext(owner_id=run.task.owner_id, task_id=str(run.task.id), idempotency_key=key,
+                                           workspace_id=run.task.workspace_id))
     draft.duration_ms = outcome.duration_ms
     if outcome.ok:
         draft.output = {"result": json.loads(json.dumps(outcome.result, default=str))}
@@ -291,10 +292,12 @@ def task_result_remember(*, task_id) -> str | None:
     from memory.services import memory_add
     from tasks.models import Task
 
-    task = Task.objects.filter(pk=task_id, status="completed").only("owner_id", "query", "result").first()
+    task = Task.objects.filter(pk=task_id, status="completed").only("owner_id", "workspace_id", "query",
+                                                                    "result").first()
     if task is None or not task.result:
         return None
-    entry = memory_add(owner=task.owner_id, content=f"{task.query}\n\n{task.result}", kind="task_result",
+    entry = memory_add(owner=task.owner_id, workspace=task.workspace_id, content=f"{task.query}\n\n{task.result}",
+                       kind="task_result",
                        metadata={"task_id": str(task.pk)}, source_task_id=task.pk,
                        idempotency_key=result_memory_key(task.pk))
     return str(entry.pk)

@@ -49,6 +49,17 @@ def _when(value: datetime | None) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+def _workspace(task: Task) -> dict | None:
+    """{"id", "name"} of the task's workspace (the name cached: every step event carries it)."""
+    if task.workspace_id is None:
+        return None
+    if Task.workspace.is_cached(task):
+        return {"id": task.workspace_id, "name": task.workspace.name}
+    from workspaces.selectors import workspace_name
+
+    return {"id": task.workspace_id, "name": workspace_name(task.workspace_id)}
+
+
 def task_to_dict(task: Task) -> dict:
     return {
         "task_id": str(task.id),
@@ -69,6 +80,7 @@ def task_to_dict(task: Task) -> dict:
         "finished_at": _when(task.finished_at),
         "forked_from": ({"task_id": str(task.forked_from_id), "step": task.forked_at_step}
                         if task.forked_from_id else None),
+        "workspace": _workspace(task),
         **task_links(task),
     }
 

@@ -2,10 +2,11 @@ from django.contrib import admin
 
 from tools.models import ToolSetting
 from tools.registry import UnknownTool, get_tool
+from workspaces.admin_audit import AuditedAdmin
 
 
 @admin.register(ToolSetting)
-class ToolSettingAdmin(admin.ModelAdmin):
+class ToolSettingAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["name", "enabled", "description", "requires_approval", "side_effects", "updated_at"]
     list_editable = ["enabled"]
     list_filter = ["enabled"]

@@ -46,6 +46,7 @@ class ToolContext:
     owner_id: int | None
     task_id: str | None = None
     idempotency_key: str | None = None  # "<task_id>:<step index>" for side-effecting calls
+    workspace_id: int | None = None  # the task's workspace: where the memory tools search and store
 
 
 @dataclass

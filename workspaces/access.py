@@ -38,6 +38,18 @@ def scope(queryset: QuerySet, user, *, field: str = "workspace") -> QuerySet:
     return queryset.filter(**{f"{field}__in": member_workspace_ids(user)})
 
 
+def may_edit_prompts(user) -> bool:
+    """Prompts, their versions and rollouts are shared by every workspace: staff edit them, and
+    so does whoever is a prompt editor (or admin) of a team workspace. A personal workspace,
+    where everyone is admin, does not count."""
+    if is_superuser(user):
+        return True
+    if not (getattr(user, "is_authenticated", False) and user.is_active):
+        return False
+    roles = [role for role in Role.values if role_at_least(role, Role.PROMPT_EDITOR)]
+    return Membership.objects.filter(user_id=user.pk, role__in=roles, workspace__personal_for__isnull=True).exists()
+
+
 def role_of(user, workspace_id) -> str | None:
     """The role of ``user`` in the workspace, ``admin`` for staff, None for a non-member."""
     if is_superuser(user):

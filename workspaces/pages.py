@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 
 from agentos.api import ApplicationError, NotFound
 from tasks.pages.views import page_context
-from workspaces.access import Forbidden, role_of, workspaces_for_user
+from workspaces.access import Forbidden, may_edit_prompts, role_of, workspaces_for_user
 from workspaces.models import Membership, Role
 from workspaces.selectors import AUDIT_FILTERS, audit_events, workspace_get_for_user
 
@@ -28,7 +28,8 @@ def workspaces_page(request: HttpRequest) -> HttpResponse:
         role = role_of(request.user, workspace.pk)
         members = Membership.objects.filter(workspace=workspace).select_related("user").order_by("user__username")
         rows.append({"workspace": workspace, "role": role, "is_admin": role == Role.ADMIN, "members": members})
-    return render(request, "workspaces/workspaces.html", page_context(rows=rows))
+    return render(request, "workspaces/workspaces.html",
+                  page_context(rows=rows, may_edit_prompts=may_edit_prompts(request.user)))
 
 
 @login_required

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
 
 from agentos.api import ApplicationError, NotFound
-from workspaces.access import require_role, scope
+from workspaces.access import is_superuser, member_workspace_ids, require_role, scope
 from workspaces.models import AuditEvent, Role, Workspace
 
 AUDIT_FILTERS = ("action", "actor", "target_type", "target_id", "since", "until")
@@ -23,6 +24,47 @@ def workspace_get_for_user(*, user, workspace_id, at_least: str = Role.VIEWER) -
         raise NotFound("workspace not found")
     require_role(user, workspace.pk, at_least, what="workspace")
     return workspace
+
+
+# Workspace names for task objects (every step event carries its task): id -> (name, until).
+_NAMES: dict[int, tuple[str, float]] = {}
+NAME_TTL_SECONDS = 30.0
+
+
+def workspace_name(workspace_id: int) -> str:
+    """The workspace's name, remembered by this process for NAME_TTL_SECONDS (a rename shows
+    within that time; this process's own renames at once), so a worker committing steps
+    does not ask the database for it on every event."""
+    now = time.monotonic()
+    cached = _NAMES.get(workspace_id)
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    name = Workspace.objects.filter(pk=workspace_id).values_list("name", flat=True).first() or ""
+    if len(_NAMES) > 1000:
+        _NAMES.clear()
+    _NAMES[workspace_id] = (name, now + NAME_TTL_SECONDS)
+    return name
+
+
+def workspace_name_forget(workspace_id: int) -> None:
+    _NAMES.pop(workspace_id, None)
+
+
+WAITING_SHOWN = 20
+
+
+def tasks_waiting_for(*, user, limit: int = WAITING_SHOWN) -> tuple[list, int]:
+    """Tasks waiting for a person (a question or a tool call to approve) that ``user`` may
+    answer: those of the workspaces where they are an operator or higher (staff: all), the
+    longest-waiting first; at most ``limit`` of them, and how many there are in all."""
+    from tasks.models import Task, TaskStatus
+
+    tasks = Task.objects.filter(status=TaskStatus.WAITING_HUMAN, waiting_for__isnull=False)
+    if not is_superuser(user):
+        tasks = tasks.filter(workspace__in=member_workspace_ids(user, at_least=Role.OPERATOR))
+    total = tasks.count()
+    shown = list(tasks.select_related("workspace", "owner").order_by("updated_at", "id")[:limit]) if total else []
+    return shown, total
 
 
 def _moment(value: str, field: str) -> datetime:

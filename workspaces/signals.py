@@ -20,6 +20,13 @@ def give_personal_workspace(sender, instance, created: bool, raw: bool = False, 
         personal_workspace_create(user=instance)
 
 
+@receiver(post_save, sender="workspaces.Workspace")
+def forget_workspace_name(sender, instance, raw: bool = False, **kwargs) -> None:
+    from workspaces.selectors import workspace_name_forget
+
+    workspace_name_forget(instance.pk)
+
+
 def fill_workspace(sender, instance, raw: bool = False, **kwargs) -> None:
     if raw:
         return

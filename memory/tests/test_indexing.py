@@ -126,7 +126,8 @@ def test_halfvec_migration_converts_a_populated_index_and_back(user):
         entry = old.get_model("memory", "MemoryEntry")
         embedder = get_embedder()
         for text in ["Backups run nightly at two.", "Invoices are due in thirty days."]:
-            entry.objects.create(owner_id=user.pk, content=text, content_hash=text, embedder=embedder.name,
+            # Shared entries: an owned entry's scope (its workspace) has no column before 0005.
+            entry.objects.create(owner_id=None, content=text, content_hash=text, embedder=embedder.name,
                                  embedding=embedder.embed([text])[0])
         _migrate("0004_hnsw_halfvec")
         assert "halfvec(384)) halfvec_cosine_ops" in _index_definition()
@@ -134,7 +135,7 @@ def test_halfvec_migration_converts_a_populated_index_and_back(user):
             cursor.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'memory_entry_embedding_hnsw%%'")
             assert cursor.fetchone()[0] == 1  # the temporary name is gone
         assert MemoryEntry.objects.count() == 2
-        hit = memory_search(query="when are invoices due", owner=user, k=1, mode="vector")[0]
+        hit = memory_search(query="when are invoices due", owner=None, k=1, mode="vector")[0]
         assert hit.content.startswith("Invoices")
     finally:
         _migrate()

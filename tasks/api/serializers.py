@@ -114,6 +114,11 @@ class ProviderErrorField(serializers.JSONField):
     """``Task.provider_error`` (tasks/outage.py), documented field by field."""
 
 
+class TaskWorkspaceSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
 class TaskSerializer(serializers.Serializer):
     task_id = serializers.UUIDField()
     query = serializers.CharField()
@@ -143,6 +148,8 @@ class TaskSerializer(serializers.Serializer):
                                                                  "last good step; null otherwise.")
     forked_from = serializers.JSONField(allow_null=True, help_text='A fork: {"task_id", "step"} of the task and step '
                                                                    "it was forked from; otherwise null.")
+    workspace = TaskWorkspaceSerializer(allow_null=True, help_text="The workspace the task belongs to: its id "
+                                        "and name.")
 
 
 class StepSerializer(serializers.Serializer):

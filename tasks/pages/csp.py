@@ -5,8 +5,9 @@ their data travels in ``json_script`` blocks, which are never executed), so mode
 that somehow reached the markup still could not run. Two areas we do not write ourselves
 need a looser policy:
 
-- ``/admin/``: the prompt admin's preview and diff pages carry inline ``style`` attributes
-  and a ``<style>`` block; scripts stay ``'self'`` only.
+- ``/admin/`` and ``/prompt-editor/`` (the same prompt pages for prompt editors): the prompt
+  admin's preview and diff pages carry inline ``style`` attributes and a ``<style>`` block;
+  scripts stay ``'self'`` only.
 - ``/api/docs/``: drf-spectacular's Swagger page boots with an inline ``<script>`` and
   ``<style>``; it shows only the API schema, never model output.
 """
@@ -31,6 +32,7 @@ BASE = {
 }
 LOOSER = {
     "/admin/": {"style-src": "'self' 'unsafe-inline'"},
+    "/prompt-editor/": {"style-src": "'self' 'unsafe-inline'"},
     "/api/docs/": {"script-src": "'self' 'unsafe-inline'", "style-src": "'self' 'unsafe-inline'"},
 }
 

@@ -116,7 +116,12 @@ def _render_dashboard(request: HttpRequest, form: NewTaskForm, status: int = 200
 
     # Where a new task may go: shown as a choice when there is more than one.
     workspaces = list(workspaces_for_user(user=request.user, at_least="operator").order_by("name")[:100])
+    from workspaces.selectors import tasks_waiting_for
+
+    waiting, waiting_total = tasks_waiting_for(user=request.user)
     context = page_context(
+        waiting=[{**task_card(task), "request": task.waiting_for or {}} for task in waiting],
+        waiting_more=waiting_total - len(waiting),
         form=form, page=page, cards=[task_card(task) for task in page.object_list],
         status_filters=STATUS_FILTERS, current_status=wanted,
         workspaces=workspaces if len(workspaces) > 1 else [], default_workspace=default_workspace(request.user).pk,

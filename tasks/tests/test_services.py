@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 TASK_KEYS = {"task_id", "query", "status", "trigger", "current_step", "total_steps", "progress",
              "intermediate_results", "result", "error", "waiting_for", "cost_usd", "created_at", "updated_at",
              "finished_at", "provider_error", "stream_url", "pause_url", "resume_url", "cancel_url", "respond_url",
-             "retry_url", "forked_from"}
+             "retry_url", "forked_from", "workspace"}
 STEP_KEYS = {"index", "kind", "agent", "subtask", "status", "input", "output", "error", "prompt_version",
              "tokens_in", "tokens_out", "tokens_estimated", "duration_ms", "provider", "model", "tokens_cached",
              "cost_usd", "created_at"}

@@ -25,12 +25,12 @@ def owner_of(context: Any) -> Any:
     return owner
 
 
-def search(query: str, owner: Any, k: int) -> list[dict]:
+def search(query: str, owner: Any, k: int, workspace_id: int | None = None) -> list[dict]:
     from agentos.api import ApplicationError
     from memory.services import memory_search
 
     try:
-        hits = memory_search(query=query, owner=owner, k=k)
+        hits = memory_search(query=query, owner=owner, workspace=workspace_id, k=k)
     except ApplicationError as error:
         raise ToolError(error.message) from None
     return [{"id": hit.id, "content": hit.content, "kind": hit.kind, "score": hit.score,
@@ -47,7 +47,8 @@ class MemorySearchArgs(BaseModel):
           description="Search long-term memory (your notes, earlier task results and the shared knowledge "
                       "base) by meaning; returns the closest entries with scores.")
 def memory_search_tool(arguments: MemorySearchArgs, context: Any) -> dict:
-    return {"hits": search(arguments.query, owner_of(context), arguments.k)}
+    # A task's search sees its workspace (and the shared entries), not all of its owner's.
+    return {"hits": search(arguments.query, owner_of(context), arguments.k, getattr(context, "workspace_id", None))}
 
 
 class MemoryStoreArgs(BaseModel):
@@ -70,7 +71,8 @@ def memory_store_tool(arguments: MemoryStoreArgs, context: Any) -> dict:
         # The step's idempotency key makes a retried step return the entry it stored the first time.
         entry = memory_add(owner=owner, content=arguments.content, kind=arguments.kind,
                            metadata=arguments.metadata, source_task_id=getattr(context, "task_id", None),
-                           idempotency_key=getattr(context, "idempotency_key", None))
+                           idempotency_key=getattr(context, "idempotency_key", None),
+                           workspace=getattr(context, "workspace_id", None))
     except ApplicationError as error:
         raise ToolError(error.message) from None
     if entry.owner_id != owner.pk:
