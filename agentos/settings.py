@@ -171,7 +171,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=10)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=10),
+    # Message priorities 0 (first) to 9, each its own Redis list: fairness between owners
+    # (tasks/fairness.py). Other jobs (beat's, evals', callbacks') keep priority 0.
+    "priority_steps": list(range(10)),
+    "queue_order_strategy": "priority",
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_POOL = env_choice("CELERY_WORKER_POOL", "threads", ("threads", "prefork", "solo", "gevent"))
 # Threads per worker process (agentos/launcher.py starts CELERY_WORKER_PROCESSES of them,
