@@ -40,6 +40,8 @@ def priority_for(active: int) -> int:
 def task_priority(task_id: Any) -> int:
     """The priority of the next ``run_task`` message of the task: one query, served by the
     partial index task_owner_active_idx (tasks/models.py)."""
-    owner = Task.objects.filter(pk=task_id).values("owner_id")
-    active = Task.objects.filter(owner_id=Subquery(owner), status__in=ACTIVE_STATUSES)[:COUNT_CAP].count()
+    # No ordering (the model's default would sort the active rows before the limit).
+    owner = Task.objects.filter(pk=task_id).order_by().values("owner_id")
+    active = (Task.objects.filter(owner_id=Subquery(owner), status__in=ACTIVE_STATUSES).order_by().values("pk")
+              [:COUNT_CAP].count())
     return priority_for(active)
