@@ -263,7 +263,13 @@ class Slot:
         """The provider billed ``billed`` tokens (prompt and output) for the call."""
         if not self.limit.tokens_per_minute or self.second is None or billed == self.tokens:
             return
-        _redis().eval(_SETTLE, 1, _keys(self.model)[2], self.second, int(billed) - self.tokens)
+        from redis.exceptions import RedisError
+
+        try:
+            _redis().eval(_SETTLE, 1, _keys(self.model)[2], self.second, int(billed) - self.tokens)
+        except RedisError:  # the call succeeded and was billed: its result must not be lost to the count
+            logger.warning("could not correct the token count of a %s call", self.model, exc_info=True)
+            return
         self.tokens = int(billed)
 
 
