@@ -51,3 +51,20 @@ def test_a_single_task_is_not_starved_by_another_owners_backlog(agents_defaults,
         wait_until(lambda: not unfinished.exists(), 180, message="every task of the backlog to complete")
     finally:
         worker.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_queue_depth_counts_the_messages_of_every_priority(user, other_user, client, settings):
+    from agentos.celery import app
+    from observability.tests.test_metrics import TOKEN, samples, scrape
+
+    settings.METRICS_TOKEN = TOKEN
+    app.control.purge()
+    try:
+        for _ in range(5):  # priorities 0, 1, 2, 2, 3: five of the broker's lists
+            task_create(owner=user, query=QUERY)
+        task_create(owner=other_user, query=QUERY)
+        depth = samples(scrape(client)["agentos_queue_depth"], queue="celery")
+        assert depth and depth[0].value == 6
+    finally:
+        app.control.purge()  # no worker of a later test gets these
