@@ -138,8 +138,8 @@ FIELDS = ("max_in_flight", "requests_per_minute", "tokens_per_minute")
 class LimitTable:
     """The admin's per-model limits (observability.ModelLimit) as this process last read them:
     reloaded when older than LLM_LIMITS_REFRESH_SECONDS or after :meth:`invalidate` (a row
-    saved in this process). A model call never waits for the query: one thread reloads, the
-    others use the previous copy meanwhile."""
+    saved in this process). Once a copy exists, no call waits for a reload: one thread
+    reloads, the others use the previous copy meanwhile."""
 
     def __init__(self) -> None:
         self._rows: dict[str, tuple[int | None, ...]] | None = None
