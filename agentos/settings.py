@@ -171,7 +171,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=10)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=10),
+    # Message priorities 0 (first) to 9, each its own Redis list: fairness between owners
+    # (tasks/fairness.py). Other jobs (beat's, evals', callbacks') keep priority 0.
+    "priority_steps": list(range(10)),
+    "queue_order_strategy": "priority",
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_POOL = env_choice("CELERY_WORKER_POOL", "threads", ("threads", "prefork", "solo", "gevent"))
 # Threads per worker process (agentos/launcher.py starts CELERY_WORKER_PROCESSES of them,
@@ -252,26 +258,38 @@ LLM_OUTAGE_MAX_SECONDS = env_float("LLM_OUTAGE_MAX_SECONDS", 900.0, minimum=0.0)
 LLM_OUTAGE_BACKOFF_SECONDS = env_float("LLM_OUTAGE_BACKOFF_SECONDS", 5.0, minimum=0.1)
 OFFLINE_LLM_LATENCY_MS = env_int("OFFLINE_LLM_LATENCY_MS", 0, minimum=0, maximum=60000)
 # Per-model limits shared by all workers (tasks/limits.py, counted in Redis): model calls in
-# flight and requests in the last minute; 0 = no limit. LLM_MODEL_LIMITS sets them per model
-# ("gpt-4o=50/500,gpt-4o-mini=200/0": in flight/requests per minute), the two others are the
-# default for every other model. A call waits up to LLM_CAPACITY_WAIT_SECONDS for capacity;
-# then its task waits ("waiting for model capacity", status waiting_provider) and retries.
+# flight, requests and tokens (estimated prompt tokens at the start, the billed prompt and
+# output tokens once the call returns) in the last minute; 0 = no limit. LLM_MODEL_LIMITS
+# sets them per model ("gpt-4o=50/500/30000,gpt-4o-mini=200/0": in flight/requests per
+# minute[/tokens per minute], tokens per minute defaulting to LLM_TOKENS_PER_MINUTE), the
+# three others are the default for every other model. Rows of the admin's "Model limits"
+# table override both, field by field; each process reads the table at most
+# LLM_LIMITS_REFRESH_SECONDS late. A call waits up to LLM_CAPACITY_WAIT_SECONDS for
+# capacity; then its task waits ("waiting for model capacity", status waiting_provider) and
+# retries, without counting toward LLM_OUTAGE_MAX_SECONDS.
 LLM_MAX_IN_FLIGHT = env_int("LLM_MAX_IN_FLIGHT", 0, minimum=0)
 LLM_REQUESTS_PER_MINUTE = env_int("LLM_REQUESTS_PER_MINUTE", 0, minimum=0)
+LLM_TOKENS_PER_MINUTE = env_int("LLM_TOKENS_PER_MINUTE", 0, minimum=0)
 LLM_CAPACITY_WAIT_SECONDS = env_float("LLM_CAPACITY_WAIT_SECONDS", 10.0, minimum=0.0)
+LLM_LIMITS_REFRESH_SECONDS = env_float("LLM_LIMITS_REFRESH_SECONDS", 5.0, minimum=0.0)
 
 
-def _model_limits(items: list[str]) -> dict[str, tuple[int, int]]:
+def _model_limits(items: list[str]) -> dict[str, tuple[int, int, int | None]]:
     limits = {}
     for item in items:
         model, _, spec = item.rpartition("=")
-        in_flight, _, per_minute = spec.partition("/")
+        parts = spec.split("/")
         try:
-            limits[model.strip()] = (int(in_flight), int(per_minute or 0))
+            if not model.strip() or not 1 <= len(parts) <= 3:
+                raise ValueError
+            values = [int(part) for part in parts]
         except ValueError:
-            raise ImproperlyConfigured(f"LLM_MODEL_LIMITS: {item!r} is not model=in_flight/requests_per_minute")
-        if not model.strip() or min(limits[model.strip()]) < 0:
-            raise ImproperlyConfigured(f"LLM_MODEL_LIMITS: {item!r} is not model=in_flight/requests_per_minute")
+            raise ImproperlyConfigured(f"LLM_MODEL_LIMITS: {item!r} is not "
+                                       "model=in_flight/requests_per_minute[/tokens_per_minute]")
+        if min(values) < 0:
+            raise ImproperlyConfigured(f"LLM_MODEL_LIMITS: {item!r} has a negative limit")
+        values += [0, None][len(values) - 1:]  # requests/min 0, tokens/min the default when left out
+        limits[model.strip()] = tuple(values)
     return limits
 
 

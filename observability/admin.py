@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from observability.models import ModelPrice
+from observability.models import ModelLimit, ModelPrice
 from workspaces.admin_audit import AuditedAdmin
 
 
@@ -18,3 +18,16 @@ class ModelPriceAdmin(AuditedAdmin, admin.ModelAdmin):
         if change and "is_example" not in form.changed_data:
             obj.is_example = False
         super().save_model(request, obj, form, change)
+
+
+@admin.register(ModelLimit)
+class ModelLimitAdmin(AuditedAdmin, admin.ModelAdmin):
+    list_display = ("model", "max_in_flight", "requests_per_minute", "tokens_per_minute", "in_force", "updated_at")
+    search_fields = ("model", "note")
+    fields = ("model", "max_in_flight", "requests_per_minute", "tokens_per_minute", "note")
+
+    @admin.display(description="in force (with the settings)")
+    def in_force(self, obj: ModelLimit) -> str:
+        from tasks.limits import limit_for
+
+        return limit_for(obj.model).describe()

@@ -99,8 +99,9 @@ def model_call(provider, request, draft):
     tracer = tracing.tracer()
     with _model_span(tracer, name, model, request) if tracer is not None else nullcontext() as span:
         try:
-            with model_slot(model):  # no database connection held while waiting (tasks/limits.py)
+            with model_slot(model, request) as slot:  # no database connection held while waiting (tasks/limits.py)
                 result = provider.complete(request)
+                slot.settle(result.tokens_in + result.tokens_out)  # the billed tokens replace the estimate
         except LLMError as error:
             logger.warning("model call failed: %s", error.compact(),
                            extra={"error_code": error.code, "error_kind": error.kind, "model": model})

@@ -233,12 +233,17 @@ def _gauge_queues(client) -> GaugeMetricFamily:
     from agentos.celery import app
 
     names = sorted(set(app.amqp.queues) or {app.conf.task_default_queue})
+    # Each message priority is its own list: "<queue>" (0) and "<queue><sep><n>" (tasks/fairness.py).
+    options = app.conf.broker_transport_options or {}
+    sep, steps = options.get("sep", "\x06\x16"), [step for step in options.get("priority_steps", [0]) if step]
     pipe = client.pipeline(transaction=False)
     for name in names:
-        pipe.llen(name)
+        for key in [name, *(f"{name}{sep}{step}" for step in steps)]:
+            pipe.llen(key)
+    depths = iter(pipe.execute())
     family = GaugeMetricFamily("agentos_queue_depth", "Messages waiting in each Celery queue.", labels=["queue"])
-    for name, depth in zip(names, pipe.execute(), strict=True):
-        family.add_metric([name], depth)
+    for name in names:
+        family.add_metric([name], sum(next(depths) for _ in range(1 + len(steps))))
     return family
 
 

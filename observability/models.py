@@ -37,3 +37,32 @@ class ModelPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}/{self.model}"
+
+
+LIMIT_HELP = "Empty: the setting ({setting}, or the model's entry in LLM_MODEL_LIMITS). 0: no limit."
+
+
+class ModelLimit(models.Model):
+    """Limits of one model over all workers on all hosts (tasks/limits.py), edited here
+    instead of in the environment. Each field overrides the setting when filled in; each
+    worker process reads the table at most LLM_LIMITS_REFRESH_SECONDS late, so an edit
+    takes effect without a restart."""
+
+    model = models.CharField(max_length=120, unique=True,
+                             help_text="The model name exactly as configured (LLM_MODEL), e.g. gpt-4o-mini.")
+    max_in_flight = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Calls in flight at once. " + LIMIT_HELP.format(setting="LLM_MAX_IN_FLIGHT"))
+    requests_per_minute = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Calls started in any 60 s. " + LIMIT_HELP.format(setting="LLM_REQUESTS_PER_MINUTE"))
+    tokens_per_minute = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Prompt and output tokens in any 60 s. " + LIMIT_HELP.format(setting="LLM_TOKENS_PER_MINUTE"))
+    note = models.CharField(max_length=200, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model"]
+
+    def __str__(self) -> str:
+        return self.model

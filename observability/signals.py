@@ -1,5 +1,6 @@
-"""Receivers: a saved price is used at once in this process (others within PRICE_CACHE_SECONDS);
-a new task gets its trace (observability/tracing.py)."""
+"""Receivers: a saved price is used at once in this process (others within PRICE_CACHE_SECONDS),
+so is a saved model limit (others within LLM_LIMITS_REFRESH_SECONDS); a new task gets its
+trace (observability/tracing.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,21 @@ from django.dispatch import receiver
 
 from observability import tracing
 from observability.cost import prices
-from observability.models import ModelPrice
+from observability.models import ModelLimit, ModelPrice
 
 
 @receiver(post_save, sender=ModelPrice)
 @receiver(post_delete, sender=ModelPrice)
 def price_changed(sender, **kwargs) -> None:
     prices.invalidate()
+
+
+@receiver(post_save, sender=ModelLimit)
+@receiver(post_delete, sender=ModelLimit)
+def limit_changed(sender, **kwargs) -> None:
+    from tasks.limits import table
+
+    table.invalidate()
 
 
 @receiver(pre_save, sender="tasks.Task")

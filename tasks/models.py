@@ -155,6 +155,15 @@ class Task(models.Model):
             # The dashboard and the list API: a workspace's tasks, newest first (also serves the FK).
             models.Index(fields=["workspace", "-created_at"], name="task_workspace_created_idx"),
             models.Index(fields=["status", "-created_at"], name="task_status_created_idx"),
+            # A workspace's tasks in one status, newest first (the status filter of the dashboard
+            # and the list API). No index on created_at alone: the planner would walk it for a
+            # workspace's list too, through every newer task of other workspaces.
+            models.Index(fields=["workspace", "status", "-created_at"], name="task_workspace_status_idx"),
+            # An owner's active tasks, counted for every run_task message (tasks/fairness.py);
+            # partial: only the few active rows. Status is indexed anyway, so this costs no
+            # HOT updates.
+            models.Index(fields=["owner"], name="task_owner_active_idx",
+                         condition=Q(status__in=[status.value for status in ACTIVE_STATUSES])),
             # A task's forks (its page lists them); partial: most tasks are not forks.
             models.Index(fields=["forked_from"], name="task_forked_from_idx", condition=Q(forked_from__isnull=False)),
         ]

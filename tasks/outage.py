@@ -13,6 +13,10 @@ LLM_RETRY_WINDOW_SECONDS. What reaches the runner is handled by who must act
   wait step of an unbroken run of them). Once it has lasted LLM_OUTAGE_MAX_SECONDS, or the
   server asks for a wait beyond that, the task fails with the typed error (a retry via
   the API continues it later).
+  Waiting for our own per-model limits (``model_capacity``, tasks/limits.py) is no outage:
+  such a wait is a ``provider_wait`` step too (same backoff, "waiting for model capacity"),
+  but it never fails the task, and its time (the call's wait for a slot plus the delay) is
+  left out of an outage it interrupts (``excluded_s`` on the outage's next wait step).
 - **configuration** (401/403, unknown model, unsupported parameter...): an operator. The
   task pauses with the error (a ``pause`` step, ``Task.provider_error``); ``resume``
   continues it once the settings are fixed. The end user is not asked anything.
@@ -33,6 +37,7 @@ from tasks.engine.state import PROVIDER_WAIT, StepRecord
 from tasks.models import Step, StepKind
 
 BACKOFF_CAP = 300.0  # seconds: the longest wait between two tries, whatever the attempt
+CAPACITY = "model_capacity"  # tasks.limits.ModelCapacity's code
 
 
 def handles(error: LLMError) -> bool:
@@ -47,12 +52,37 @@ def _when(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _outage(steps: list[StepRecord]) -> tuple[datetime | None, int]:
-    """(start, attempts so far) of the outage the log ends in, or (None, 0)."""
-    if not steps or steps[-1].kind != PROVIDER_WAIT:
-        return None, 0
-    data = steps[-1].input or {}
-    return parse_datetime(str(data.get("since") or "")), int(data.get("attempt") or 0)
+def is_capacity_wait(step: Step | StepRecord) -> bool:
+    """A wait for our own per-model limits, not for the provider."""
+    error = step.output.get("error") if isinstance(step.output, dict) else None
+    return step.kind == PROVIDER_WAIT and isinstance(error, dict) and error.get("code") == CAPACITY
+
+
+def _outage(steps: list[StepRecord]) -> tuple[datetime | None, int, float]:
+    """(start, attempts so far, seconds of capacity waits to leave out) of the provider
+    outage the log ends in, or (None, 0, 0.0). Capacity waits at the end of the log neither
+    start nor end an outage."""
+    excluded = 0.0
+    for step in reversed(steps):
+        if step.kind != PROVIDER_WAIT:
+            break
+        data = step.input or {}
+        if is_capacity_wait(step):
+            excluded += float(data.get("capacity_s") or 0.0)
+            continue
+        return (parse_datetime(str(data.get("since") or "")), int(data.get("attempt") or 0),
+                excluded + float(data.get("excluded_s") or 0.0))
+    return None, 0, 0.0
+
+
+def _capacity_waits(steps: list[StepRecord]) -> tuple[datetime | None, int]:
+    """(first wait, count) of the run of capacity waits the log ends in."""
+    since, count = None, 0
+    for step in reversed(steps):
+        if not is_capacity_wait(step):
+            break
+        since, count = parse_datetime(str((step.input or {}).get("since") or "")), count + 1
+    return since, count
 
 
 def next_delay(attempt: int, retry_after: float | None) -> float:
@@ -78,9 +108,11 @@ def fault_step(*, steps: list[StepRecord], draft: Step, error: LLMError) -> Step
         return _from(draft, kind=StepKind.PAUSE, error=error.compact(),
                      input={"reason": "configuration", "call": draft.kind},
                      output={"error": provider_error(error, action=note)})
-    since, attempt = _outage(steps)
+    if error.code == CAPACITY:
+        return _capacity_wait(steps, draft, error, now)
+    since, attempt, excluded = _outage(steps)
     since = since or now
-    waited = (now - since).total_seconds()
+    waited = (now - since).total_seconds() - excluded
     limit = float(settings.LLM_OUTAGE_MAX_SECONDS)
     delay = min(next_delay(attempt + 1, error.retry_after), max(limit - waited, 0.0))
     if waited >= limit or (error.retry_after or 0.0) > limit - waited:
@@ -95,7 +127,19 @@ def fault_step(*, steps: list[StepRecord], draft: Step, error: LLMError) -> Step
     next_try = now + timedelta(seconds=delay)
     return _from(draft, kind=StepKind.PROVIDER_WAIT, error=error.compact(),
                  input={"call": draft.kind, "attempt": attempt + 1, "since": _when(since),
-                        "next_try_at": _when(next_try), "delay_s": round(delay, 3)},
+                        "next_try_at": _when(next_try), "delay_s": round(delay, 3), "excluded_s": round(excluded, 3)},
+                 output={"error": provider_error(error)})
+
+
+def _capacity_wait(steps: list[StepRecord], draft: Step, error: LLMError, now: datetime) -> Step:
+    """A wait for model capacity: the outage backoff, no ceiling, and its whole time (the
+    call's wait for a slot and the delay) recorded so an outage around it leaves it out."""
+    since, attempt = _capacity_waits(steps)
+    delay = next_delay(attempt + 1, error.retry_after)
+    return _from(draft, kind=StepKind.PROVIDER_WAIT, error=error.compact(),
+                 input={"call": draft.kind, "attempt": attempt + 1, "since": _when(since or now),
+                        "next_try_at": _when(now + timedelta(seconds=delay)), "delay_s": round(delay, 3),
+                        "capacity_s": round(delay + draft.duration_ms / 1000, 3)},
                  output={"error": provider_error(error)})
 
 
@@ -108,7 +152,7 @@ def _from(draft: Step, *, kind: str, error: str, input: dict, output: dict) -> S
 
 def _waiting_on(error: dict) -> str:
     # model_capacity: the per-model limits shared by the workers (tasks/limits.py), not an outage.
-    return "model capacity" if error.get("code") == "model_capacity" else f"the model provider ({error.get('code')})"
+    return "model capacity" if error.get("code") == CAPACITY else f"the model provider ({error.get('code')})"
 
 
 def task_provider_error(step: Step | StepRecord) -> dict | None:

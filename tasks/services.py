@@ -10,10 +10,11 @@ worker whose lease lapsed can never commit after it.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -26,16 +27,21 @@ from tasks.store import LeaseLost, step_append
 ANSWER_MAX_LENGTH = 4000
 APPROVE_WORDS = {"approve", "approved", "yes", "y", "ok", "allow", "true"}
 DENY_WORDS = {"deny", "denied", "no", "n", "reject", "false"}
+logger = logging.getLogger(__name__)
 
 
 def enqueue(task_id: Any, countdown: float | None = None) -> None:
-    """Send ``run_task`` for the task, at once or after ``countdown`` seconds."""
+    """Send ``run_task`` for the task, at once or after ``countdown`` seconds, with its
+    owner's fair priority (tasks/fairness.py)."""
+    from tasks.fairness import task_priority
     from tasks.jobs import run_task
 
-    if countdown:
-        run_task.apply_async((str(task_id),), countdown=countdown)
-    else:
-        run_task.delay(str(task_id))
+    try:
+        priority = task_priority(task_id)
+    except DatabaseError:  # the order is a nicety; the message must go out
+        logger.warning("task %s: no fair priority (database error); sent with priority 0", task_id, exc_info=True)
+        priority = 0
+    run_task.apply_async((str(task_id),), countdown=countdown or None, priority=priority)
 
 
 def task_create(*, owner, query: str, trigger: str = Trigger.API, trigger_details: dict | None = None,
