@@ -166,28 +166,33 @@ def _copy_entries(rows: list[tuple]) -> None:
 
 
 def memory_import_chunks(*, owner: Any, chunks: Iterable[Chunk], progress: Any = None,
-                         bulk: bool = False) -> ImportResult:
-    """Embed and store the chunks the owner does not have yet; `progress` is a tqdm bar or None.
+                         bulk: bool = False, workspace: Any = None) -> ImportResult:
+    """Embed and store the chunks the workspace does not hold yet (``workspace``, else the
+    owner's default workspace; without an owner, the shared knowledge base; the caller checks
+    the owner's role there); `progress` is a tqdm bar or None.
 
     With ``bulk`` the rows go in with COPY and the HNSW index is dropped before the first
     of them (``result.index_dropped``); the caller rebuilds it when the import is over."""
     embedder = get_embedder()
     embedder_check(embedder.name, embedder.dimensions)
     owner_id = owner.pk if owner is not None else None
-    # bulk_create and COPY send no pre_save signal: the owner's default workspace is set here.
-    if owner is not None:
+    # bulk_create and COPY send no pre_save signal: the workspace is set here.
+    if owner is None:
+        workspace_id = None
+    elif workspace is not None:
+        workspace_id = workspace.pk
+    else:
         from workspaces.access import default_workspace
 
         workspace_id = default_workspace(owner).pk
-    else:
-        workspace_id = None
     result = ImportResult()
     for batch in _batches(chunks, BATCH_SIZE):
         by_hash: dict[str, Chunk] = {}
         for chunk in batch:
             by_hash.setdefault(content_hash(chunk.content), chunk)
         known = set(
-            MemoryEntry.objects.filter(owner_id=owner_id, content_hash__in=list(by_hash)).values_list(
+            MemoryEntry.objects.filter(owner_id=owner_id, workspace_id=workspace_id,
+                                       content_hash__in=list(by_hash)).values_list(
                 "content_hash", flat=True
             )
         )

@@ -73,3 +73,25 @@ def test_knowledge_base_loads_once_and_answers(user):
     assert any("8 July 1996" in hit.content for hit in hits)
     hits = memory_search(query="Who created Redis?", owner=user, k=3)
     assert "Salvatore Sanfilippo" in hits[0].content
+
+
+@pytest.mark.django_db
+def test_import_into_a_team_workspace_needs_an_operator(tmp_path, user, other_user, capsys):
+    from workspaces.services import membership_set, workspace_create
+
+    team = workspace_create(actor=user, name="Support")
+    membership_set(actor=user, workspace=team, username="bob", role="viewer")
+    (tmp_path / "facts.jsonl").write_text(json.dumps({"content": "Escalations go to the on-call lead."}) + "\n")
+    call_command("memory_import", str(tmp_path), "--owner", "alice", "--workspace", team.slug, verbosity=0)
+    assert "1 entries added" in capsys.readouterr().out
+    assert MemoryEntry.objects.get(owner=user).workspace == team
+    # Idempotency is per workspace: the same file for alice's personal workspace is new there.
+    call_command("memory_import", str(tmp_path), "--owner", "alice", verbosity=0)
+    assert "1 entries added" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="role"):
+        call_command("memory_import", str(tmp_path), "--owner", "bob", "--workspace", str(team.pk), verbosity=0)
+    with pytest.raises(CommandError, match="not found"):
+        call_command("memory_import", str(tmp_path), "--owner", "alice", "--workspace", "no-such", verbosity=0)
+    with pytest.raises(CommandError, match="needs --owner"):
+        call_command("memory_import", str(tmp_path), "--workspace", team.slug, verbosity=0)
+    assert MemoryEntry.objects.filter(workspace=team).count() == 1

@@ -1,4 +1,4 @@
-"""python manage.py memory_import PATH... [--owner USERNAME] [--kind document] [--bulk | --no-bulk]
+"""python manage.py memory_import PATH... [--owner USERNAME [--workspace ID|SLUG]] [--kind KIND] [--bulk | --no-bulk]
 
 Shows a bar of the chunks imported, then, after a bulk import, the phases of the HNSW index
 build read from pg_stat_progress_create_index.
@@ -28,6 +28,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("paths", nargs="+", help="files or directories (searched for .txt, .md, .jsonl)")
         parser.add_argument("--owner", help="username; without it the entries join the shared knowledge base")
+        parser.add_argument("--workspace", help="id or slug of the workspace the entries go to (the owner must be an "
+                                                 "operator there; default: the owner's personal workspace)")
         parser.add_argument("--kind", default=MemoryEntry.Kind.DOCUMENT, choices=MemoryEntry.Kind.values)
         parser.add_argument(
             "--bulk", action=argparse.BooleanOptionalAction, default=None,
@@ -42,6 +44,7 @@ class Command(BaseCommand):
                 owner = get_user_model().objects.get(username=options["owner"])
             except get_user_model().DoesNotExist:
                 raise CommandError(f"no user named {options['owner']!r}") from None
+        workspace = self._workspace(owner, options["workspace"])
         files = self._files([Path(path) for path in options["paths"]])
         total = ImportResult()
         try:
@@ -55,7 +58,7 @@ class Command(BaseCommand):
                     with tqdm(total=counts[path], desc=path.name, unit="chunk",
                               disable=options["verbosity"] == 0) as bar:
                         result = memory_import_chunks(owner=owner, chunks=chunks_from_file(path, kind=options["kind"]),
-                                                      progress=bar, bulk=bulk)
+                                                      progress=bar, bulk=bulk, workspace=workspace)
                     total.added += result.added
                     total.skipped += result.skipped
                     total.files += 1
@@ -67,6 +70,23 @@ class Command(BaseCommand):
         except ApplicationError as error:
             raise CommandError(error.message) from None
         self.stdout.write(f"{total.files} files: {total.added} entries added, {total.skipped} skipped (already stored)")
+
+    @staticmethod
+    def _workspace(owner, value: str | None):
+        """The workspace named by id or slug, where ``owner`` is an operator; None: the default."""
+        if value is None:
+            return None
+        if owner is None:
+            raise CommandError("--workspace needs --owner (shared entries belong to no workspace)")
+        from workspaces.access import workspace_for_write
+        from workspaces.models import Workspace
+
+        if not value.isdigit():
+            value = Workspace.objects.filter(slug=value).values_list("pk", flat=True).first() or -1
+        try:
+            return workspace_for_write(user=owner, workspace_id=value)
+        except ApplicationError as error:
+            raise CommandError(f"{error.message} (--workspace {value})") from None
 
     def _build_index(self, *, quiet: bool) -> None:
         bars: dict[str, tqdm] = {}
