@@ -70,7 +70,7 @@ def _input_tokens(usage: dict) -> Any:
     if isinstance(base, bool) or not isinstance(base, int):
         return None
     cached = [usage.get(key) for key in ("cache_creation_input_tokens", "cache_read_input_tokens")]
-    return base + sum(value for value in cached if isinstance(value, int) and not isinstance(value, bool))
+    return base + sum(value for value in cached if isinstance(value, int) and not isinstance(value, bool) and value > 0)
 
 
 class AnthropicProvider(RemoteProvider):
@@ -115,7 +115,8 @@ class AnthropicProvider(RemoteProvider):
         if not isinstance(content, list) or not all(isinstance(b, dict) and isinstance(b.get("type"), str)
                                                     for b in content):
             if usage:
-                ledger.bill(_input_tokens(usage), usage.get("output_tokens"), messages=sent, text="")
+                ledger.bill(_input_tokens(usage), usage.get("output_tokens"), messages=sent, text="",
+                        reported_cached=usage.get("cache_read_input_tokens"))
             raise LLMBadResponse(f"{self.name}: the reply has no content blocks")
         texts = [block.get("text") for block in content if block["type"] == "text"]
         inputs = [block.get("input") for block in content if block["type"] == "tool_use"]
@@ -125,7 +126,8 @@ class AnthropicProvider(RemoteProvider):
         if uses_tool(request.response_schema) and inputs:
             # Validated like any other text so a non-conforming tool input is InvalidModelOutput too.
             output = json.dumps(inputs[0], ensure_ascii=False)
-        ledger.bill(_input_tokens(usage), usage.get("output_tokens"), messages=sent, text=output)
+        ledger.bill(_input_tokens(usage), usage.get("output_tokens"), messages=sent, text=output,
+                        reported_cached=usage.get("cache_read_input_tokens"))
         stop = body.get("stop_reason")
         if stop == "max_tokens":
             raise TruncatedOutput(f"the reply was cut off at max_tokens={max_tokens}", raw_text=output)

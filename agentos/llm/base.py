@@ -55,6 +55,8 @@ class LLMResult:
     latency_ms: int
     # True when some of the counts come from the offline tokenizer (the server sent no usage).
     tokens_estimated: bool = False
+    # The share of tokens_in the provider served from its prompt cache (as it reported it).
+    tokens_cached: int = 0
     # The messages exactly as the server received them (with the schema instruction when the
     # provider added one), in the request's role/content shape; None means request.messages.
     messages_sent: list[dict] | None = None

@@ -77,6 +77,14 @@ def strict_compatible(schema: Any) -> bool:
     return all(strict_compatible(value) for key, value in schema.items() if key not in ("enum", "const", "default"))
 
 
+def _bill(ledger: Ledger, usage: dict, messages: list[dict], text: str) -> None:
+    """One reply's usage: prompt and completion tokens, and the prompt's cached share."""
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    ledger.bill(usage.get("prompt_tokens"), usage.get("completion_tokens"), messages=messages, text=text,
+                reported_cached=cached)
+
+
 def _content_text(content: Any) -> str:
     """A message's content: a string, null, or a list of text parts."""
     if content is None:
@@ -150,17 +158,17 @@ class OpenAIProvider(RemoteProvider):
         choices = body.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             if usage:
-                ledger.bill(usage.get("prompt_tokens"), usage.get("completion_tokens"), messages=messages, text="")
+                _bill(ledger, usage, messages, "")
             raise LLMBadResponse(f"{self.name}: the reply has no choices")
         choice = choices[0]
         message = choice.get("message")
         if not isinstance(message, dict):
             if usage:
-                ledger.bill(usage.get("prompt_tokens"), usage.get("completion_tokens"), messages=messages, text="")
+                _bill(ledger, usage, messages, "")
             raise LLMBadResponse(f"{self.name}: the reply's choice has no message")
         content = _content_text(message.get("content"))
         usage = usage or {}
-        ledger.bill(usage.get("prompt_tokens"), usage.get("completion_tokens"), messages=messages, text=content)
+        _bill(ledger, usage, messages, content)
         finish = choice.get("finish_reason")
         if isinstance(message.get("refusal"), str) and message["refusal"].strip():
             raise ModelRefusal(f"the model refused: {one_line(message['refusal'], 200)}", raw_text=content)

@@ -67,13 +67,19 @@ class Ledger:
 
     tokens_in: int = 0
     tokens_out: int = 0
+    tokens_cached: int = 0  # the share of tokens_in the provider read from its prompt cache
     estimated: bool = False
     attempts: int = 0
     messages_sent: list[dict] | None = None
     truncation_retried: bool = False
 
-    def bill(self, reported_in: Any, reported_out: Any, *, messages: list[dict], text: str) -> None:
-        """Add one reply's usage; a missing, null or nonsensical count is estimated offline."""
+    def bill(self, reported_in: Any, reported_out: Any, *, messages: list[dict], text: str,
+             reported_cached: Any = None) -> None:
+        """Add one reply's usage; a missing, null or nonsensical count is estimated offline
+        (cached tokens, a part of the input, are only ever reported: none when unsure)."""
+        cached = _count(reported_cached)
+        if cached is not None and _count(reported_in) is not None:
+            self.tokens_cached += min(cached, _count(reported_in))
         if _count(reported_in) is None:
             self.tokens_in += messages_tokens(messages)
             self.estimated = True
@@ -234,6 +240,7 @@ class RemoteProvider(Provider):
             raise ledger.stamp(LLMInternalError.wrap(error, self.name)) from error
         result.tokens_in, result.tokens_out, result.tokens_estimated = (ledger.tokens_in, ledger.tokens_out,
                                                                          ledger.estimated)
+        result.tokens_cached = ledger.tokens_cached
         result.attempts, result.messages_sent = ledger.attempts, ledger.messages_sent
         result.latency_ms = int((time.monotonic() - started) * 1000)
         return result

@@ -323,3 +323,23 @@ def test_without_a_schema_plain_text(server, name):
     server.queue(answer(name, "plain words") if name == "openai" else anthropic_message(text="plain words"))
     result = build(name, server).complete(request(response_schema=None))
     assert (result.text, result.data, result.tokens_estimated) == ("plain words", None, False)
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_cached_prompt_tokens_are_reported(server, name):
+    """The provider's cache reads are recorded as ``tokens_cached`` (a part of tokens_in),
+    so the cost can price them at the cached rate; a reply without them reports none."""
+    if name == "openai":
+        cached_usage = {"prompt_tokens": 1200, "completion_tokens": 9, "prompt_tokens_details": {"cached_tokens": 1024}}
+    else:  # Anthropic reports cache reads and writes apart from input_tokens
+        cached_usage = {"input_tokens": 100, "output_tokens": 9, "cache_read_input_tokens": 1024,
+                        "cache_creation_input_tokens": 76}
+    server.queue(answer(name, usage=cached_usage), answer(name),
+                 answer(name, usage={**cached_usage, **({"prompt_tokens_details": {"cached_tokens": "x"}}
+                                                        if name == "openai" else {"cache_read_input_tokens": -3})}))
+    llm = build(name, server)
+    first = llm.complete(request())
+    assert (first.tokens_in, first.tokens_out, first.tokens_cached) == (1200, 9, 1024)
+    assert llm.complete(request()).tokens_cached == 0
+    nonsense = llm.complete(request())  # an unusable count is not guessed
+    assert nonsense.tokens_cached == 0 and not nonsense.tokens_estimated

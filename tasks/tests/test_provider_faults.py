@@ -86,9 +86,12 @@ def no_message(p: str, b: dict) -> Reply:
 
 def usage(kind: str) -> Build:
     values = {"openai": {"null": {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None},
-                         "partial": {"prompt_tokens": 9}},
+                         "partial": {"prompt_tokens": 9},
+                         "cached": {"prompt_tokens": 900, "completion_tokens": 20,
+                                    "prompt_tokens_details": {"cached_tokens": 768}}},
               "anthropic": {"null": {"input_tokens": None, "output_tokens": None},
-                            "partial": {"input_tokens": 9}}}
+                            "partial": {"input_tokens": 9},
+                            "cached": {"input_tokens": 132, "output_tokens": 20, "cache_read_input_tokens": 768}}}
     return lambda p, b: answer(p, b, NORMAL[_call(b)], usage=values[p][kind])
 
 
@@ -127,6 +130,7 @@ MODES = [
     Mode("no_message", "completed", "bad_response", faults=[("agent", no_message)]),
     Mode("null_usage", "completed", faults=[("agent", usage("null"))]),
     Mode("partial_usage", "completed", faults=[("agent", usage("partial"))]),
+    Mode("cached_usage", "completed", faults=[("agent", usage("cached"))]),
     Mode("truncated", "completed", "truncated", faults=[("agent", truncated)] * 2),
     Mode("unauthorized", "paused", "auth_error", always=lambda p, b: error_reply(401, "invalid x-api-key")),
     Mode("unknown_model", "paused", "unknown_model",
@@ -273,6 +277,10 @@ def check_details(provider: str, server: FaultServer, tasks: dict) -> None:
     for name in ("null_usage", "partial_usage"):
         estimated = [s for s in steps[name] if s.tokens_estimated]
         assert estimated and all(s.tokens_in > 0 for s in estimated), name
+    # Prompt-cache reads reach the step (priced at the cached rate by observability.cost).
+    cached = next(s for s in steps["cached_usage"] if s.kind == "llm")
+    assert (cached.tokens_in, cached.tokens_out, cached.tokens_cached) == (900, 20, 768)
+    assert cached.provider == provider and not cached.tokens_estimated
     # The server's Retry-After is honoured.
     wait = next(s for s in steps["retry_after_long"] if s.kind == "provider_wait")
     assert wait.input["delay_s"] >= 1.0
