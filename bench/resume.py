@@ -12,7 +12,10 @@
    (tasks.services.task_resume, what the API and the page call); measured: time from the
    call to the service's return (its "resume" step committed) and to the next step a worker
    commits (message delivery, lease, state load, an offline model call at zero latency,
-   commit). Targets: crash < 5 s, resume < 10 ms.
+   commit). Targets: crash < 5 s, resume < 10 ms. The worker runs with bench.worker_clock,
+   so each round is also a timeline from the service call: the message published (the
+   service's commit hook), received by the worker, started on a pool thread, the lease
+   held, the state loaded, the next step stamped (``resume_timeline_median_ms``).
 3. Where the resume's time goes: the same resume with the next slice run in this process
    right after the service returns (no broker, no worker), timestamped at the service's
    return, the lease taken, the state loaded and the next step committed; the worker
@@ -79,7 +82,40 @@ def crash_round(user, workers: list[processes.Service]) -> dict:
     return {"seconds": round(step.created_at.timestamp() - killed_at, 3), "after_index": last}
 
 
-def resume_round(user) -> dict:
+class PublishClock:
+    """Wall-clock times around each ``run_task`` message this process sends (tasks.services.enqueue)."""
+
+    def __init__(self) -> None:
+        import tasks.services
+
+        self.marks: dict[str, tuple[float, float]] = {}
+        original = tasks.services.enqueue
+
+        def timed(task_id, countdown=None):
+            started = time.time()
+            original(task_id, countdown)
+            self.marks[str(task_id)] = (started, time.time())
+
+        tasks.services.enqueue = timed  # task_resume's commit hook looks it up at call time
+
+
+def worker_marks(path: str, task_id: str, since: float) -> dict[str, float]:
+    """The first time of each bench.worker_clock mark of the task after ``since``."""
+    import json
+
+    marks: dict[str, float] = {}
+    try:
+        with open(path) as lines:
+            for line in lines:
+                entry = json.loads(line)
+                if entry["task"] == task_id and entry["t"] >= since:
+                    marks.setdefault(entry["what"], entry["t"])
+    except FileNotFoundError:
+        pass
+    return marks
+
+
+def resume_round(user, publish: PublishClock, clock_file: str) -> dict:
     from bench.agentos_driver import create_tasks
     from tasks.models import Step, Task
     from tasks.services import task_pause, task_resume
@@ -103,8 +139,17 @@ def resume_round(user) -> dict:
     step = _wait(lambda: Step.objects.filter(task_id=task_id, index=resume_index + 1).first(), timeout=30)
     if step is None:
         return {"error": "no step after the resume"}
+    def worker_done() -> dict | None:
+        marks = worker_marks(clock_file, task_id, started)
+        return marks if "state_loaded" in marks else None
+
+    marks = _wait(worker_done, timeout=5) or {}
+    sent = publish.marks.get(task_id, (None, None))
+    timeline = {"publish_start": sent[0], "publish_end": sent[1], "service_returned": returned, **marks,
+                "step_stamped": step.created_at.timestamp()}
     return {"service_ms": round((returned - started) * 1000, 3),
-            "next_step_ms": round((step.created_at.timestamp() - started) * 1000, 3), "next_kind": step.kind}
+            "next_step_ms": round((step.created_at.timestamp() - started) * 1000, 3), "next_kind": step.kind,
+            "timeline_ms": {name: round((at - started) * 1000, 3) for name, at in timeline.items() if at}}
 
 
 class SliceClock:
@@ -198,9 +243,13 @@ def main(argv: list[str] | None = None) -> dict:
         _wait(lambda: not active_tasks(), timeout=120, interval=0.5)
         for service in services:
             service.stop()
+        from bench.worker_clock import clock_file
+
         fast = processes.worker(harness.child_env(), concurrency=4, name="fast")
+        fast.command += ["--include", "bench.worker_clock"]
         services = [fast.start()]
-        resumes = [resume_round(user) for _ in range(args.rounds)]
+        publish, clocked = PublishClock(), str(clock_file(fast.process.pid))
+        resumes = [resume_round(user, publish, clocked) for _ in range(args.rounds)]
         fast.stop()
         services = []
         clock = SliceClock()
@@ -217,6 +266,10 @@ def main(argv: list[str] | None = None) -> dict:
         ("state_to_step_committed", "step_ms"), ("total_without_broker", "next_step_ms"))}
     if parts["total_without_broker"] is not None and resume_next["median_ms"] is not None:
         parts["broker_and_worker_pickup"] = round(resume_next["median_ms"] - parts["total_without_broker"], 3)
+    names = ("publish_start", "publish_end", "service_returned", "received", "started", "leased", "state_loaded",
+             "step_stamped")
+    timeline = {name: _series([r["timeline_ms"] for r in resumes if "timeline_ms" in r], name, 1000)["median_ms"]
+                for name in names}
     result = {
         "benchmark": "resume",
         "lease_seconds": settings.TASK_LEASE_SECONDS,
@@ -225,6 +278,8 @@ def main(argv: list[str] | None = None) -> dict:
         "kill_to_next_step": crash,
         "resume_service_call": resume_service,
         "resume_to_next_worker_step": resume_next,
+        # Medians of the worker rounds, ms from the service call's start (section 2 of the docstring).
+        "resume_timeline_median_ms": timeline,
         # Medians of the in-process rounds (section 3 of the docstring), and the difference.
         "resume_breakdown_median_ms": parts,
         "crash_rounds": crashes,

@@ -17,7 +17,9 @@
 3. Floor: one INSERT + COMMIT of a row the size of an AgentOS step, on the same server.
 
 Prints one JSON object with the median, p95 and mean per step of both; targets: mean <= 0.6 x
-and p95 <= 1.0 x LangGraph's, and no step kind (plan and result included) as the tail.
+and p95 <= 1.0 x LangGraph's, and no step kind (plan and result included) as the tail. Also
+the CPU time per step of this process for each (``cpu_ms_per_step``; the PostgreSQL
+server's own work is not in it), which moves far less with the machine's load.
 
     python -m bench.steps --observability [--tasks 30]
 
@@ -61,18 +63,21 @@ class AgentOSSession:
         self.clock.install()
         self.task_ids: list[str] = []
         self.by_kind: dict[str, list[float]] = {}
+        self.cpu_seconds = 0.0  # this process's CPU time in the runner (all threads), LLM time removed
 
     def run_one(self, *, keep: bool = True) -> tuple[list[float], float, list[str]]:
         """(per-step seconds, wall seconds minus LLM time, step kinds) of one task."""
         from bench.agentos_driver import create_tasks, per_step_seconds, run_to_end, step_rows
 
         (task_id,) = create_tasks(owner=self.user, query=self.query, count=1)
-        started = time.time()
+        started, cpu_started = time.time(), time.process_time()
         run_to_end(task_id)
-        ended = time.time()
+        ended, cpu = time.time(), time.process_time() - cpu_started
         rows = step_rows([task_id])
         if keep:
             self.task_ids.append(task_id)
+            # The offline provider at zero latency computes (token counts): its time is CPU time.
+            self.cpu_seconds += cpu - self.clock.within(started, ended)
         steps = per_step_seconds(started={task_id: started}, rows=rows, clock=self.clock)
         if keep:
             for row, seconds in zip(rows[task_id], steps, strict=True):
@@ -92,18 +97,21 @@ def run_interleaved(*, tasks: int, query: str, url: str, warmup: int = 2) -> dic
     try:
         for _ in range(warmup):
             peer.run_one()
-        ours, theirs = {"steps": [], "wall": 0.0}, {"steps": [], "wall": 0.0}
+        ours, theirs = {"steps": [], "wall": 0.0}, {"steps": [], "wall": 0.0, "cpu": 0.0}
         for _ in range(tasks):
             steps, wall, run_kinds = agentos.run_one()
             if run_kinds != kinds:
                 raise RuntimeError(f"AgentOS runs differ: {run_kinds} vs {kinds}")
             ours["steps"] += steps
             ours["wall"] += wall
+            cpu_started = time.process_time()
             steps, wall = peer.run_one()
+            theirs["cpu"] += time.process_time() - cpu_started
             theirs["steps"] += steps
             theirs["wall"] += wall
     finally:
         peer.close()
+    ours["cpu"] = agentos.cpu_seconds
     return {"agentos": ours, "langgraph": theirs, "kinds": kinds, "task_ids": agentos.task_ids,
             "agentos_by_kind": agentos.by_kind,
             "llm_seconds": sum(e - s for s, e in agentos.clock.calls)}
@@ -258,6 +266,7 @@ def main(argv: list[str] | None = None) -> dict:
     ours_ms, theirs_ms = harness.summary_ms(ours["steps"]), harness.summary_ms(theirs["steps"])
     ours_mean = ours["wall"] / len(ours["steps"]) * 1000
     theirs_mean = theirs["wall"] / len(theirs["steps"]) * 1000
+    ours_cpu, theirs_cpu = ours["cpu"] / len(ours["steps"]), theirs["cpu"] / len(theirs["steps"])
     result = {
         "benchmark": "steps",
         "tasks": args.tasks,
@@ -270,6 +279,10 @@ def main(argv: list[str] | None = None) -> dict:
         "ratio_p95": round(ours_ms["p95_ms"] / theirs_ms["p95_ms"], 3),
         "ratio_mean": round(ours_ms["mean_ms"] / theirs_ms["mean_ms"], 3),
         "ratio_mean_wall": round(ours_mean / theirs_mean, 3),
+        # CPU time of this process per step (all its threads; AgentOS without the offline
+        # provider's own time): far less sensitive to the machine's load than the intervals.
+        "cpu_ms_per_step": {"agentos": round(ours_cpu * 1000, 3), "langgraph": round(theirs_cpu * 1000, 3),
+                            "ratio": round(ours_cpu / theirs_cpu, 3)},
         # Where AgentOS's time goes: median, p95 and mean per step kind (in task order of first use).
         "agentos_by_kind": {kind: harness.summary_ms(values) for kind, values in run["agentos_by_kind"].items()},
         "target_ratio_mean": 0.6,

@@ -10,8 +10,8 @@ class McpBridgeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from mcp_bridge.registry import mcp_tool_specs
+        from mcp_bridge.registry import mcp_tool_specs, mcp_tools_version_sql
         from tools.registry import register_provider
 
-        register_provider(mcp_tool_specs)
+        register_provider(mcp_tool_specs, version_sql=mcp_tools_version_sql)
         from mcp_bridge import signals  # noqa: F401  (connects the receivers)

@@ -92,16 +92,33 @@ def _rows() -> list:
                 .filter(has_setting))
 
 
+def mcp_tools_version_sql() -> str:
+    """The registry's version of :func:`mcp_tool_specs` (tools/registry.py): a parameterless
+    SQL expression whose value changes whenever what that query reads may have changed.
+
+    A digest of every MCP tool's id, the row versions (``xmin``: PostgreSQL's id of the
+    transaction that wrote the row, new on every INSERT and UPDATE, whatever the columns and
+    whether or not ``updated_at`` was set) of the tool and of its server, and whether the tool
+    has a ToolSetting row. A deleted tool or server removes its line. The enabled flags are
+    not in it: the runner reads the disabled names itself on every slice."""
+    from mcp_bridge.models import McpServer, McpTool
+    from tools.models import ToolSetting
+
+    tool, server, setting = McpTool._meta.db_table, McpServer._meta.db_table, ToolSetting._meta.db_table
+    # Table names from the models; no values in this expression.
+    return (
+        "(SELECT md5(coalesce(string_agg(concat_ws(':', t.id, t.xmin, s.xmin, "  # noqa: S608
+        f"EXISTS (SELECT 1 FROM {setting} ts WHERE ts.name = s.name || '.' || t.name)), ',' ORDER BY t.id), '')) "
+        f"FROM {tool} t JOIN {server} s ON s.id = t.server_id)"
+    )
+
+
 def mcp_tool_specs() -> list[ToolSpec]:
-    """The registry provider: one query. It never raises: without a database (a process that
-    has none, tables not migrated yet) the registry simply has no MCP tools."""
-    try:
-        if connection.in_atomic_block:
-            with transaction.atomic():  # a savepoint: a failed query must not break the caller's transaction
-                rows = _rows()
-        else:
+    """The registry provider: one query. Without a database (a process that has none, tables
+    not migrated yet) it raises, and the registry has no MCP tools for that lookup."""
+    if connection.in_atomic_block:
+        with transaction.atomic():  # a savepoint: a failed query must not break the caller's transaction
             rows = _rows()
-    except Exception as error:  # noqa: BLE001 - see the docstring
-        logger.debug("MCP tools unavailable: %s", error)
-        return []
+    else:
+        rows = _rows()
     return [_spec(tool) for tool in rows]

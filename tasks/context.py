@@ -37,12 +37,17 @@ def record_from_step(step: Step) -> StepRecord:
                       canonical(step.output), step.error)
 
 
+def record_from_row(row: tuple | list) -> StepRecord:
+    """The engine's record of a step read as the values of ``RECORD_FIELDS``, in order."""
+    index, kind, status, agent, subtask, data, output, error = row
+    return StepRecord(index, kind, status, agent, subtask, data or {}, output, error)
+
+
 def task_records(task_id: Any) -> list[StepRecord]:
     """A task's step log as engine records, in order: only the fields a record has (not the
     stored LLM context, the largest column), and no model instances."""
     rows = Step.objects.filter(task_id=task_id).order_by("index").values_list(*RECORD_FIELDS)
-    return [StepRecord(index, kind, status, agent, subtask, data or {}, output, error)
-            for index, kind, status, agent, subtask, data, output, error in rows]
+    return [record_from_row(row) for row in rows]
 
 
 def rebuild_messages(step: Step) -> list[dict] | None:

@@ -48,8 +48,9 @@ def lease_acquire(task_id, worker_id: str, *, also: str = "") -> Task | None:
 
     One statement: the conditional UPDATE returns the row it changed, so a slice starts with
     a single round trip. ``also``: an SQL expression without parameters evaluated in the
-    same statement (the runner reads what a slice needs besides the task there); its value
-    is the returned task's ``also`` attribute.
+    same statement, where the leased row is ``leased`` (the runner reads what a slice needs
+    besides the task there, its step log included); its value is the returned task's
+    ``also`` attribute.
 
     Its commit does not wait for the disk (``synchronous_commit`` off for this statement's
     transaction): the slice's first step commit, which does wait, makes it durable, and if

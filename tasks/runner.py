@@ -3,8 +3,10 @@
 ``run_slice(task_id)`` (called by the ``run_task`` Celery job):
 
 1. Take the lease (tasks/leases.py); its statement also reads the enabled agents, disabled
-   tools and active prompt versions (tasks/lookups.py). Without the lease, return.
-2. Load the step log once; the state then lives in memory for the slice.
+   tools, active prompt versions and tool providers' versions (tasks/lookups.py). Without
+   the lease, return.
+2. The step log comes with the lease (the same statement); the state then lives in memory
+   for the slice.
 3. Loop, within TASK_SLICE_SECONDS / TASK_SLICE_STEPS:
    a. decide: ``decide(state)``, the pure engine (tasks/engine);
    b. execute: the action's LLM or tool call, outside any transaction
@@ -85,10 +87,10 @@ def run_slice(task_id, worker_id: str | None = None) -> SliceResult:
 
 def _run(task: Task, worker_id: str) -> SliceResult:
     lookups = parse_lookups(task.also)
-    tools = {spec.name: spec for spec in enabled_tools(lookups.disabled_tools)}
-    run = Run(task=task, state=load_state(task, lookups.agents, tools.values()), tools=tools,
-              active_prompts=lookups.active_prompts, rollouts=lookups.rollouts)
-    state, started, done = run.state, time.monotonic(), 0
+    tools = {spec.name: spec for spec in enabled_tools(lookups.disabled_tools, lookups.tool_versions)}
+    state = load_state(task, lookups.agents, tools.values(), steps=lookups.steps)
+    run = Run(task=task, state=state, tools=tools, active_prompts=lookups.active_prompts, rollouts=lookups.rollouts)
+    started, done = time.monotonic(), 0
     while True:
         # 1. decide
         action = observe.budget_action(task, decide(state))  # the task's cost budget, if any
@@ -98,19 +100,22 @@ def _run(task: Task, worker_id: str) -> SliceResult:
         step = observe.traced_execute(execute, run, action)
         # 3. store
         step.index = state.next_index
-        changes = task_changes(task, state, action, record_from_step(step))
+        record = record_from_step(step)
+        changes = task_changes(task, state, action, record)
         last = done + 1 >= settings.TASK_SLICE_STEPS or time.monotonic() - started >= settings.TASK_SLICE_SECONDS
         release = last or changes["status"] != TaskStatus.RUNNING
         requeue = release and changes["status"] == TaskStatus.RUNNING
         if requeue:
             changes["enqueued_at"] = timezone.now()
         try:
-            flags, step = _append(run, action, step, changes, worker_id, release)
+            flags, stored = _append(run, action, step, changes, worker_id, release)
         except LeaseLost:
             logger.warning("task %s: lease lost before step %s could commit", task.pk, step.index)
             return SliceResult("lost_lease", done)
         done += 1
-        state.steps.append(record_from_step(step))
+        if stored is not step:  # the database refused the step; its replacement was stored
+            step, record = stored, record_from_step(stored)
+        state.steps.append(record)
         state.pause_requested, state.cancel_requested = flags.pause_requested, flags.cancel_requested
         if requeue or task.status == TaskStatus.WAITING_PROVIDER:
             from tasks.services import enqueue

@@ -7,11 +7,18 @@ is imported; an administrator can disable any of them (``ToolSetting``).
 Tools that live elsewhere (those of registered MCP servers, mcp_bridge) come from
 providers (:func:`register_provider`): functions returning the current ToolSpecs, asked on
 every lookup, so a tool added or removed elsewhere is seen at once by every process.
+
+A caller that reads the providers' versions (:func:`provider_versions_sql`, one SQL
+expression; the runner reads it in its slice-start statement, tasks/lookups.py) passes them
+as ``versions`` and gets the provided tools from this process's cache as long as the
+versions have not changed: no query, and still current in every process, because a version
+is read from the database each time.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,6 +31,7 @@ from tools.errors import ToolError
 
 __all__ = ["ToolError", "ToolSpec", "UnknownTool", "all_tools", "get_tool", "register", "register_provider",
            "schema_of"]
+logger = logging.getLogger(__name__)
 BUILTIN_MODULES = ("tools.builtins.calculator", "tools.builtins.data_analysis", "tools.builtins.human",
                    "tools.builtins.memory_tools", "tools.builtins.web")
 
@@ -78,7 +86,19 @@ def schema_of(model: type[BaseModel]) -> dict:
 
 
 _REGISTRY: dict[str, ToolSpec] = {}
-_PROVIDERS: list[Callable[[], list[ToolSpec]]] = []
+
+
+@dataclass(frozen=True)
+class _Provider:
+    specs: Callable[[], list[ToolSpec]]
+    # A parameterless SQL expression whose value changes whenever specs() may return
+    # something else (built lazily: it may need the models).
+    version_sql: Callable[[], str] | None = None
+
+
+_PROVIDERS: list[_Provider] = []
+# provider -> (its version when last asked, what it returned then)
+_PROVIDED: dict[_Provider, tuple[Any, list[ToolSpec]]] = {}
 
 
 def register(*, name: str, description: str, args: type[BaseModel], requires_approval: bool = False,
@@ -98,18 +118,44 @@ def register(*, name: str, description: str, args: type[BaseModel], requires_app
     return decorator
 
 
-def register_provider(provider: Callable[[], list[ToolSpec]]) -> None:
+def register_provider(provider: Callable[[], list[ToolSpec]], *,
+                      version_sql: Callable[[], str] | None = None) -> None:
     """Add a source of tools that are not registered by import. A provider must be cheap (it
-    runs on every lookup) and must not raise; its names must not clash with built-ins (a
-    built-in wins)."""
-    if provider not in _PROVIDERS:
-        _PROVIDERS.append(provider)
+    runs on every lookup without ``versions``); if it raises (no database in this process),
+    it offers no tools for that lookup, and nothing is cached. Its names must not clash with
+    built-ins (a built-in wins). ``version_sql``: returns a parameterless SQL expression
+    whose value changes whenever the provider's answer may change (see the module docstring)."""
+    if all(entry.specs is not provider for entry in _PROVIDERS):
+        _PROVIDERS.append(_Provider(provider, version_sql))
 
 
-def _provided() -> dict[str, ToolSpec]:
+def provider_versions_sql() -> str:
+    """One parameterless SQL expression: a JSON array of each provider's version (null for a
+    provider without one, which is then asked on every lookup)."""
+    parts = [entry.version_sql() if entry.version_sql else "NULL" for entry in _PROVIDERS]
+    return f"json_build_array({', '.join(parts)})"
+
+
+def _provided(versions: list | None = None) -> dict[str, ToolSpec]:
+    """The providers' tools; ``versions``: the value of :func:`provider_versions_sql` when
+    the caller has just read it (a provider whose version is unchanged is not asked)."""
     specs: dict[str, ToolSpec] = {}
-    for provider in _PROVIDERS:
-        for spec in provider():
+    for position, entry in enumerate(_PROVIDERS):
+        version = versions[position] if versions is not None and position < len(versions) else None
+        cached = _PROVIDED.get(entry)
+        if version is not None and cached is not None and cached[0] == version:
+            provided = cached[1]
+        else:
+            try:
+                provided = entry.specs()
+            except Exception as error:  # noqa: BLE001 - see register_provider
+                logger.debug("tools of %r unavailable: %s", entry.specs, error)
+                continue
+            if version is not None:
+                # Read after the version: at worst newer than it, so a change is never missed
+                # (it only costs one more call when the next version is read).
+                _PROVIDED[entry] = (version, provided)
+        for spec in provided:
             if spec.name not in _REGISTRY:
                 specs.setdefault(spec.name, spec)
     return specs
@@ -139,9 +185,10 @@ def pure_tool_modules() -> list[str]:
     return sorted(modules | {"tools.errors"})
 
 
-def all_tools() -> list[ToolSpec]:
+def all_tools(versions: list | None = None) -> list[ToolSpec]:
+    """Every registered and provided tool, by name. ``versions``: see :func:`_provided`."""
     _load_builtins()
-    return sorted([*_REGISTRY.values(), *_provided().values()], key=lambda spec: spec.name)
+    return sorted([*_REGISTRY.values(), *_provided(versions).values()], key=lambda spec: spec.name)
 
 
 def get_tool(name: str) -> ToolSpec:
@@ -162,8 +209,9 @@ def is_enabled(name: str) -> bool:
     return name not in disabled_names()
 
 
-def enabled_tools(disabled: set[str] | None = None) -> list[ToolSpec]:
+def enabled_tools(disabled: set[str] | None = None, versions: list | None = None) -> list[ToolSpec]:
     """Registered tools an administrator has not disabled (no settings row means enabled).
-    ``disabled``: the disabled names when the caller already read them."""
+    ``disabled``: the disabled names when the caller already read them; ``versions``: the
+    providers' versions when the caller already read them (:func:`_provided`)."""
     disabled = disabled_names() if disabled is None else disabled
-    return [spec for spec in all_tools() if spec.name not in disabled]
+    return [spec for spec in all_tools(versions) if spec.name not in disabled]

@@ -223,3 +223,16 @@ def test_every_app_with_tests_is_in_the_suite():
     with_tests = {path.parent.name for path in ROOT.glob("*/tests") if path.is_dir() and path.parent.name != ".venv"}
     assert with_tests <= testpaths, f"tests outside pyproject's testpaths: {sorted(with_tests - testpaths)}"
     assert set(OUR_PACKAGES) <= testpaths
+
+
+def test_no_file_holds_a_merge_conflict_marker():
+    skipped = {".venv", "var", ".git", "node_modules", "__pycache__"}
+    marker = re.compile(r"^(<{7}|>{7}) ", re.M)
+    found = []
+    for path in ROOT.rglob("*"):
+        if (path.suffix not in {".py", ".md", ".html", ".txt", ".po", ".json", ".toml", ".yml", ".cfg", ".js", ".css"}
+                or skipped & set(path.relative_to(ROOT).parts) or not path.is_file()):
+            continue
+        if marker.search(path.read_text(errors="replace")):
+            found.append(str(path.relative_to(ROOT)))
+    assert not found, f"merge conflict markers in {found}"
