@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django import forms
-from jinja2 import TemplateSyntaxError
 
 from triggers.errors import InvalidSchedule
 from triggers.models import ScheduledQuery, Webhook
@@ -43,18 +42,12 @@ class WebhookForm(forms.ModelForm):
         return _clean_options(self.cleaned_data.get("options"))
 
     def clean_query_template(self) -> str:
-        from prompts.rendering import body_problems, referenced_variables
+        from triggers.validation import query_template_problem
 
         body = self.cleaned_data.get("query_template") or ""
-        if body.strip():
-            try:
-                names = referenced_variables(body)
-            except TemplateSyntaxError as error:
-                raise forms.ValidationError(f"Syntax error on line {error.lineno}: {error.message}")
-            # Any payload key may be used, so only the sandbox's own objections remain.
-            problems = body_problems(body, declared=names)
-            if problems:
-                raise forms.ValidationError("; ".join(problems))
+        problem = query_template_problem(body)
+        if problem:
+            raise forms.ValidationError(problem)
         return body
 
 
