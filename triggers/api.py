@@ -79,6 +79,7 @@ def schedule_to_dict(schedule: ScheduledQuery, *, full: bool) -> dict:
 
 class WebhooksView(APIView):
     @extend_schema(tags=TAGS, summary="The workspace's webhooks (operators and above; no secrets)",
+                   operation_id="v1_workspaces_webhooks_list",
                    responses={200: OpenApiTypes.OBJECT, **READ_ERRORS})
     def get(self, request: Request, workspace_id: str) -> Response:
         workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
@@ -131,6 +132,7 @@ class WebhookRotateView(APIView):
 
 class SchedulesView(APIView):
     @extend_schema(tags=TAGS, summary="The workspace's schedules (operators and above)",
+                   operation_id="v1_workspaces_schedules_list",
                    responses={200: OpenApiTypes.OBJECT, **READ_ERRORS})
     def get(self, request: Request, workspace_id: str) -> Response:
         workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
