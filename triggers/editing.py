@@ -291,13 +291,12 @@ def _locked_webhook(workspace, webhook_id) -> Webhook:
 
 # --- schedules ---------------------------------------------------------------------------------
 
-def _name_taken(name: str, *, exclude: int | None = None) -> None:
-    taken = ScheduledQuery.objects.filter(name=name)
+def _name_taken(workspace_id: int, name: str, *, exclude: int | None = None) -> None:
+    taken = ScheduledQuery.objects.filter(workspace_id=workspace_id, name=name)
     if exclude is not None:
         taken = taken.exclude(pk=exclude)
     if taken.exists():
-        raise ApplicationError("a schedule with this name already exists; schedule names are unique "
-                               "across the installation", field="name", code="unique")
+        raise ApplicationError("this workspace already has a schedule with this name", field="name", code="unique")
 
 
 def _save_schedule(schedule: ScheduledQuery, timing: dict) -> ScheduledQuery:
@@ -306,7 +305,7 @@ def _save_schedule(schedule: ScheduledQuery, timing: dict) -> ScheduledQuery:
         with transaction.atomic():
             return scheduled_query_save(schedule=schedule, **timing)
     except IntegrityError:
-        _name_taken(schedule.name, exclude=schedule.pk)
+        _name_taken(schedule.workspace_id, schedule.name, exclude=schedule.pk)
         raise
 
 
@@ -316,7 +315,7 @@ def schedule_create(*, actor, workspace, data: dict) -> ScheduledQuery:
     require_role(actor, workspace.pk, WRITE_ROLE, what="workspace")
     cleaned = _clean_schedule(data, partial=False)
     timing = {"interval_minutes": cleaned.pop("interval_minutes"), "crontab": cleaned.pop("crontab")}
-    _name_taken(cleaned["name"])
+    _name_taken(workspace.pk, cleaned["name"])
     schedule = _save_schedule(ScheduledQuery(owner=actor, workspace=workspace, **cleaned), timing)
     audit_record(actor=actor, action="schedule.create", target_type="schedule", target_id=schedule.pk,
                  workspace_id=workspace.pk, after=schedule_state(schedule))
@@ -335,7 +334,7 @@ def schedule_update(*, actor, workspace, schedule_id, data: dict) -> ScheduledQu
     if "interval_minutes" in cleaned:
         timing = {"interval_minutes": cleaned.pop("interval_minutes"), "crontab": cleaned.pop("crontab")}
     if "name" in cleaned:
-        _name_taken(cleaned["name"], exclude=schedule.pk)
+        _name_taken(workspace.pk, cleaned["name"], exclude=schedule.pk)
     for field, value in cleaned.items():
         setattr(schedule, field, value)
     schedule = _save_schedule(schedule, timing)

@@ -88,4 +88,17 @@ class ScheduledQueryForm(forms.ModelForm):
                 parse_crontab(crontab)
             except InvalidSchedule as error:
                 self.add_error("crontab", error.message)
+        self._check_name_in_workspace(cleaned)
         return cleaned
+
+    def _check_name_in_workspace(self, cleaned: dict) -> None:
+        """Names are unique per workspace, which this form does not show: the schedule's own,
+        or (a new one) its owner's default workspace, where it will be saved."""
+        from workspaces.access import default_workspace
+
+        name, owner = cleaned.get("name"), cleaned.get("owner")
+        workspace_id = self.instance.workspace_id or (default_workspace(owner).pk if owner else None)
+        if name and workspace_id:
+            taken = ScheduledQuery.objects.filter(workspace_id=workspace_id, name=name).exclude(pk=self.instance.pk)
+            if taken.exists():
+                self.add_error("name", "This workspace already has a schedule with this name.")

@@ -414,3 +414,43 @@ def test_page_forms_need_the_csrf_token(team, hook):
     response = client.post(f"/workspaces/{team.workspace.pk}/webhooks/{hook['id']}/delete",
                            {"csrfmiddlewaretoken": token})
     assert response.status_code == 302 and not Webhook.objects.exists()
+
+
+@pytest.mark.parametrize("workspace_id", ["x", "0", "9" * 30])
+def test_an_unknown_workspace_is_a_404_not_a_500(team, workspace_id):
+    admin = api(team.members["admin"])
+    assert admin.get(f"/api/v1/workspaces/{workspace_id}/webhooks").status_code == 404
+    assert admin.post(f"/api/v1/workspaces/{workspace_id}/schedules", {"name": "s"}, format="json").status_code == 404
+    if workspace_id.isdigit():
+        assert page_client(team.members["admin"]).post(f"/workspaces/{workspace_id}/webhooks",
+                                                       {"name": "x"}).status_code == 404
+
+
+def test_schedule_names_are_unique_per_workspace_only(team, schedule, user):
+    """Another workspace's schedule of the same name neither blocks nor shows through."""
+    from triggers.models import ScheduledQuery
+    from triggers.schedules import scheduled_query_save
+
+    scheduled_query_save(schedule=ScheduledQuery(owner=user, name="weekly", query="q"), interval_minutes=5)
+    admin = api(team.members["admin"])
+    taken_elsewhere = admin.post(f"{base(team)}/schedules", {"name": "weekly", "query": "q", "interval_minutes": 5},
+                                 format="json")
+    assert taken_elsewhere.status_code == 201, taken_elsewhere.content
+    renamed = admin.patch(f"{base(team)}/schedules/{taken_elsewhere.json()['id']}", {"name": "daily"}, format="json")
+    assert renamed.status_code == 400 and renamed.json()["error"]["field"] == "name"
+    assert ScheduledQuery.objects.filter(name="weekly").count() == 2
+
+
+def test_the_staff_admin_refuses_a_name_taken_in_the_same_workspace(team, staff_user, client):
+    from triggers.models import ScheduledQuery
+    from triggers.schedules import scheduled_query_save
+
+    scheduled_query_save(schedule=ScheduledQuery(owner=staff_user, name="nightly", query="q"), interval_minutes=5)
+    client.force_login(staff_user)
+    form = {"name": "nightly", "owner": staff_user.pk, "query": "q", "enabled": "on", "options": "{}",
+            "callback_url": "", "interval_minutes": "5", "crontab": "", "_save": "Save"}
+    refused = client.post("/admin/triggers/scheduledquery/add/", form)
+    assert refused.status_code == 200 and "already has a schedule with this name" in refused.content.decode()
+    form["owner"] = team.members["admin"].pk  # their personal workspace: no clash
+    assert client.post("/admin/triggers/scheduledquery/add/", form).status_code == 302
+    assert ScheduledQuery.objects.filter(name="nightly").count() == 2
