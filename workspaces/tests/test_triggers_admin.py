@@ -120,7 +120,12 @@ def test_another_workspaces_webhook_or_schedule_is_not_found_here(team, user):
     for bad in ("x", "0", "-1", "1.5", "9" * 30):
         assert admin.get(f"{base(team)}/schedules/{bad}").status_code == 404
         assert admin.delete(f"{base(team)}/schedules/{bad}").status_code == 404
+    page = page_client(team.members["admin"])
+    assert page.post(f"/workspaces/{team.workspace.pk}/webhooks/{theirs.pk}/delete").status_code == 404
+    assert page.post(f"/workspaces/{team.workspace.pk}/schedules/{their_schedule.pk}/delete").status_code == 404
+    assert page.post(f"/workspaces/{theirs.workspace_id}/webhooks/{theirs.pk}/delete").status_code == 404
     assert Webhook.objects.filter(pk=theirs.pk).exists() and ScheduledQuery.objects.filter(pk=their_schedule.pk)
+    assert not AuditEvent.objects.filter(target_type__in=["webhook", "schedule"]).exists()
 
 
 # --- what is written, and what the log keeps -------------------------------------------------
