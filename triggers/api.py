@@ -1,6 +1,6 @@
 """REST API of a workspace's webhooks and schedules, under /api/v1/workspaces/{id}/ (routes in
 workspaces/api_urls.py). Operators and above list and read them (never a secret); admins
-create, change, disable and delete them (triggers.editing, one audit row each)."""
+create, change, disable and delete them (triggers.editing, one audit row each; reads in triggers.selectors)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from agentos.api import error_responses
 from agentos.logfilters import redact
-from triggers import editing
+from triggers import editing, selectors
 from triggers.models import ScheduledQuery, Webhook
 from triggers.schedules import describe
 from workspaces.access import role_of
@@ -72,7 +72,7 @@ def schedule_to_dict(schedule: ScheduledQuery, *, full: bool) -> dict:
             "owner": schedule.owner.get_username(), "workspace": schedule.workspace_id,
             "query": schedule.query, "options": schedule.options,
             "callback_url": schedule.callback_url if full else redact(schedule.callback_url),
-            **editing.schedule_timing(schedule), "schedule": describe(schedule),
+            **selectors.schedule_timing(schedule), "schedule": describe(schedule),
             "last_run_at": schedule.last_run_at, "last_task_id": schedule.last_task_id,
             "created_at": schedule.created_at, "updated_at": schedule.updated_at}
 
@@ -83,7 +83,7 @@ class WebhooksView(APIView):
                    responses={200: OpenApiTypes.OBJECT, **READ_ERRORS})
     def get(self, request: Request, workspace_id: str) -> Response:
         workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
-        webhooks = editing.webhooks_of(user=request.user, workspace=workspace)
+        webhooks = selectors.webhooks_of(user=request.user, workspace=workspace)
         full = _sees_secrets_of_urls(request, workspace)
         return Response({"webhooks": [webhook_to_dict(webhook, request, full=full) for webhook in webhooks]})
 
@@ -102,7 +102,7 @@ class WebhookView(APIView):
                    responses={200: OpenApiTypes.OBJECT, **READ_ERRORS})
     def get(self, request: Request, workspace_id: str, webhook_id: str) -> Response:
         workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
-        webhook = editing.webhook_get(user=request.user, workspace=workspace, webhook_id=webhook_id)
+        webhook = selectors.webhook_get(user=request.user, workspace=workspace, webhook_id=webhook_id)
         return Response(webhook_to_dict(webhook, request, full=_sees_secrets_of_urls(request, workspace)))
 
     @extend_schema(tags=TAGS, summary="Change a webhook (admins); `enabled: false` disables it",
@@ -136,7 +136,7 @@ class SchedulesView(APIView):
                    responses={200: OpenApiTypes.OBJECT, **READ_ERRORS})
     def get(self, request: Request, workspace_id: str) -> Response:
         workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
-        schedules = editing.schedules_of(user=request.user, workspace=workspace)
+        schedules = selectors.schedules_of(user=request.user, workspace=workspace)
         full = _sees_secrets_of_urls(request, workspace)
         return Response({"schedules": [schedule_to_dict(schedule, full=full) for schedule in schedules]})
 
@@ -155,7 +155,7 @@ class ScheduleView(APIView):
                    responses={200: OpenApiTypes.OBJECT, **READ_ERRORS})
     def get(self, request: Request, workspace_id: str, schedule_id: str) -> Response:
         workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
-        schedule = editing.schedule_get(user=request.user, workspace=workspace, schedule_id=schedule_id)
+        schedule = selectors.schedule_get(user=request.user, workspace=workspace, schedule_id=schedule_id)
         return Response(schedule_to_dict(schedule, full=_sees_secrets_of_urls(request, workspace)))
 
     @extend_schema(tags=TAGS, summary="Change a schedule (admins); `enabled: false` pauses it",

@@ -17,12 +17,12 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
 
 from agentos.api import ApplicationError, NotFound
 from agentos.logfilters import REDACTED, redact
 from triggers.models import ScheduledQuery, Webhook
 from triggers.schedules import describe, scheduled_query_save
+from triggers.selectors import schedule_pk, schedule_timing
 from triggers.validation import query_template_problem
 from workspaces.access import require_role
 from workspaces.audit import audit_record
@@ -33,60 +33,8 @@ URL_MAX = 500
 CRONTAB_MAX = 120
 WEBHOOK_FIELDS = ("name", "enabled", "query_template", "options", "callback_url")
 SCHEDULE_FIELDS = ("name", "query", "enabled", "options", "callback_url", "interval_minutes", "crontab")
-# Who may read a workspace's webhooks and schedules (without their secrets), and who may change them.
-READ_ROLE = Role.OPERATOR
+# Who may change a workspace's webhooks and schedules (triggers.selectors.READ_ROLE: who may read them).
 WRITE_ROLE = Role.ADMIN
-
-
-# --- reads -----------------------------------------------------------------------------------
-
-def webhooks_of(*, user, workspace) -> QuerySet[Webhook]:
-    require_role(user, workspace.pk, READ_ROLE, what="workspace")
-    return Webhook.objects.filter(workspace=workspace).select_related("owner").order_by("name", "created_at")
-
-
-def schedules_of(*, user, workspace) -> QuerySet[ScheduledQuery]:
-    require_role(user, workspace.pk, READ_ROLE, what="workspace")
-    return (ScheduledQuery.objects.filter(workspace=workspace)
-            .select_related("owner", "periodic_task__interval", "periodic_task__crontab").order_by("name"))
-
-
-def webhook_get(*, user, workspace, webhook_id, at_least: str = READ_ROLE) -> Webhook:
-    """The workspace's webhook; NotFound for an unknown id or one of another workspace."""
-    require_role(user, workspace.pk, at_least, what="workspace")
-    try:
-        return Webhook.objects.select_related("owner").get(pk=uuid.UUID(str(webhook_id)), workspace=workspace)
-    except (Webhook.DoesNotExist, ValueError):
-        raise NotFound("webhook not found") from None
-
-
-def schedule_get(*, user, workspace, schedule_id, at_least: str = READ_ROLE) -> ScheduledQuery:
-    require_role(user, workspace.pk, at_least, what="workspace")
-    try:
-        return (ScheduledQuery.objects.select_related("owner", "periodic_task__interval", "periodic_task__crontab")
-                .get(pk=_schedule_pk(schedule_id), workspace=workspace))
-    except (ScheduledQuery.DoesNotExist, ValueError):
-        raise NotFound("schedule not found") from None
-
-
-def _schedule_pk(value) -> int:
-    """A schedule id from a URL: ValueError unless a positive bigint (so never a database error)."""
-    pk = int(str(value))
-    if not 0 < pk < 2**63:
-        raise ValueError(value)
-    return pk
-
-
-def schedule_timing(schedule: ScheduledQuery) -> dict[str, Any]:
-    """``{"interval_minutes", "crontab"}`` of the beat entry behind the schedule (one is None)."""
-    entry = schedule.periodic_task
-    if entry is not None and entry.interval_id and entry.interval.period == "minutes":
-        return {"interval_minutes": entry.interval.every, "crontab": None}
-    if entry is not None and entry.crontab_id:
-        cron = entry.crontab
-        return {"interval_minutes": None, "crontab": " ".join(
-            [cron.minute, cron.hour, cron.day_of_month, cron.month_of_year, cron.day_of_week])}
-    return {"interval_minutes": None, "crontab": None}
 
 
 def webhook_state(webhook: Webhook) -> dict[str, Any]:
@@ -358,6 +306,6 @@ def _locked_schedule(workspace, schedule_id) -> ScheduledQuery:
     try:
         return (ScheduledQuery.objects.select_for_update(of=("self",))
                 .select_related("owner", "periodic_task__interval", "periodic_task__crontab")
-                .get(pk=_schedule_pk(schedule_id), workspace=workspace))
+                .get(pk=schedule_pk(schedule_id), workspace=workspace))
     except (ScheduledQuery.DoesNotExist, ValueError):
         raise NotFound("schedule not found") from None

@@ -26,18 +26,18 @@ EVENTS_PER_PAGE = 50
 
 
 def _rows(user) -> list[dict]:
-    from triggers import editing
+    from triggers import selectors
 
     rows = []
     for workspace in workspaces_for_user(user=user).order_by("name", "id"):
         role = role_of(user, workspace.pk)
         members = Membership.objects.filter(workspace=workspace).select_related("user").order_by("user__username")
         row = {"workspace": workspace, "role": role, "is_admin": role == Role.ADMIN, "members": members,
-               "sees_triggers": role_at_least(role, editing.READ_ROLE)}
+               "sees_triggers": role_at_least(role, selectors.READ_ROLE)}
         if row["sees_triggers"]:
-            row["webhooks"] = list(editing.webhooks_of(user=user, workspace=workspace))
-            row["schedules"] = [{"schedule": schedule, "timing": editing.schedule_timing(schedule)}
-                                for schedule in editing.schedules_of(user=user, workspace=workspace)]
+            row["webhooks"] = list(selectors.webhooks_of(user=user, workspace=workspace))
+            row["schedules"] = [{"schedule": schedule, "timing": selectors.schedule_timing(schedule)}
+                                for schedule in selectors.schedules_of(user=user, workspace=workspace)]
         rows.append(row)
     return rows
 
