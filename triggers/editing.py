@@ -101,8 +101,15 @@ def _enabled(data: dict) -> bool:
 
 
 def _object(data) -> None:
+    """A mapping of storable values (pages send raw form text, which no JSON parser has seen)."""
+    from agentos.jsonguard import JSONRejected, check_value
+
     if not isinstance(data, dict):
         raise ApplicationError("the body must be a JSON object")
+    try:
+        check_value(data)
+    except JSONRejected as error:
+        raise ApplicationError(error.message, field=error.field, code=error.code) from None
 
 
 def _unknown(data: dict, known: tuple[str, ...]) -> None:

@@ -396,6 +396,9 @@ def test_the_page_shows_a_new_webhooks_secret_once(team):
     ("schedules", {"name": "s", "query": "q", "crontab": "99 * * * *"}, "crontab"),
     ("schedules", {"name": "s", "query": "q", "interval_minutes": "often"}, "interval_minutes"),
     ("schedules", {"name": "s", "query": "q"}, "interval_minutes"),
+    ("webhooks", {"name": "nul\x00"}, "name"),
+    ("webhooks", {"name": "x", "options": '{"require_approval": ["a\\u0000"]}'}, "options.require_approval[0]"),
+    ("schedules", {"name": "s", "query": "q\x00", "interval_minutes": "5"}, "query"),
 ])
 def test_bad_input_on_the_page_is_a_400_naming_the_field(team, path, data, field):
     from triggers.models import ScheduledQuery, Webhook
