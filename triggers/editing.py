@@ -1,12 +1,13 @@
 """A workspace's admins create, change and delete its webhooks and schedules.
 
-The REST API (triggers/api.py) and the workspaces page call these; the Django admin keeps
-its own forms for staff. Each change checks the caller's role (admin of the workspace),
-applies the same rules as the admin's forms (triggers.validation, the callback URL rules
-of tasks.options, the agent options of a task, Celery's crontab parser) and writes exactly
-one audit row in the same transaction. A webhook's secret comes from
-``triggers.models.generate_secret`` (on creation) and ``triggers.services.webhook_rotate_secret``;
-it is returned by the call that makes it and never written to the audit log.
+The REST API (triggers/api.py) and the workspaces page call these; staff keep the admin's
+forms (audited with the same actions and state, triggers/admin.py). Each change checks the
+caller's role (admin of the workspace), applies the same rules as the admin's forms
+(triggers.validation, the callback URL rules of tasks.options, the agent options of a task,
+Celery's crontab parser) and writes exactly one audit row in the same transaction. A
+webhook's secret comes from ``triggers.models.generate_secret`` (on creation) and
+``triggers.services.webhook_rotate_secret``; it is returned by the call that makes it and
+never written to the audit log.
 """
 
 from __future__ import annotations
