@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django import forms
-from jinja2 import TemplateSyntaxError
 
 from triggers.errors import InvalidSchedule
 from triggers.models import ScheduledQuery, Webhook
@@ -43,18 +42,12 @@ class WebhookForm(forms.ModelForm):
         return _clean_options(self.cleaned_data.get("options"))
 
     def clean_query_template(self) -> str:
-        from prompts.rendering import body_problems, referenced_variables
+        from triggers.validation import query_template_problem
 
         body = self.cleaned_data.get("query_template") or ""
-        if body.strip():
-            try:
-                names = referenced_variables(body)
-            except TemplateSyntaxError as error:
-                raise forms.ValidationError(f"Syntax error on line {error.lineno}: {error.message}")
-            # Any payload key may be used, so only the sandbox's own objections remain.
-            problems = body_problems(body, declared=names)
-            if problems:
-                raise forms.ValidationError("; ".join(problems))
+        problem = query_template_problem(body)
+        if problem:
+            raise forms.ValidationError(problem)
         return body
 
 
@@ -95,4 +88,17 @@ class ScheduledQueryForm(forms.ModelForm):
                 parse_crontab(crontab)
             except InvalidSchedule as error:
                 self.add_error("crontab", error.message)
+        self._check_name_in_workspace(cleaned)
         return cleaned
+
+    def _check_name_in_workspace(self, cleaned: dict) -> None:
+        """Names are unique per workspace, which this form does not show: the schedule's own,
+        or (a new one) its owner's default workspace, where it will be saved."""
+        from workspaces.access import default_workspace
+
+        name, owner = cleaned.get("name"), cleaned.get("owner")
+        workspace_id = self.instance.workspace_id or (default_workspace(owner).pk if owner else None)
+        if name and workspace_id:
+            taken = ScheduledQuery.objects.filter(workspace_id=workspace_id, name=name).exclude(pk=self.instance.pk)
+            if taken.exists():
+                self.add_error("name", "This workspace already has a schedule with this name.")

@@ -90,7 +90,7 @@ class ScheduledQuery(models.Model):
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="scheduled_queries")
     workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.PROTECT, related_name="schedules")
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, help_text="Unique in its workspace.")
     query = models.TextField()
     options = models.JSONField(default=dict, blank=True)
     callback_url = models.URLField(max_length=500, blank=True, default="")
@@ -105,6 +105,8 @@ class ScheduledQuery(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "scheduled queries"
+        # Per workspace, so one team's names neither block nor reveal another's.
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="scheduled_query_name_unique")]
 
     def __str__(self) -> str:
         return self.name
