@@ -213,7 +213,12 @@ def test_a_fork_runs_on_through_a_real_worker(agents_defaults, user, worker):
     """The fork is queued after its commit and a Celery worker runs it like any task."""
     from tasks.tests.waiting import wait_status
 
-    original = run(task_create(owner=user, query=QUERY), answer="yes")
+    # The worker runs the original too (running slices here as well would race it for the lease).
+    original = wait_status(task_create(owner=user, query=QUERY), "waiting_human", "completed", "failed", timeout=60)
+    assert original.status == "waiting_human", original.error
+    task_respond(task=original, answer="yes")
+    wait_status(original, "completed", "failed", timeout=60)
+    assert original.status == "completed", original.error
     fork = task_fork(task=original, user=user, at=question_step(original).index, answer="ask again next week")
     wait_status(fork, "completed", "failed", timeout=60)
     assert fork.status == "completed" and "ask again next week" in fork.result
