@@ -66,10 +66,15 @@ def count_lease_takeovers(sender=None, retval=None, **kwargs) -> None:
 @signals.worker_init.connect
 def warm_up(sender=None, **kwargs) -> None:
     """Build what every task's first step needs once, before the worker takes jobs: the
-    token counter's encoding and the model provider. Otherwise a burst of tasks on a fresh
-    worker builds them in every thread at once (seconds of CPU each)."""
+    token counter's encoding, the model provider, the built-in tools and the URL resolver
+    (the links in every task event). Otherwise a burst of tasks on a fresh worker builds
+    them in every thread at once (seconds of CPU each)."""
     from agentos.llm import get_provider
     from prompts.tokens import count_tokens
+    from tasks.presenters import warm_up as build_task_links
+    from tools.registry import load_builtins
 
     count_tokens("warm up")
     get_provider()
+    load_builtins()
+    build_task_links()

@@ -43,9 +43,26 @@ def count_tokens(text: str) -> int:
     """Number of o200k_base tokens in ``text``; special-token strings count as plain text."""
     if not text:
         return 0
+    if len(text) <= _CACHED_CHARS:
+        return _count_cached(text)
+    return _count(text)
+
+
+# A task's messages are counted again at every step (the system prompt, the history), and
+# tasks of one agent share their system prompt: short texts' counts are kept per process.
+# At most _CACHED_TEXTS x _CACHED_CHARS characters are held (16 MB of ASCII).
+_CACHED_CHARS = 8_192
+_CACHED_TEXTS = 2_048
+
+
+@lru_cache(maxsize=_CACHED_TEXTS)
+def _count_cached(text: str) -> int:
+    return _count(text)
+
+
+def _count(text: str) -> int:
     encoding = _encoding()
     # The encoder object keeps per-call state (its last result), so calls are serialised;
     # one call takes microseconds to a few milliseconds.
     with _lock:
         return sum(len(encoding.encode_ordinary(piece)) for piece in _pieces(text))
-

@@ -20,9 +20,10 @@ user): an integration flooding a team workspace does not starve the people in it
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
-from django.db.models import Subquery
+from django.db import connection
 
 from tasks.models import ACTIVE_STATUSES, Task
 
@@ -38,10 +39,23 @@ def priority_for(active: int) -> int:
 
 
 def task_priority(task_id: Any) -> int:
-    """The priority of the next ``run_task`` message of the task: one query, served by the
-    partial index task_owner_active_idx (tasks/models.py)."""
-    # No ordering (the model's default would sort the active rows before the limit).
-    owner = Task.objects.filter(pk=task_id).order_by().values("owner_id")
-    active = (Task.objects.filter(owner_id=Subquery(owner), status__in=ACTIVE_STATUSES).order_by().values("pk")
-              [:COUNT_CAP].count())
+    """The priority of the next ``run_task`` message of the task: one statement, served by
+    the partial index task_owner_active_idx (tasks/models.py). It is sent for every slice,
+    so it is written once as SQL rather than compiled by the ORM on every call (a
+    millisecond of CPU each time)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_active_sql(), [task_id, *ACTIVE_STATUSES, COUNT_CAP])
+        (active,) = cursor.fetchone()
     return priority_for(active)
+
+
+@lru_cache(maxsize=1)
+def _active_sql() -> str:
+    table = connection.ops.quote_name(Task._meta.db_table)
+    owner = connection.ops.quote_name(Task._meta.get_field("owner").column)
+    status = connection.ops.quote_name(Task._meta.get_field("status").column)
+    # Table and column names from the model; values are parameters. No ORDER BY: the
+    # count stops at the cap, in whatever order the index yields the rows.
+    return (f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {owner} = "  # noqa: S608
+            f"(SELECT {owner} FROM {table} WHERE id = %s) AND {status} IN ({', '.join(['%s'] * len(ACTIVE_STATUSES))}) "
+            "LIMIT %s) AS active")

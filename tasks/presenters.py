@@ -19,10 +19,21 @@ _PROVIDER_ERROR_STATUSES = (TaskStatus.WAITING_PROVIDER, TaskStatus.PAUSED, Task
 _PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
 
 
+_ROUTES = ("task-stream", "task-pause", "task-resume", "task-cancel", "task-respond", "task-retry")
+
+
 @lru_cache(maxsize=16)
 def _path(name: str) -> str:
     # Built once per route (a step event carries the task, and steps are committed often).
     return reverse(name, kwargs={"task_id": _PLACEHOLDER})
+
+
+def warm_up() -> None:
+    """Build the routes' paths once, before many threads need them: the first ``reverse``
+    builds Django's URL resolver tables, and a burst of threads on a fresh process would each
+    build them at once (the cache does not stop concurrent misses)."""
+    for name in _ROUTES:
+        _path(name)
 
 
 def task_links(task: Task) -> dict:

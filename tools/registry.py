@@ -170,7 +170,8 @@ def _tool_modules() -> list[str]:
 _loaded = False
 
 
-def _load_builtins() -> None:
+def load_builtins() -> None:
+    """Import the modules that register the built-in tools (once per process)."""
     global _loaded
     if not _loaded:
         for module in _tool_modules():
@@ -180,19 +181,19 @@ def _load_builtins() -> None:
 
 def pure_tool_modules() -> list[str]:
     """The modules a tool process imports up front: those of the registered pure tools."""
-    _load_builtins()
+    load_builtins()
     modules = {spec.handler.__module__ for spec in _REGISTRY.values() if spec.pure}
     return sorted(modules | {"tools.errors"})
 
 
 def all_tools(versions: list | None = None) -> list[ToolSpec]:
     """Every registered and provided tool, by name. ``versions``: see :func:`_provided`."""
-    _load_builtins()
+    load_builtins()
     return sorted([*_REGISTRY.values(), *_provided(versions).values()], key=lambda spec: spec.name)
 
 
 def get_tool(name: str) -> ToolSpec:
-    _load_builtins()
+    load_builtins()
     spec = _REGISTRY.get(name) or (_provided().get(name) if _PROVIDERS else None)
     if spec is None:
         raise UnknownTool(name)

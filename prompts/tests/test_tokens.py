@@ -17,3 +17,15 @@ def test_special_token_text_is_counted_as_plain_text():
 def test_long_text_is_counted_in_pieces_without_error():
     text = "word " * 300_000  # 1.5 million characters: more than the encoder takes at once
     assert abs(count_tokens(text) - 300_000) <= 5
+
+
+def test_counts_are_the_same_below_and_above_the_cached_length():
+    # Short texts' counts are kept per process; a second call, and a text just past the
+    # cached length, must count exactly like the first.
+    from prompts.tokens import _CACHED_CHARS, _count
+
+    for repeats in (_CACHED_CHARS // 11, _CACHED_CHARS // 11 + 1):
+        text = "alpha beta " * repeats
+        first = count_tokens(text)
+        assert count_tokens(text) == first
+        assert first == _count(text) == 2 * repeats + 1  # "alpha", " beta" each, and the last space
