@@ -11,6 +11,13 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(related_name="jobs")
 
 
+def waiting_messages(queue: str | None = None) -> int:
+    """Messages waiting in ``queue`` (default: the default queue), all priorities, not yet
+    taken by a worker; through kombu's public channel API (a declare returns the count)."""
+    with app.connection_for_read() as connection:
+        return connection.default_channel.queue_declare(queue=queue or app.conf.task_default_queue).message_count
+
+
 @signals.task_prerun.connect
 @signals.task_postrun.connect
 def close_old_database_connections(sender=None, **kwargs) -> None:

@@ -319,7 +319,8 @@ TOOL_PROCESS_MEMORY_MB = env_int("TOOL_PROCESS_MEMORY_MB", 256, minimum=64)
 # Modules that register more tools (site-specific ones) when the registry loads.
 TOOLS_EXTRA_MODULES = env_list("TOOLS_EXTRA_MODULES", [])
 # Celery beat re-enqueues tasks whose worker's lease expired (a crash) every second, and
-# queued tasks nobody picked up for TASK_REQUEUE_AFTER_SECONDS (a lost message).
+# queued tasks nobody picked up for TASK_REQUEUE_AFTER_SECONDS (a lost message; ten times as
+# long while messages wait in the queue, tasks/leases.py).
 TASK_REQUEUE_INTERVAL = env_float("TASK_REQUEUE_INTERVAL", 1.0, minimum=0.5)
 TASK_REQUEUE_AFTER_SECONDS = env_int("TASK_REQUEUE_AFTER_SECONDS", 60, minimum=5)
 CELERY_BEAT_SCHEDULE = {

@@ -198,7 +198,7 @@ class Collector:
         yield CounterMetricFamily("agentos_lease_takeovers", "Tasks handed to another worker by the requeue job "
                                   "(their worker's lease lapsed, or their queue message was lost).",
                                   value=int(takeovers.get(b"total", 0)))
-        yield _gauge_queues(client)
+        yield _gauge_queues()
         live = GaugeMetricFamily("agentos_live_clients", "Connected live clients (websocket, SSE, waiting execute).")
         live.add_metric([], client.zcard(LIVE_CLIENTS))
         yield live
@@ -229,21 +229,13 @@ def _histogram(latency: dict) -> HistogramMetricFamily:
     return family
 
 
-def _gauge_queues(client) -> GaugeMetricFamily:
-    from agentos.celery import app
+def _gauge_queues() -> GaugeMetricFamily:
+    from agentos.celery import app, waiting_messages
 
     names = sorted(set(app.amqp.queues) or {app.conf.task_default_queue})
-    # Each message priority is its own list: "<queue>" (0) and "<queue><sep><n>" (tasks/fairness.py).
-    options = app.conf.broker_transport_options or {}
-    sep, steps = options.get("sep", "\x06\x16"), [step for step in options.get("priority_steps", [0]) if step]
-    pipe = client.pipeline(transaction=False)
-    for name in names:
-        for key in [name, *(f"{name}{sep}{step}" for step in steps)]:
-            pipe.llen(key)
-    depths = iter(pipe.execute())
     family = GaugeMetricFamily("agentos_queue_depth", "Messages waiting in each Celery queue.", labels=["queue"])
-    for name in names:
-        family.add_metric([name], sum(next(depths) for _ in range(1 + len(steps))))
+    for name in names:  # every message priority of the queue counted (tasks/fairness.py)
+        family.add_metric([name], waiting_messages(name))
     return family
 
 

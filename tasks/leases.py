@@ -80,13 +80,24 @@ def lease_release(task_id, worker_id: str, **fields) -> bool:
         lease_owner=None, lease_expires_at=None, **fields))
 
 
+# While messages wait in the queue, a task queued for TASK_REQUEUE_AFTER_SECONDS is most
+# likely behind them, not lost: it is re-sent only after this many times as long.
+BACKLOG_PATIENCE = 10
+
+
 def requeue_expired_leases() -> list[str]:
-    """Re-enqueue active tasks whose worker vanished or whose message was lost; their ids."""
+    """Re-enqueue active tasks whose worker vanished or whose message was lost; their ids.
+
+    A queued task nobody took for TASK_REQUEUE_AFTER_SECONDS counts as lost only when no
+    message waits in the queue (else BACKLOG_PATIENCE times as long): in a burst of
+    thousands of tasks the last ones wait minutes for a free worker, and re-sending their
+    messages would only add duplicates to the backlog."""
     from tasks.services import enqueue
 
+    after = settings.TASK_REQUEUE_AFTER_SECONDS * (BACKLOG_PATIENCE if _backlog() else 1)
     stale = Q(lease_owner__isnull=False, lease_expires_at__lt=Now())
     lost = Q(lease_owner__isnull=True) & (
-        Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=Now() - timedelta(seconds=settings.TASK_REQUEUE_AFTER_SECONDS)))
+        Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=Now() - timedelta(seconds=after)))
     candidates = Task.objects.filter(stale | lost, status__in=ACTIVE_STATUSES)
     ids = []
     for task_id in candidates.values_list("pk", flat=True)[:500]:
@@ -98,6 +109,19 @@ def requeue_expired_leases() -> list[str]:
     if ids:
         logger.info("re-enqueued %d task(s) with an expired lease or a lost message", len(ids))
     return ids
+
+
+def _backlog() -> int:
+    from kombu.exceptions import KombuError
+    from redis.exceptions import RedisError
+
+    from agentos.celery import waiting_messages
+
+    try:
+        return waiting_messages()
+    except (KombuError, RedisError, OSError):  # the broker cannot say: as if nothing waited
+        logger.warning("could not read the queue's length", exc_info=True)
+        return 0
 
 
 HEARTBEAT_SECONDS = 1.0  # at most; a third of the lease when that is shorter

@@ -13,8 +13,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from agentos.celery import app, waiting_messages
 from memory.models import MemoryEntry
-from tasks.leases import requeue_expired_leases
+from tasks.leases import BACKLOG_PATIENCE, requeue_expired_leases
 from tasks.models import Step, Task
 from tasks.runner import run_slice
 from tasks.services import task_create
@@ -100,6 +101,7 @@ def test_requeue_takes_over_expired_leases_and_lost_messages(user, settings):
     fresh = task_create(owner=user, query="just queued")
     paused = task_create(owner=user, query="paused")
     Task.objects.filter(pk=paused.pk).update(status="paused", lease_owner="gone", lease_expires_at=old)
+    app.control.purge()  # no message waits: a task nobody took for a minute lost its message
     ids = set(requeue_expired_leases())
     assert ids == {str(crashed.pk), str(lost.pk)}
     crashed.refresh_from_db()
@@ -108,6 +110,29 @@ def test_requeue_takes_over_expired_leases_and_lost_messages(user, settings):
     healthy.refresh_from_db()
     fresh.refresh_from_db()
     assert healthy.lease_owner == "alive" and fresh.lease_owner is None and fresh.status == "queued"
+    app.control.purge()
+
+
+def test_queued_tasks_behind_a_backlog_are_not_sent_again(user, settings):
+    # A burst: messages wait in the queue, so a task queued for longer than
+    # TASK_REQUEUE_AFTER_SECONDS is most likely behind them; only after BACKLOG_PATIENCE
+    # times as long is its message taken for lost.
+    settings.TASK_REQUEUE_AFTER_SECONDS = 60
+    app.control.purge()
+    waiting = [task_create(owner=user, query=f"burst {i}") for i in range(3)]  # their messages wait
+    assert waiting_messages() == 3
+    behind = waiting[0]
+    Task.objects.filter(pk=behind.pk).update(enqueued_at=timezone.now() - timedelta(minutes=5))
+    long_lost = waiting[1]
+    Task.objects.filter(pk=long_lost.pk).update(
+        enqueued_at=timezone.now() - timedelta(seconds=60 * BACKLOG_PATIENCE + 30))
+    try:
+        assert set(requeue_expired_leases()) == {str(long_lost.pk)}
+        assert waiting_messages() == 4, "one message re-sent, none for the task behind the backlog"
+        app.control.purge()
+        assert set(requeue_expired_leases()) == {str(behind.pk)}, "once nothing waits, its message counts as lost"
+    finally:
+        app.control.purge()
 
 
 def test_a_step_whose_commit_was_lost_is_run_again_with_the_same_idempotency_key(agents_defaults, user, settings):
