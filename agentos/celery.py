@@ -14,7 +14,7 @@ app.autodiscover_tasks(related_name="jobs")
 def waiting_messages(queue: str | None = None) -> int:
     """Messages waiting in ``queue`` (default: the default queue), all priorities, not yet
     taken by a worker; through kombu's public channel API (a declare returns the count)."""
-    with app.connection_for_read() as connection:
+    with app.pool.acquire(block=True, timeout=5) as connection:  # the process's broker connections
         return connection.default_channel.queue_declare(queue=queue or app.conf.task_default_queue).message_count
 
 
