@@ -3,9 +3,10 @@
 ``model_slot(model, request)`` wraps every model call (observability.hooks.model_call):
 
 - With a connection pool (DB_POOL_MAX_SIZE), the calling thread's PostgreSQL connection goes
-  back to the pool for the call's duration (the next query takes one again), so a worker
-  process can have hundreds of calls waiting on the model with a few dozen connections.
-  Not inside a transaction: there the connection must stay.
+  back to the pool for the call's duration once the pool runs short (less than a quarter
+  of it free; the next query takes one again), so a worker process can have hundreds of
+  calls waiting on the model with a few dozen connections. Not inside a transaction:
+  there the connection must stay.
 - Per-model limits shared by every worker on every host, kept in Redis: calls in flight,
   requests in the last minute and tokens in the last minute (LLM_MAX_IN_FLIGHT,
   LLM_REQUESTS_PER_MINUTE, LLM_TOKENS_PER_MINUTE, per model LLM_MODEL_LIMITS; rows of the
@@ -191,9 +192,20 @@ def _overlay(values: tuple, defaults: tuple) -> tuple:
     return tuple(default if value is None else value for value, default in zip(values, defaults, strict=True))
 
 
+# A thread keeps its connection through a model call while at least this share of the
+# pool is still free (idle or not yet opened): a lightly loaded worker then skips a return
+# and a checked loan per call; once connections run short, they go back for the call.
+POOL_SPARE_SHARE = 0.25
+
+
 def hand_back_connection() -> None:
-    """Return this thread's pooled connection to the pool (nothing without a pool or in a transaction)."""
-    if connection.connection is not None and not connection.in_atomic_block and connection.pool is not None:
+    """Return this thread's pooled connection to the pool while the model call runs, when the
+    pool runs short (nothing without a pool, in a transaction, or with connections to spare)."""
+    if connection.connection is None or connection.in_atomic_block or connection.pool is None:
+        return
+    stats = connection.pool.get_stats()  # psycopg_pool's documented measures
+    spare = stats.get("pool_max", 0) - stats.get("pool_size", 0) + stats.get("pool_available", 0)
+    if spare - stats.get("requests_waiting", 0) < POOL_SPARE_SHARE * stats.get("pool_max", 0):
         connection.close()
 
 

@@ -89,12 +89,27 @@ def test_requests_per_minute_are_counted_over_a_sliding_minute(settings, clean_l
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_pooled_connection_is_handed_back_while_the_model_call_waits(clean_limits):
+def test_a_pooled_connection_goes_back_for_the_model_call_when_the_pool_runs_short(clean_limits):
     if connection.pool is None:
         pytest.skip("no connection pool configured (DB_POOL_MAX_SIZE=0)")
+    pool = connection.pool
     connection.ensure_connection()
     with limits.model_slot("m4"):
-        assert connection.connection is None, "the thread kept its connection during the call"
+        assert connection.connection is not None, "with connections to spare the thread keeps its own"
+
+    def spare() -> int:
+        stats = pool.get_stats()
+        return stats["pool_max"] - stats["pool_size"] + stats["pool_available"]
+
+    taken = []  # other threads' connections, as in a busy worker
+    try:
+        while spare() >= limits.POOL_SPARE_SHARE * pool.get_stats()["pool_max"]:
+            taken.append(pool.getconn(timeout=10))
+        with limits.model_slot("m4"):
+            assert connection.connection is None, "the pool runs short: the connection went back for the call"
+    finally:
+        for held in taken:
+            pool.putconn(held)
     assert connection.cursor().execute("SELECT 1") is not None  # and takes one again afterwards
 
 
