@@ -11,13 +11,28 @@ var/bench-memory (stopped at the end) so it never competes with the test servers
 1. Quality: the sample knowledge base alone, 50 labelled questions (bench/memory_quality.py):
    hit@1, hit@5 and MRR for vector and hybrid search.
 2. Scale, per size (the larger size appends to the smaller one's rows): entries generated
-   and embedded in a process pool and streamed into COPY (bench/memory_corpus.py; nothing
-   holds the corpus in memory), the GIN index, then the HNSW index through the product's
-   memory.indexing.index_build (build plan, time, size). At the first size the index
-   storage is compared: half-precision (the product's) against a float index, same
-   queries, raw top-10 SQL. Then per hnsw.ef_search: top-10 latency p50/p95 of
-   memory_search (query embedding included) and recall@10 against exact search, for
-   vector and hybrid.
+   and embedded in a process pool and streamed into binary COPY (bench/memory_corpus.py;
+   nothing holds the corpus in memory), the GIN index, then the HNSW index through the
+   product's memory.indexing.index_build (build plan, wall time, the PostgreSQL server's
+   CPU seconds when it is this bench's own server, size). At the first size other build
+   parameters are compared (the earlier m 24 / ef_construction 128 and pgvector's defaults
+   m 16 / ef_construction 64), same queries, raw top-10 SQL. Then per hnsw.ef_search:
+   top-10 latency p50/p95 of memory_search (query embedding included) and recall@10
+   against exact search, for vector and hybrid.
+
+The corpus (--corpus). `mixed` (the default since 2026-12-03): each entry is one to three
+sentences of the 305-note sample knowledge base with word dropout, the later ones from the
+same topic or any topic, plus where it came up (service, person, date, ticket number).
+`paraphrase` (before): each entry is one note with word dropout, a framing phrase, often a
+fragment of a same-topic note and half the time a ticket; a million entries are then about
+3,300 near-paraphrases of each note, and every query's exact top 10 sits inside such a
+cluster. HNSW's graph links each entry to its cluster's other members, and the search
+stays in the cluster it enters: recall@10 at a million fell to 0.69-0.84 there. Neither
+corpus is real data; `mixed` is closer to a memory of many distinct notes, and its figures
+say how the index does on that. The queries are the same in both: the labelled
+natural-language questions of bench/memory_quality.py, which sit far from every entry (the
+hashing embedder is lexical), so the 10th and the 50th exact neighbour differ by only
+about 9 % in distance — a hard case for any approximate index.
 """
 
 from __future__ import annotations
@@ -60,7 +75,7 @@ def setup_django() -> str:
     db = settings.DATABASES["default"]
     original = db["NAME"]
     with psycopg.connect(dbname=original, autocommit=True, **server_params()) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {BENCH_DB}")
     # Before the first connection is opened: every query below goes to the bench database.
     db["NAME"] = BENCH_DB
@@ -115,7 +130,8 @@ def load(start: int, stop: int, args, notes, embedder) -> dict:
     raw = connection.connection  # psycopg's connection under Django's wrapper
     with raw.cursor() as cursor:
         report = copy_entries(cursor, start=start, stop=stop, seed=args.seed, notes=notes,
-                              dimensions=embedder.dimensions, embedder_name=embedder.name, processes=args.processes)
+                              dimensions=embedder.dimensions, embedder_name=embedder.name, processes=args.processes,
+                              corpus=args.corpus)
     if not raw.autocommit:
         raw.commit()
     with connection.cursor() as cursor:
@@ -132,6 +148,33 @@ def load(start: int, stop: int, args, notes, embedder) -> dict:
     return report
 
 
+def server_cpu_seconds() -> float | None:
+    """CPU seconds of this bench's own PostgreSQL server so far (the postmaster, its live
+    backends and its exited children such as parallel build workers), or None when the
+    server is not the bench's own (another machine, or not readable)."""
+    if os.environ.get("AGENTOS_VAR_DIR") != str(ROOT / "var" / "bench-memory"):
+        return None
+    try:
+        postmaster = int((ROOT / "var" / "bench-memory" / "postgres" / "pgdata" / "postmaster.pid")
+                         .read_text().split()[0])
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                data = stat.read_text()
+            except OSError:
+                continue
+            fields = data[data.rindex(")") + 2:].split()
+            pid, parent = int(stat.parent.name), int(fields[1])
+            if pid == postmaster:
+                total += sum(int(value) for value in fields[11:15])  # its own and its reaped children's
+            elif parent == postmaster:
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def build_hnsw() -> dict:
     from django.db import connection
 
@@ -139,29 +182,43 @@ def build_hnsw() -> dict:
 
     phases: dict[str, float] = {}
     started = time.perf_counter()
+    cpu_before = server_cpu_seconds()
 
     def seen(step) -> None:
         phases.setdefault(step.phase, round(time.perf_counter() - started, 1))
 
     report = index_build(progress=seen)
+    cpu_after = server_cpu_seconds()
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {TABLE}")
         cursor.execute(f"SELECT pg_total_relation_size('{TABLE}')")
         total = cursor.fetchone()[0]
     plan = report.plan
-    return {"rows": plan.rows, "build_seconds": round(report.seconds, 1), "index_mb": round(report.index_bytes / 2**20),
+    from memory.models import HNSW_EF_CONSTRUCTION, HNSW_M
+
+    return {"rows": plan.rows, "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION,
+            "build_seconds": round(report.seconds, 1),
+            "build_server_cpu_seconds": None if cpu_before is None or cpu_after is None
+            else round(cpu_after - cpu_before, 1),
+            "load_average_after_build": [round(v, 2) for v in os.getloadavg()],
+            "index_mb": round(report.index_bytes / 2**20),
             "maintenance_work_mem_mb": plan.maintenance_work_mem_mb, "parallel_workers": plan.parallel_workers,
             "graph_spilled_to_disk": report.spilled, "phase_first_seen_at_seconds": phases,
             "table_with_indexes_mb": round(total / 2**20)}
 
 
+HALFVEC = "((embedding::halfvec({d})) halfvec_cosine_ops) WITH (m = %d, ef_construction = %d)"
+HALFVEC_ORDER = "embedding::halfvec({d}) <=> %s::halfvec({d})"
 VARIANTS = {  # name: (index definition, ORDER BY expression with one %s vector parameter)
-    "float_m24_efc128": ("(embedding vector_cosine_ops) WITH (m = 24, ef_construction = 128)",
-                         "embedding <=> %s::vector"),
-    "halfvec_m24_efc64": ("((embedding::halfvec({d})) halfvec_cosine_ops) WITH (m = 24, ef_construction = 64)",
-                          "embedding::halfvec({d}) <=> %s::halfvec({d})"),
+    "halfvec_m24_efc128": (HALFVEC % (24, 128), HALFVEC_ORDER),  # the build parameters before
+    "halfvec_m16_efc64": (HALFVEC % (16, 64), HALFVEC_ORDER),  # pgvector's defaults
 }
-PRODUCT = "halfvec_m24_efc128"
+
+
+def product_name() -> str:
+    from memory.models import HNSW_EF_CONSTRUCTION, HNSW_M
+
+    return f"halfvec_m{HNSW_M}_efc{HNSW_EF_CONSTRUCTION}"
 PRODUCT_ORDER = "embedding::halfvec({d}) <=> %s::halfvec({d})"
 
 
@@ -192,9 +249,9 @@ def _raw_exact(cursor, vectors: list[str]) -> list[set]:
 
 
 def compare_variants(vectors: list[str], dimensions: int, rows: int, ef_values: list[int]) -> tuple[dict, list]:
-    """Other storage and build parameters than the product's index (half precision, m 24,
-    ef_construction 128) over the same rows, each built alone before the product's: build
-    time, size, and raw top-10 recall/latency against the exact float order."""
+    """Other build parameters than the product's index over the same rows, each built alone
+    before the product's: build time, size, and raw top-10 recall/latency against the exact
+    float order."""
     from django.db import connection
 
     from memory.indexing import build_plan
@@ -211,6 +268,7 @@ def compare_variants(vectors: list[str], dimensions: int, rows: int, ef_values: 
             cursor.execute(f"CREATE INDEX bench_variant ON {TABLE} USING hnsw {definition.format(d=dimensions)}")
             seconds = time.perf_counter() - started
             cursor.execute("RESET maintenance_work_mem")
+            cursor.execute("RESET max_parallel_maintenance_workers")
             cursor.execute("SELECT pg_relation_size('bench_variant')")
             report[name] = {"build_seconds": round(seconds, 1), "index_mb": round(cursor.fetchone()[0] / 2**20),
                             "by_ef_search": _raw_curve(cursor, order.format(d=dimensions), vectors, exact, ef_values)}
@@ -307,7 +365,7 @@ def scale(size: int, loaded: int, args, notes, embedder, queries: list[str], ef_
     save(report)
     if compare:
         with connection.cursor() as cursor:
-            report["index_comparison"][PRODUCT] = {
+            report["index_comparison"][product_name()] = {
                 "build_seconds": report["hnsw"]["build_seconds"], "index_mb": report["hnsw"]["index_mb"],
                 "by_ef_search": _raw_curve(cursor, PRODUCT_ORDER.format(d=embedder.dimensions), vectors, raw_exact,
                                            ef_values)}
@@ -330,9 +388,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=None, help="one size only (overrides --sizes)")
     parser.add_argument("--queries", type=int, default=40)
     parser.add_argument("--passes", type=int, default=4, help="latency samples per query and ef_search")
-    parser.add_argument("--ef-search", default="64,100,200,400", help="comma-separated hnsw.ef_search values")
+    parser.add_argument("--ef-search", default="40,64,100,200,400,800", help="comma-separated hnsw.ef_search values")
     parser.add_argument("--processes", type=int, default=2, help="embedding processes")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--corpus", default="mixed", choices=("mixed", "paraphrase"),
+                        help="generated entries (bench/memory_corpus.py): mixed sentences with details, or the "
+                             "earlier near-paraphrases of single notes")
     parser.add_argument("--out", help="also write the JSON to this file")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
@@ -348,7 +409,8 @@ def main() -> None:
 
     embedder = get_embedder()
     result: dict = {"benchmark": "memory_search", "sizes": sizes, "embedder": embedder.name,
-                    "dimensions": embedder.dimensions, "cpus": os.cpu_count(), "queries": args.queries,
+                    "dimensions": embedder.dimensions, "cpus": os.cpu_count(), "corpus": args.corpus,
+                    "queries": args.queries,
                     "latency_samples_per_point": args.queries * args.passes,
                     "settings": {"MEMORY_INDEX_BUILD_MAX_MEMORY_MB": settings.MEMORY_INDEX_BUILD_MAX_MEMORY_MB,
                                  "MEMORY_INDEX_BUILD_WORKERS": settings.MEMORY_INDEX_BUILD_WORKERS,
@@ -388,7 +450,7 @@ def cleanup(original: str, *, keep: bool) -> None:
     connections.close_all()
     if not keep:
         with psycopg.connect(dbname=original, autocommit=True, **server_params()) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+            conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
     if os.environ.get("AGENTOS_VAR_DIR") == str(ROOT / "var" / "bench-memory"):
         embedded.stop_all()
         if not keep:  # its own server: the data directory holds gigabytes after a 1M run

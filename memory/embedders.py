@@ -56,8 +56,10 @@ class HashingEmbedder:
     def __init__(self, dimensions: int) -> None:
         self.dimensions = dimensions
         self.name = f"hashing-{dimensions}"
-        # Per-instance cache: the same n-grams recur across a corpus, and blake2b dominates.
+        # Per-instance caches: the same n-grams and words recur across a corpus, and blake2b
+        # dominates. A word's slots (its unigram and its character n-grams) are looked up once.
         self._slot = lru_cache(maxsize=1 << 18)(self._slot_uncached)
+        self._word_slots = lru_cache(maxsize=1 << 17)(self._word_slots_uncached)
 
     def _slot_uncached(self, feature: str) -> tuple[int, float]:
         # blake2b, not hash(): Python's str hash is salted per process.
@@ -65,9 +67,24 @@ class HashingEmbedder:
         sign = 1.0 if (digest >> 63) & 1 else -1.0
         return digest % self.dimensions, sign
 
+    def _word_slots_uncached(self, word: str) -> tuple[tuple[int, float], tuple[tuple[int, float], ...]]:
+        """(slot, signed weight) of the word's unigram, and of its character 3-5-grams in order."""
+        index, sign = self._slot(f"w:{word}")
+        padded = f" {word} "
+        grams = []
+        for size in (3, 4, 5):
+            for start in range(len(padded) - size + 1):
+                gram_index, gram_sign = self._slot(f"c:{padded[start:start + size]}")
+                grams.append((gram_index, gram_sign * _WEIGHTS["c"]))
+        return (index, sign * _WEIGHTS["w"]), tuple(grams)
+
     @staticmethod
-    def features(text: str) -> list[str]:
-        words = [word for word in _WORD.findall(text.lower()) if word not in STOPWORDS]
+    def words(text: str) -> list[str]:
+        return [word for word in _WORD.findall(text.lower()) if word not in STOPWORDS]
+
+    @classmethod
+    def features(cls, text: str) -> list[str]:
+        words = cls.words(text)
         features = [f"w:{word}" for word in words]
         features += [f"b:{first} {second}" for first, second in zip(words, words[1:], strict=False)]
         for word in words:
@@ -77,10 +94,20 @@ class HashingEmbedder:
         return features
 
     def embed_one(self, text: str) -> list[float]:
+        # The sum of every feature's signed weight in the order of features(): unigrams,
+        # bigrams, then each word's character n-grams (the same floats as a feature-by-feature loop).
         vector = [0.0] * self.dimensions
-        for feature in self.features(text):
-            index, sign = self._slot(feature)
-            vector[index] += sign * _WEIGHTS[feature[0]]
+        words = self.words(text)
+        slots = [self._word_slots(word) for word in words]
+        for (index, weight), _grams in slots:
+            vector[index] += weight
+        bigram = _WEIGHTS["b"]
+        for first, second in zip(words, words[1:], strict=False):
+            index, sign = self._slot(f"b:{first} {second}")
+            vector[index] += sign * bigram
+        for _unigram, grams in slots:
+            for index, weight in grams:
+                vector[index] += weight
         return _normalise(vector)
 
     def embed(self, texts: list[str]) -> list[list[float]]:

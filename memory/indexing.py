@@ -30,6 +30,7 @@ MB = 2**20
 # Bytes per entry of pgvector's in-memory graph besides the vector: the element, its
 # layer-0 neighbour list (2 * m candidates) and the upper layers (about 1/m of entries).
 # Measured with build notices ("graph no longer fits") at m 24: see docs/memory.md.
+# At m 16 the same estimate held a million entries without a spill (bench/memory_search.py).
 _GRAPH_BYTES_PER_NEIGHBOUR = 16
 _ELEMENT_OVERHEAD = 200
 MIN_BUILD_MEMORY_MB = 64
