@@ -230,10 +230,14 @@ def webhook_secret_rotate(*, actor, workspace, webhook_id) -> Webhook:
 @transaction.atomic
 def webhook_delete(*, actor, workspace, webhook_id) -> None:
     require_role(actor, workspace.pk, WRITE_ROLE, what="workspace")
-    webhook = _locked_webhook(workspace, webhook_id)
-    before, pk = webhook_state(webhook), webhook.pk
-    webhook.delete()
-    audit_record(actor=actor, action="webhook.delete", target_type="webhook", target_id=pk,
+    _delete_audited(actor, workspace, _locked_webhook(workspace, webhook_id), "webhook", webhook_state)
+
+
+def _delete_audited(actor, workspace, target, target_type: str, state) -> None:
+    """Delete ``target`` and write its ``<type>.delete`` audit row with its last state."""
+    before, pk = state(target), target.pk
+    target.delete()
+    audit_record(actor=actor, action=f"{target_type}.delete", target_type=target_type, target_id=pk,
                  workspace_id=workspace.pk, before=before, after=None)
 
 
@@ -303,11 +307,7 @@ def schedule_update(*, actor, workspace, schedule_id, data: dict) -> ScheduledQu
 def schedule_delete(*, actor, workspace, schedule_id) -> None:
     """Deletes the schedule and its beat entry (triggers.signals)."""
     require_role(actor, workspace.pk, WRITE_ROLE, what="workspace")
-    schedule = _locked_schedule(workspace, schedule_id)
-    before, pk = schedule_state(schedule), schedule.pk
-    schedule.delete()
-    audit_record(actor=actor, action="schedule.delete", target_type="schedule", target_id=pk,
-                 workspace_id=workspace.pk, before=before, after=None)
+    _delete_audited(actor, workspace, _locked_schedule(workspace, schedule_id), "schedule", schedule_state)
 
 
 def _locked_schedule(workspace, schedule_id) -> ScheduledQuery:
