@@ -255,7 +255,8 @@ def _search_statement(*, mode: str, with_vector: bool, exact: bool, fts: str, sc
     check and the content of the top k, so a search is one round trip.
 
     Columns: other embedder (or NULL), vector candidates found, then per hit (NULL when
-    there is none): id, score, content, kind, metadata. Parameters, in order (see
+    there is none): id, score, content, kind, metadata; last, the hnsw.ef_search and
+    hnsw.iterative_scan the statement ran with (see _set_ef_search). Parameters, in order (see
     _search): [vector, scope, vector, candidates] (with a vector); k (vector mode) or
     query, scope, candidates, RRF k, RRF k, k (hybrid); the embedder name twice.
     """
@@ -292,9 +293,11 @@ def _search_statement(*, mode: str, with_vector: bool, exact: bool, fts: str, sc
     # Every fragment is fixed text of this module; values are parameters.
     return (
         "WITH " + ", ".join(ctes) + " "  # noqa: S608
-        "SELECT check_row.other, check_row.found, e.id, hits.score, e.content, e.kind, e.metadata "
+        "SELECT check_row.other, check_row.found, e.id, hits.score, e.content, e.kind, e.metadata, "
+        "check_row.ef_search, check_row.iterative_scan "
         "FROM (SELECT (SELECT embedder FROM memory_memoryentry WHERE embedder < %s OR embedder > %s LIMIT 1) "
-        "AS other, (SELECT count(*) FROM v) AS found) AS check_row "
+        "AS other, (SELECT count(*) FROM v) AS found, current_setting('hnsw.ef_search', true) AS ef_search, "
+        "current_setting('hnsw.iterative_scan', true) AS iterative_scan) AS check_row "
         "LEFT JOIN hits ON true LEFT JOIN memory_memoryentry e ON e.id = hits.id "
         "ORDER BY hits.score DESC, hits.id"
     )
@@ -311,20 +314,30 @@ def _validate_search(k: int, kinds: list[str] | None, mode: str | None) -> str:
     return mode
 
 
-def _set_ef_search(value: int) -> None:
-    """SET hnsw.ef_search (and hnsw.iterative_scan) for this connection, only when they
-    differ from what was last set.
+def _hnsw_settings(candidates: int, mode: str) -> tuple[str, str]:
+    """The hnsw.ef_search and hnsw.iterative_scan a search needs, as PostgreSQL shows them.
+
+    HNSW returns at most ef_search rows, so it must cover the candidates asked for."""
+    depth = settings.MEMORY_HNSW_EF_SEARCH if mode == "vector" else settings.MEMORY_HNSW_EF_SEARCH_HYBRID
+    return str(max(depth, candidates)), settings.MEMORY_HNSW_ITERATIVE_SCAN
+
+
+def _set_ef_search(wanted: tuple[str, str], *, force: bool = False) -> None:
+    """SET hnsw.ef_search and hnsw.iterative_scan for this connection, only when they differ
+    from what was last set (or when `force`d).
 
     A session-level SET (not SET LOCAL) so a search needs no transaction of its own: two
-    round trips fewer per query. Only memory queries read these settings.
+    round trips fewer per query. Only memory queries read these settings. A transaction
+    that rolls back undoes a SET made inside it, so the remembered values can be wrong:
+    each search statement returns the values it ran with, and memory_search sets them
+    again (force) and repeats the search when they differ.
     """
     connection.ensure_connection()
     raw = connection.connection
-    wanted = (int(value), settings.MEMORY_HNSW_ITERATIVE_SCAN)
-    if getattr(raw, "_memory_hnsw_settings", None) != wanted:
+    if force or getattr(raw, "_memory_hnsw_settings", None) != wanted:
         with connection.cursor() as cursor:
-            # Both values are validated (an int, one of three choices), never user input.
-            cursor.execute(f"SET hnsw.ef_search = {wanted[0]}; SET hnsw.iterative_scan = {wanted[1]}")
+            # Both values are validated settings (an int, one of three words), never user input.
+            cursor.execute(f"SET hnsw.ef_search = {int(wanted[0])}; SET hnsw.iterative_scan = {wanted[1]}")
         raw._memory_hnsw_settings = wanted
 
 
@@ -377,17 +390,23 @@ def memory_search(
     if vector is None and mode == "vector":
         embedder_check(embedder.name, embedder.dimensions)
         return []
+    wanted = _hnsw_settings(candidates, mode)
     if vector is not None:
-        # HNSW returns at most ef_search rows, so it must cover the candidates asked for.
-        depth = settings.MEMORY_HNSW_EF_SEARCH if mode == "vector" else settings.MEMORY_HNSW_EF_SEARCH_HYBRID
-        _set_ef_search(max(depth, candidates))
-    rows = _search(mode=mode, vector=vector, query=query, scope=scope, scope_params=scope_params, k=fetch,
-                   candidates=candidates, fts=fts, exact=exact, embedder_name=embedder.name)
+        _set_ef_search(wanted)
+
+    def search(*, exact: bool) -> list[tuple]:
+        return _search(mode=mode, vector=vector, query=query, scope=scope, scope_params=scope_params, k=fetch,
+                       candidates=candidates, fts=fts, exact=exact, embedder_name=embedder.name)
+
+    rows = search(exact=exact)
+    if vector is not None and not exact and tuple(rows[0][-2:]) != wanted:
+        # A rolled-back transaction undid the SET: the index ran at the server's defaults.
+        _set_ef_search(wanted, force=True)
+        rows = search(exact=exact)
     if vector is not None and not exact and rows[0][1] < candidates:
         # The index filters after its scan: a narrow scope (few own entries among many
         # other users') can starve it, so fall back to the exact scan of that scope.
-        rows = _search(mode=mode, vector=vector, query=query, scope=scope, scope_params=scope_params, k=fetch,
-                       candidates=candidates, fts=fts, exact=True, embedder_name=embedder.name)
+        rows = search(exact=True)
     if rows[0][0] is not None:
         raise EmbedderMismatch(
             f"memory entries were embedded with {rows[0][0]} but the configured embedder is {embedder.name}; "
@@ -395,7 +414,7 @@ def memory_search(
         )
     # Django leaves jsonb undecoded in raw queries (its JSONField decodes it for the ORM).
     hits = [MemoryHit(id=entry_id, score=round(score, 6), content=content, kind=kind, metadata=json.loads(metadata))
-            for _other, _found, entry_id, score, content, kind, metadata in rows if entry_id is not None]
+            for _other, _found, entry_id, score, content, kind, metadata, _ef, _scan in rows if entry_id is not None]
     return collapse_near_duplicates(hits, k) if distinct else hits
 
 

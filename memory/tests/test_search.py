@@ -169,6 +169,28 @@ def test_a_search_is_one_statement(notes, user, mode):
     assert len(queries) == 1, [q["sql"][:80] for q in queries]
 
 
+@pytest.mark.parametrize("mode", ["vector", "hybrid"])
+def test_a_rolled_back_transaction_does_not_leave_searches_at_the_server_defaults(notes, user, mode, settings):
+    """A search sets the HNSW depth for its connection; a transaction that rolls back undoes
+    that SET, and the next search on the connection must not run at PostgreSQL's defaults
+    (ef_search 40, no iterative scan: fewer candidates, lower recall)."""
+    from django.db import connection, transaction
+
+    class Undo(Exception):
+        pass
+
+    settings.MEMORY_HNSW_EF_SEARCH = settings.MEMORY_HNSW_EF_SEARCH_HYBRID = 123
+    settings.MEMORY_HNSW_ITERATIVE_SCAN = "strict_order"
+    with pytest.raises(Undo), transaction.atomic():
+        memory_search(query="PostgreSQL", owner=user, k=3, mode=mode)
+        raise Undo
+    hits = memory_search(query="When was PostgreSQL first released?", owner=user, k=3, mode=mode)
+    assert hits[0].id == notes[0].id
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('hnsw.ef_search'), current_setting('hnsw.iterative_scan')")
+        assert cursor.fetchone() == ("123", "strict_order")
+
+
 def test_hybrid_sql_fusion_matches_the_reference(notes, user):
     from memory.embedders import get_embedder
     from memory.services import FTS_DEFAULT, _scope_sql, _search, vector_literal
