@@ -223,6 +223,28 @@ def postgres_url() -> str:
     return f"postgres://postgres@127.0.0.1:{port}/{DATABASE_NAME}"
 
 
+def shared_buffers_mb() -> int:
+    """The embedded server's shared_buffers: AGENTOS_PG_SHARED_BUFFERS_MB, else an eighth of
+    the machine's memory within [256 MB, 4 GB].
+
+    Memory search reads the HNSW index page by page: while the index (about 1.1 GB per million
+    entries, docs/memory.md) and the rows it points at stay in shared buffers, a search costs
+    a few milliseconds; once they are evicted, each page is a read from the OS. The memory is
+    only taken as pages are used.
+    """
+    configured = os.environ.get("AGENTOS_PG_SHARED_BUFFERS_MB", "").strip()
+    if configured:
+        if not configured.isdigit() or int(configured) < 16:
+            raise EmbeddedServiceError(f"AGENTOS_PG_SHARED_BUFFERS_MB must be a number of megabytes >= 16, "
+                                       f"got {configured!r}")
+        return int(configured)
+    try:
+        total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    except (ValueError, OSError):
+        return 256
+    return max(256, min(4096, total_mb // 8))
+
+
 def _postgres_start(pg: _Postgres, port: int) -> None:
     install = _pg_install(_pg_version(pg.data))
     bin_dir = install / "bin"
@@ -238,7 +260,7 @@ def _postgres_start(pg: _Postgres, port: int) -> None:
             check=True, capture_output=True, **run_as,
         )
     # -k '' disables the Unix socket: the path under var/ can exceed the 107-byte limit.
-    options = f"-h 127.0.0.1 -p {port} -k '' -c max_connections=300 -c shared_buffers=256MB"
+    options = f"-h 127.0.0.1 -p {port} -k '' -c max_connections=300 -c shared_buffers={shared_buffers_mb()}MB"
     result = subprocess.run(
         [str(bin_dir / "pg_ctl"), "-D", str(pg.data), "-l", str(pg.log), "-o", options, "-w", "-t", "60", "start"],
         capture_output=True, text=True, **run_as,

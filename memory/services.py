@@ -258,7 +258,7 @@ def _search_statement(*, mode: str, with_vector: bool, exact: bool, fts: str, sc
     there is none): id, score, content, kind, metadata; last, the hnsw.ef_search and
     hnsw.iterative_scan the statement ran with (see _set_ef_search). Parameters, in order (see
     _search): [vector, scope, vector, candidates] (with a vector); k (vector mode) or
-    query, scope, candidates, RRF k, RRF k, k (hybrid); the embedder name twice.
+    query, scope, full-text rank limit, candidates, RRF k, RRF k, k (hybrid); the embedder name twice.
     """
     # The index orders by half-precision distance (memory.indexing); the candidates are then
     # ranked by the full-precision one. "+ 0" keeps the planner off the index: the exact
@@ -282,9 +282,10 @@ def _search_statement(*, mode: str, with_vector: bool, exact: bool, fts: str, sc
         ctes.append("hits AS (SELECT id, 1 - distance AS score FROM vr ORDER BY rank LIMIT %s)")
     else:
         ctes.append(
+            # Ranks at most MEMORY_FTS_RANK_LIMIT matches, the first the index yields.
             f"t AS MATERIALIZED (SELECT id, row_number() OVER (ORDER BY ts_rank_cd(search_vector, query) DESC, id) "  # noqa: S608
-            f"AS rank FROM memory_memoryentry, {FTS_QUERIES[fts]} AS fts(query) "
-            f"WHERE search_vector @@ query AND {scope} ORDER BY rank LIMIT %s), "
+            f"AS rank FROM (SELECT id, search_vector, query FROM memory_memoryentry, {FTS_QUERIES[fts]} AS fts(query) "
+            f"WHERE search_vector @@ query AND {scope} LIMIT %s) AS matches ORDER BY rank LIMIT %s), "
             # Two rankings: rank 1 in both scores 2 / (k + 1), scaled to 1.0.
             "fused AS (SELECT id, sum(1.0::float8 / (%s + rank)) AS score FROM "
             "(SELECT id, rank FROM vr UNION ALL SELECT id, rank FROM t) AS ranked GROUP BY id), "
@@ -352,7 +353,7 @@ def _search(*, mode: str, vector: str | None, query: str, scope: str, scope_para
     if mode == "vector":
         params += [k]
     else:
-        params += [query, *scope_params, candidates, RRF_K, RRF_K, k]
+        params += [query, *scope_params, settings.MEMORY_FTS_RANK_LIMIT, candidates, RRF_K, RRF_K, k]
     params += [embedder_name, embedder_name]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

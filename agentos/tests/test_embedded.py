@@ -54,6 +54,9 @@ def test_two_processes_share_one_server_and_data_survives_restart(private_var):
     with psycopg.connect(url, autocommit=True) as conn:
         # A new data directory runs PostgreSQL 16 (as the production image) with pgvector created.
         assert conn.info.server_version // 10000 == embedded.PG_NEW_VERSION
+        # shared_buffers sized to the machine (in 8 kB pages in pg_settings)
+        pages = conn.execute("SELECT setting::int FROM pg_settings WHERE name = 'shared_buffers'").fetchone()[0]
+        assert pages * 8 // 1024 == embedded.shared_buffers_mb() >= 256
         bundled = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
         conn.execute("CREATE TABLE kept (value text)")
         conn.execute("INSERT INTO kept VALUES ('still here')")
@@ -148,3 +151,17 @@ def test_a_recorded_port_taken_meanwhile_is_replaced_and_the_data_kept(private_v
     finally:
         for squatter in squatters:
             squatter.close()
+
+
+def test_shared_buffers_an_eighth_of_memory_within_bounds_or_as_configured(monkeypatch):
+    from agentos import embedded
+
+    monkeypatch.delenv("AGENTOS_PG_SHARED_BUFFERS_MB", raising=False)
+    total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    assert embedded.shared_buffers_mb() == max(256, min(4096, total_mb // 8))
+    monkeypatch.setenv("AGENTOS_PG_SHARED_BUFFERS_MB", "512")
+    assert embedded.shared_buffers_mb() == 512
+    for wrong in ("lots", "8", "-1"):
+        monkeypatch.setenv("AGENTOS_PG_SHARED_BUFFERS_MB", wrong)
+        with pytest.raises(embedded.EmbeddedServiceError, match="AGENTOS_PG_SHARED_BUFFERS_MB"):
+            embedded.shared_buffers_mb()

@@ -211,3 +211,25 @@ def test_hybrid_sql_fusion_matches_the_reference(notes, user):
         text_ids = [row[0] for row in cursor.fetchall()]
     expected = rrf_fuse([vector_ids, text_ids])[:5]
     assert [(hit.id, hit.score) for hit in hybrid] == [(i, round(s, 6)) for i, s in expected]
+
+
+def test_hybrid_ranks_at_most_the_configured_number_of_text_matches(user, settings):
+    """Full-text ranking is bounded: with 60 entries holding every word of the query and a
+    limit of 50, the entry that would rank first by text (stored last) is not ranked."""
+    from memory.embedders import get_embedder
+    from memory.services import FTS_DEFAULT, _scope_sql, _search
+
+    for number in range(60):
+        memory_add(owner=None, content=f"zeta omega report number {number}")
+    dense = memory_add(owner=None, content="zeta omega zeta omega zeta omega")
+    scope, params = _scope_sql(user.pk, None)
+
+    def text_ranking() -> list[int]:
+        rows = _search(mode="hybrid", vector=None, query="zeta omega", scope=scope, scope_params=params, k=5,
+                       candidates=40, fts=FTS_DEFAULT, exact=True, embedder_name=get_embedder().name)
+        return [row[2] for row in rows]
+
+    assert text_ranking()[0] == dense.id
+    settings.MEMORY_FTS_RANK_LIMIT = 50
+    ranking = text_ranking()
+    assert len(ranking) == 5 and dense.id not in ranking
