@@ -350,13 +350,12 @@ MEMORY_DIMENSIONS = env_int("MEMORY_DIMENSIONS", 384, minimum=8, maximum=2000)
 # "hybrid" fuses the vector ranking with PostgreSQL full-text search (reciprocal rank
 # fusion); chosen as the default because it measured better on bench/memory_search.py.
 MEMORY_SEARCH_MODE = env_choice("MEMORY_SEARCH_MODE", "hybrid", ("vector", "hybrid"))
-# HNSW candidate list per query (hnsw.ef_search), per mode: the smallest values of the
-# measured curve (bench/memory_search.py, docs/performance.md "Memory search") that gave
-# recall@10 >= 0.95 for natural-language questions at 1,000,000 entries: 400 in vector mode
-# (0.970; 200 gave 0.938) and in hybrid mode (0.958; 200 gave 0.943). At 100,000 entries
-# 100 was enough in both.
-MEMORY_HNSW_EF_SEARCH = env_int("MEMORY_HNSW_EF_SEARCH", 400, minimum=10, maximum=1000)
-MEMORY_HNSW_EF_SEARCH_HYBRID = env_int("MEMORY_HNSW_EF_SEARCH_HYBRID", 400, minimum=10, maximum=1000)
+# HNSW candidate list per query (hnsw.ef_search), per mode; 0 (the default) sizes it to the
+# table: 100 at 100,000 entries, 400 at 1,000,000 (memory.services.auto_ef_search), the
+# smallest values of the measured curves (bench/memory_search.py, docs/performance.md
+# "Memory search") with recall@10 >= 0.95 for natural-language questions at those sizes.
+MEMORY_HNSW_EF_SEARCH = env_int("MEMORY_HNSW_EF_SEARCH", 0, minimum=0, maximum=1000)
+MEMORY_HNSW_EF_SEARCH_HYBRID = env_int("MEMORY_HNSW_EF_SEARCH_HYBRID", 0, minimum=0, maximum=1000)
 # Filtered searches (an owner's entries among many users') keep walking the graph until
 # enough rows pass the filter (pgvector's hnsw.iterative_scan); "off" stops at ef_search.
 MEMORY_HNSW_ITERATIVE_SCAN = env_choice("MEMORY_HNSW_ITERATIVE_SCAN", "relaxed_order",

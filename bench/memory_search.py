@@ -278,13 +278,18 @@ def compare_variants(vectors: list[str], dimensions: int, rows: int, ef_values: 
 
 def exact_results(queries: list[str]) -> dict:
     """Top-10 ids per query by exact (sequential scan) search, for vector and hybrid mode:
-    the same statement as memory_search with the HNSW index bypassed."""
+    the same statement as memory_search with the HNSW index bypassed and, in hybrid mode,
+    every full-text match ranked."""
+    from django.test import override_settings
+
     from memory.services import memory_search
 
     exact: dict = {"vector": {}, "hybrid": {}, "tenth_distance": {}}
     for query in queries:
         for mode in ("vector", "hybrid"):
-            hits = memory_search(query=query, owner=None, k=10, mode=mode, exact=True)
+            # Every full-text match ranked: the truth includes what MEMORY_FTS_RANK_LIMIT costs.
+            with override_settings(MEMORY_FTS_RANK_LIMIT=10**9):
+                hits = memory_search(query=query, owner=None, k=10, mode=mode, exact=True)
             exact[mode][query] = {hit.id for hit in hits}
             if mode == "vector":
                 exact["tenth_distance"][query] = 1 - hits[-1].score if hits else 2.0
@@ -313,6 +318,27 @@ def measure(queries: list[str], ef_search: int, passes: int, answers: dict) -> d
             report[mode] = {"p50_ms": round(percentile(latencies, 0.5), 2),
                             "p95_ms": round(percentile(latencies, 0.95), 2)}
     return report
+
+
+def measure_rank_limits(queries: list[str], ef_search: int, limits: list[int], passes: int) -> list[dict]:
+    """Hybrid latency and top-10 hits per MEMORY_FTS_RANK_LIMIT at one ef_search."""
+    from django.test import override_settings
+
+    from memory.services import memory_search
+
+    points = []
+    for limit in limits:
+        with override_settings(MEMORY_HNSW_EF_SEARCH_HYBRID=ef_search, MEMORY_FTS_RANK_LIMIT=limit):
+            latencies, hits = [], {}
+            for _attempt in range(passes):
+                for query in queries:
+                    started = time.perf_counter()
+                    found = memory_search(query=query, owner=None, k=10, mode="hybrid")
+                    latencies.append((time.perf_counter() - started) * 1000)
+                    hits[query] = {hit.id for hit in found}
+        points.append({"fts_rank_limit": limit, "p50_ms": round(percentile(latencies, 0.5), 2),
+                       "p95_ms": round(percentile(latencies, 0.95), 2), "hits": hits})
+    return points
 
 
 def add_recall(points: list[dict], answers: dict, exact: dict) -> None:
@@ -369,14 +395,29 @@ def scale(size: int, loaded: int, args, notes, embedder, queries: list[str], ef_
                 "build_seconds": report["hnsw"]["build_seconds"], "index_mb": report["hnsw"]["index_mb"],
                 "by_ef_search": _raw_curve(cursor, PRODUCT_ORDER.format(d=embedder.dimensions), vectors, raw_exact,
                                            ef_values)}
+    # The depth the defaults choose at this size (MEMORY_HNSW_EF_SEARCH 0: sized to the table).
+    from memory.services import _entry_estimate, auto_ef_search, reset_search_caches
+
+    reset_search_caches()
+    report["default_ef_search"] = auto_ef_search(_entry_estimate())
+    ef_values = sorted({*ef_values, report["default_ef_search"]})
     # Latency first (what a search returns is kept), recall once the exact answers are known.
     answers: dict = {}
     report["by_ef_search"] = [measure(queries, ef, args.passes, answers) for ef in ef_values]
+    for point in report["by_ef_search"]:
+        point["default"] = point["ef_search"] == report["default_ef_search"]
+    rank_limits = measure_rank_limits(queries, report["default_ef_search"], [250, 500, 1000, 4000, 10**9],
+                                      args.passes)
     save(report)
     started = time.perf_counter()
     exact = exact_results(queries)
     report["exact_search_ms_mean"] = round((time.perf_counter() - started) * 1000 / (2 * len(queries)), 1)
     add_recall(report["by_ef_search"], answers, exact)
+    report["hybrid_by_fts_rank_limit"] = rank_limits
+    for point in rank_limits:
+        hits = point.pop("hits")
+        point["recall_at_10"] = round(statistics.mean(
+            len(hits[query] & exact["hybrid"][query]) / max(1, len(exact["hybrid"][query])) for query in queries), 4)
     report["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     save(report)
     return report
@@ -388,7 +429,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=None, help="one size only (overrides --sizes)")
     parser.add_argument("--queries", type=int, default=40)
     parser.add_argument("--passes", type=int, default=4, help="latency samples per query and ef_search")
-    parser.add_argument("--ef-search", default="40,64,100,200,400,800", help="comma-separated hnsw.ef_search values")
+    parser.add_argument("--ef-search", default="64,100,200,300,400,800", help="comma-separated hnsw.ef_search values")
     parser.add_argument("--processes", type=int, default=2, help="embedding processes")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--corpus", default="mixed", choices=("mixed", "paraphrase"),

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,8 +81,10 @@ def content_hash(content: str) -> str:
 _column_dimensions: dict[str, int] = {}
 
 
-def reset_embedder_check_cache() -> None:
+def reset_search_caches() -> None:
+    """Forget what this process knows of the table's shape (vector size, row estimate)."""
     _column_dimensions.clear()
+    _entry_estimates.clear()
 
 
 def _column_dimension() -> int:
@@ -315,11 +319,39 @@ def _validate_search(k: int, kinds: list[str] | None, mode: str | None) -> str:
     return mode
 
 
+def auto_ef_search(entries: int) -> int:
+    """hnsw.ef_search sized to the index: 100 at 100,000 entries and 400 at 1,000,000, the
+    smallest values of the measured curves with recall@10 >= 0.95 in both modes
+    (bench/memory_search.py, docs/memory.md), and the power law through those two points
+    elsewhere, within [40, 1000]."""
+    return max(40, min(1000, math.ceil(100 * (max(entries, 1) / 100_000) ** math.log10(4) - 1e-9)))
+
+
+# Entries in the table as PostgreSQL estimates them (pg_class.reltuples, kept by ANALYZE,
+# autovacuum and index builds), per connection alias: (refresh after, estimate).
+_entry_estimates: dict[str, tuple[float, int]] = {}
+ENTRY_ESTIMATE_SECONDS = 300.0
+
+
+def _entry_estimate() -> int:
+    alias = connection.alias
+    cached = _entry_estimates.get(alias)
+    if cached is None or cached[0] < time.monotonic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                           [MemoryEntry._meta.db_table])
+            estimate = max(0, cursor.fetchone()[0])  # -1: never analysed
+        cached = _entry_estimates[alias] = (time.monotonic() + ENTRY_ESTIMATE_SECONDS, estimate)
+    return cached[1]
+
+
 def _hnsw_settings(candidates: int, mode: str) -> tuple[str, str]:
     """The hnsw.ef_search and hnsw.iterative_scan a search needs, as PostgreSQL shows them.
 
+    The configured depth of the mode, or (0, the default) auto_ef_search of the table's size;
     HNSW returns at most ef_search rows, so it must cover the candidates asked for."""
     depth = settings.MEMORY_HNSW_EF_SEARCH if mode == "vector" else settings.MEMORY_HNSW_EF_SEARCH_HYBRID
+    depth = depth or auto_ef_search(_entry_estimate())
     return str(max(depth, candidates)), settings.MEMORY_HNSW_ITERATIVE_SCAN
 
 

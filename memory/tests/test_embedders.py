@@ -10,14 +10,14 @@ from django.test import override_settings
 
 from memory.embedders import HashingEmbedder, get_embedder
 from memory.models import MemoryEntry
-from memory.services import EmbedderMismatch, memory_add, memory_search, reset_embedder_check_cache
+from memory.services import EmbedderMismatch, memory_add, memory_search, reset_search_caches
 
 
 @pytest.fixture(autouse=True)
 def _fresh_check_cache():
-    reset_embedder_check_cache()
+    reset_search_caches()
     yield
-    reset_embedder_check_cache()
+    reset_search_caches()
 
 
 def test_hashing_is_deterministic_normalised_and_lexical():

@@ -108,6 +108,27 @@ def test_search_sets_ef_search_per_mode_and_the_iterative_scan(user):
     assert hits[0].content.startswith("The ledger service")
 
 
+
+@pytest.mark.django_db
+def test_the_default_depth_follows_the_size_of_the_table(user, settings):
+    from memory.services import auto_ef_search, reset_search_caches
+
+    # The two measured points, and the bounds.
+    assert (auto_ef_search(100_000), auto_ef_search(1_000_000)) == (100, 400)
+    assert (auto_ef_search(0), auto_ef_search(10**8)) == (40, 1000)
+    settings.MEMORY_HNSW_EF_SEARCH = settings.MEMORY_HNSW_EF_SEARCH_HYBRID = 0
+    memory_add(owner=user, content="The ledger service reconciles payments nightly.")
+    with connection.cursor() as cursor:
+        # PostgreSQL's row estimate as after importing a million entries (rolled back with the test).
+        cursor.execute("UPDATE pg_class SET reltuples = 1000000 WHERE oid = 'memory_memoryentry'::regclass")
+    reset_search_caches()
+    try:
+        for mode in ("vector", "hybrid"):
+            memory_search(query="ledger payments", owner=user, mode=mode)
+            assert _session_setting("hnsw.ef_search") == "400"
+    finally:
+        reset_search_caches()
+
 def _migrate(target: str | None = None):
     """Migrate memory to ``target`` (None: every app to its latest); the models as they are then."""
     from django.db.migrations.executor import MigrationExecutor

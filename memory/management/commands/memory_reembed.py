@@ -14,7 +14,7 @@ from tqdm import tqdm
 from memory.embedders import get_embedder
 from memory.indexing import index_build
 from memory.models import HNSW_INDEX_NAME, MemoryEntry
-from memory.services import reset_embedder_check_cache, vector_literal
+from memory.services import reset_search_caches, vector_literal
 
 BATCH_SIZE = 256
 TABLE = MemoryEntry._meta.db_table
@@ -48,7 +48,7 @@ class Command(BaseCommand):
                 bar.update(len(batch))
         if retyped:
             self._create_index()
-        reset_embedder_check_cache()
+        reset_search_caches()
         self.stdout.write(f"{len(ids)} entries re-embedded with {embedder.name}")
 
     def _retype_column(self, dimensions: int) -> bool:
