@@ -360,10 +360,10 @@ MEMORY_HNSW_EF_SEARCH_HYBRID = env_int("MEMORY_HNSW_EF_SEARCH_HYBRID", 0, minimu
 # enough rows pass the filter (pgvector's hnsw.iterative_scan); "off" stops at ef_search.
 MEMORY_HNSW_ITERATIVE_SCAN = env_choice("MEMORY_HNSW_ITERATIVE_SCAN", "relaxed_order",
                                         ("off", "relaxed_order", "strict_order"))
-# Hybrid search ranks at most this many full-text matches (ts_rank_cd reads each one's
-# tsvector). A query whose every word is in more entries than that is too broad for word
-# matching to tell them apart: the vector ranking orders those; see docs/memory.md.
-MEMORY_FTS_RANK_LIMIT = env_int("MEMORY_FTS_RANK_LIMIT", 1000, minimum=50, maximum=1_000_000)
+# Hybrid search ranks at most this many full-text matches (0, the default: all of them).
+# ts_rank_cd reads each match's tsvector, so a broad query at a million entries ranks tens
+# of thousands; a limit bounds that time but costs recall (docs/memory.md has the curve).
+MEMORY_FTS_RANK_LIMIT = env_int("MEMORY_FTS_RANK_LIMIT", 0, minimum=0, maximum=10**9)
 # HNSW index builds (memory_import, memory_reembed, memory_build_index): maintenance_work_mem
 # is sized to hold the whole graph (docs/memory.md), up to this cap; parallel workers besides
 # the leader process (2, PostgreSQL's own default: as fast as 1 on 2 cores, faster with more).

@@ -286,7 +286,7 @@ def _search_statement(*, mode: str, with_vector: bool, exact: bool, fts: str, sc
         ctes.append("hits AS (SELECT id, 1 - distance AS score FROM vr ORDER BY rank LIMIT %s)")
     else:
         ctes.append(
-            # Ranks at most MEMORY_FTS_RANK_LIMIT matches, the first the index yields.
+            # At most MEMORY_FTS_RANK_LIMIT matches are ranked (the first the index yields; NULL: all).
             f"t AS MATERIALIZED (SELECT id, row_number() OVER (ORDER BY ts_rank_cd(search_vector, query) DESC, id) "  # noqa: S608
             f"AS rank FROM (SELECT id, search_vector, query FROM memory_memoryentry, {FTS_QUERIES[fts]} AS fts(query) "
             f"WHERE search_vector @@ query AND {scope} LIMIT %s) AS matches ORDER BY rank LIMIT %s), "
@@ -385,7 +385,7 @@ def _search(*, mode: str, vector: str | None, query: str, scope: str, scope_para
     if mode == "vector":
         params += [k]
     else:
-        params += [query, *scope_params, settings.MEMORY_FTS_RANK_LIMIT, candidates, RRF_K, RRF_K, k]
+        params += [query, *scope_params, settings.MEMORY_FTS_RANK_LIMIT or None, candidates, RRF_K, RRF_K, k]
     params += [embedder_name, embedder_name]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
