@@ -361,7 +361,7 @@ MEMORY_HNSW_EF_SEARCH_HYBRID = env_int("MEMORY_HNSW_EF_SEARCH_HYBRID", 0, minimu
 MEMORY_HNSW_ITERATIVE_SCAN = env_choice("MEMORY_HNSW_ITERATIVE_SCAN", "relaxed_order",
                                         ("off", "relaxed_order", "strict_order"))
 # Hybrid search ranks at most this many full-text matches (0, the default: all of them).
-# ts_rank_cd reads each match's tsvector, so a broad query at a million entries ranks tens
+# ts_rank reads each match's tsvector, so a broad query at a million entries ranks tens
 # of thousands; a limit bounds that time but costs recall (docs/memory.md has the curve).
 MEMORY_FTS_RANK_LIMIT = env_int("MEMORY_FTS_RANK_LIMIT", 0, minimum=0, maximum=10**9)
 # HNSW index builds (memory_import, memory_reembed, memory_build_index): maintenance_work_mem

@@ -207,7 +207,7 @@ def test_hybrid_sql_fusion_matches_the_reference(notes, user):
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT id FROM memory_memoryentry, websearch_to_tsquery('english', %s) q "
-                       "WHERE search_vector @@ q ORDER BY ts_rank_cd(search_vector, q) DESC, id", [query])
+                       "WHERE search_vector @@ q ORDER BY ts_rank(search_vector, q) DESC, id", [query])
         text_ids = [row[0] for row in cursor.fetchall()]
     expected = rrf_fuse([vector_ids, text_ids])[:5]
     assert [(hit.id, hit.score) for hit in hybrid] == [(i, round(s, 6)) for i, s in expected]
