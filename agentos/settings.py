@@ -351,9 +351,10 @@ MEMORY_DIMENSIONS = env_int("MEMORY_DIMENSIONS", 384, minimum=8, maximum=2000)
 # fusion); chosen as the default because it measured better on bench/memory_search.py.
 MEMORY_SEARCH_MODE = env_choice("MEMORY_SEARCH_MODE", "hybrid", ("vector", "hybrid"))
 # HNSW candidate list per query (hnsw.ef_search), per mode; 0 (the default) sizes it to the
-# table: 100 at 100,000 entries, 400 at 1,000,000 (memory.services.auto_ef_search), the
-# smallest values of the measured curves (bench/memory_search.py, docs/performance.md
-# "Memory search") with recall@10 >= 0.95 for natural-language questions at those sizes.
+# table: 200 at 100,000 entries, 400 at 1,000,000 (memory.services.auto_ef_search). Recall
+# at a given depth varies between builds of the same index; on the measured curves
+# (bench/memory_search.py, docs/memory.md) 200 reached recall@10 >= 0.95 in every build at
+# 100,000 entries and 400 in two of three at a million.
 MEMORY_HNSW_EF_SEARCH = env_int("MEMORY_HNSW_EF_SEARCH", 0, minimum=0, maximum=1000)
 MEMORY_HNSW_EF_SEARCH_HYBRID = env_int("MEMORY_HNSW_EF_SEARCH_HYBRID", 0, minimum=0, maximum=1000)
 # Filtered searches (an owner's entries among many users') keep walking the graph until

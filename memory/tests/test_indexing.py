@@ -114,7 +114,7 @@ def test_the_default_depth_follows_the_size_of_the_table(user, settings):
     from memory.services import auto_ef_search, reset_search_caches
 
     # The two measured points, and the bounds.
-    assert (auto_ef_search(100_000), auto_ef_search(1_000_000)) == (100, 400)
+    assert (auto_ef_search(100_000), auto_ef_search(1_000_000)) == (200, 400)
     assert (auto_ef_search(0), auto_ef_search(10**8)) == (40, 1000)
     settings.MEMORY_HNSW_EF_SEARCH = settings.MEMORY_HNSW_EF_SEARCH_HYBRID = 0
     memory_add(owner=user, content="The ledger service reconciles payments nightly.")
