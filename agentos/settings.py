@@ -354,7 +354,7 @@ MEMORY_SEARCH_MODE = env_choice("MEMORY_SEARCH_MODE", "hybrid", ("vector", "hybr
 # table: 200 at 100,000 entries, 400 at 1,000,000 (memory.services.auto_ef_search). Recall
 # at a given depth varies between builds of the same index; on the measured curves
 # (bench/memory_search.py, docs/memory.md) 200 reached recall@10 >= 0.95 in every build at
-# 100,000 entries and 400 in two of three at a million.
+# 100,000 entries and 400 in three of four at a million.
 MEMORY_HNSW_EF_SEARCH = env_int("MEMORY_HNSW_EF_SEARCH", 0, minimum=0, maximum=1000)
 MEMORY_HNSW_EF_SEARCH_HYBRID = env_int("MEMORY_HNSW_EF_SEARCH_HYBRID", 0, minimum=0, maximum=1000)
 # Filtered searches (an owner's entries among many users') keep walking the graph until
