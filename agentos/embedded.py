@@ -223,9 +223,29 @@ def postgres_url() -> str:
     return f"postgres://postgres@127.0.0.1:{port}/{DATABASE_NAME}"
 
 
+# Where a container's memory limit is (cgroup v2, then v1); "max" or a huge number: none.
+CGROUP_MEMORY_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def machine_memory_mb(cgroup_files: tuple[str, ...] = CGROUP_MEMORY_FILES) -> int | None:
+    """The memory this process may use: the machine's, or its container's limit when lower."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return None
+    for path in cgroup_files:
+        try:
+            limit = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if limit.isdigit():
+            total = min(total, int(limit))
+    return total // 2**20
+
+
 def shared_buffers_mb() -> int:
     """The embedded server's shared_buffers: AGENTOS_PG_SHARED_BUFFERS_MB, else an eighth of
-    the machine's memory within [256 MB, 4 GB].
+    the memory this process may use (machine_memory_mb) within [256 MB, 4 GB].
 
     Memory search reads the HNSW index page by page: while the index (about 1.1 GB per million
     entries, docs/memory.md) and the rows it points at stay in shared buffers, a search costs
@@ -238,11 +258,8 @@ def shared_buffers_mb() -> int:
             raise EmbeddedServiceError(f"AGENTOS_PG_SHARED_BUFFERS_MB must be a number of megabytes >= 16, "
                                        f"got {configured!r}")
         return int(configured)
-    try:
-        total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
-    except (ValueError, OSError):
-        return 256
-    return max(256, min(4096, total_mb // 8))
+    total_mb = machine_memory_mb()
+    return 256 if total_mb is None else max(256, min(4096, total_mb // 8))
 
 
 def _postgres_start(pg: _Postgres, port: int) -> None:

@@ -396,10 +396,10 @@ def scale(size: int, loaded: int, args, notes, embedder, queries: list[str], ef_
                 "by_ef_search": _raw_curve(cursor, PRODUCT_ORDER.format(d=embedder.dimensions), vectors, raw_exact,
                                            ef_values)}
     # The depth the defaults choose at this size (MEMORY_HNSW_EF_SEARCH 0: sized to the table).
-    from memory.services import _entry_estimate, auto_ef_search, reset_search_caches
+    from memory.services import default_ef_search, reset_search_caches
 
     reset_search_caches()
-    report["default_ef_search"] = auto_ef_search(_entry_estimate())
+    report["default_ef_search"] = default_ef_search()
     ef_values = sorted({*ef_values, report["default_ef_search"]})
     # Latency first (what a search returns is kept), recall once the exact answers are known.
     answers: dict = {}

@@ -348,13 +348,19 @@ def _entry_estimate() -> int:
     return cached[1]
 
 
+def default_ef_search() -> int:
+    """The depth searches take when MEMORY_HNSW_EF_SEARCH(_HYBRID) is 0 (the default):
+    auto_ef_search of the table's estimated size."""
+    return auto_ef_search(_entry_estimate())
+
+
 def _hnsw_settings(candidates: int, mode: str) -> tuple[str, str]:
     """The hnsw.ef_search and hnsw.iterative_scan a search needs, as PostgreSQL shows them.
 
-    The configured depth of the mode, or (0, the default) auto_ef_search of the table's size;
+    The configured depth of the mode, or (0, the default) default_ef_search();
     HNSW returns at most ef_search rows, so it must cover the candidates asked for."""
     depth = settings.MEMORY_HNSW_EF_SEARCH if mode == "vector" else settings.MEMORY_HNSW_EF_SEARCH_HYBRID
-    depth = depth or auto_ef_search(_entry_estimate())
+    depth = depth or default_ef_search()
     return str(max(depth, candidates)), settings.MEMORY_HNSW_ITERATIVE_SCAN
 
 

@@ -157,7 +157,8 @@ def test_shared_buffers_an_eighth_of_memory_within_bounds_or_as_configured(monke
     from agentos import embedded
 
     monkeypatch.delenv("AGENTOS_PG_SHARED_BUFFERS_MB", raising=False)
-    total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    total_mb = embedded.machine_memory_mb()
+    assert 0 < total_mb <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
     assert embedded.shared_buffers_mb() == max(256, min(4096, total_mb // 8))
     monkeypatch.setenv("AGENTOS_PG_SHARED_BUFFERS_MB", "512")
     assert embedded.shared_buffers_mb() == 512
@@ -165,3 +166,14 @@ def test_shared_buffers_an_eighth_of_memory_within_bounds_or_as_configured(monke
         monkeypatch.setenv("AGENTOS_PG_SHARED_BUFFERS_MB", wrong)
         with pytest.raises(embedded.EmbeddedServiceError, match="AGENTOS_PG_SHARED_BUFFERS_MB"):
             embedded.shared_buffers_mb()
+
+
+def test_a_container_memory_limit_lowers_the_memory_counted(tmp_path):
+    from agentos import embedded
+
+    unlimited, limited, missing = tmp_path / "v2", tmp_path / "v1", tmp_path / "absent"
+    unlimited.write_text("max\n")
+    limited.write_text(f"{2 * 2**30}\n")
+    machine = embedded.machine_memory_mb(cgroup_files=())
+    assert embedded.machine_memory_mb(cgroup_files=(str(unlimited), str(missing))) == machine
+    assert embedded.machine_memory_mb(cgroup_files=(str(unlimited), str(limited))) == min(machine, 2048)

@@ -108,7 +108,6 @@ def test_search_sets_ef_search_per_mode_and_the_iterative_scan(user):
     assert hits[0].content.startswith("The ledger service")
 
 
-
 @pytest.mark.django_db
 def test_the_default_depth_follows_the_size_of_the_table(user, settings):
     from memory.services import auto_ef_search, reset_search_caches
@@ -128,6 +127,7 @@ def test_the_default_depth_follows_the_size_of_the_table(user, settings):
             assert _session_setting("hnsw.ef_search") == "400"
     finally:
         reset_search_caches()
+
 
 def _migrate(target: str | None = None):
     """Migrate memory to ``target`` (None: every app to its latest); the models as they are then."""

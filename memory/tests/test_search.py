@@ -214,22 +214,17 @@ def test_hybrid_sql_fusion_matches_the_reference(notes, user):
 
 
 def test_hybrid_ranks_at_most_the_configured_number_of_text_matches(user, settings):
-    """Full-text ranking is bounded: with 60 entries holding every word of the query and a
-    limit of 50, the entry that would rank first by text (stored last) is not ranked."""
-    from memory.embedders import get_embedder
-    from memory.services import FTS_DEFAULT, _scope_sql, _search
-
-    for number in range(60):
+    """Full-text ranking is bounded: of 8 entries holding every word of the query, the one
+    stored last is first in both rankings (score 1.0); with a limit of 5 matches it is not
+    ranked by text, and only its first place in the vector ranking counts (0.5)."""
+    for number in range(7):
         memory_add(owner=None, content=f"zeta omega report number {number}")
     dense = memory_add(owner=None, content="zeta omega zeta omega zeta omega")
-    scope, params = _scope_sql(user.pk, None)
 
-    def text_ranking() -> list[int]:
-        rows = _search(mode="hybrid", vector=None, query="zeta omega", scope=scope, scope_params=params, k=5,
-                       candidates=40, fts=FTS_DEFAULT, exact=True, embedder_name=get_embedder().name)
-        return [row[2] for row in rows]
+    def dense_score() -> float | None:
+        hits = memory_search(query="zeta omega", owner=user, k=10, mode="hybrid", distinct=False)
+        return next((hit.score for hit in hits if hit.id == dense.id), None)
 
-    assert text_ranking()[0] == dense.id
-    settings.MEMORY_FTS_RANK_LIMIT = 50
-    ranking = text_ranking()
-    assert len(ranking) == 5 and dense.id not in ranking
+    assert dense_score() == pytest.approx(1.0)
+    settings.MEMORY_FTS_RANK_LIMIT = 5
+    assert dense_score() == pytest.approx(0.5)
