@@ -29,7 +29,7 @@ from agentos.api import ApplicationError
 from memory.embedders import get_embedder
 from memory.indexing import index_drop, index_exists
 from memory.models import MemoryEntry
-from memory.services import content_hash, embedder_check, vector_literal
+from memory.services import content_hash, embedder_check, reset_search_caches, vector_literal
 
 MAX_CHARS = 1000
 BATCH_SIZE = 256
@@ -218,4 +218,17 @@ def memory_import_chunks(*, owner: Any, chunks: Iterable[Chunk], progress: Any =
         result.skipped += len(batch) - len(new)
         if progress is not None:
             progress.update(len(batch))
+    if result.added:
+        table_analyze()
     return result
+
+
+def table_analyze() -> None:
+    """Refresh the planner's statistics of the memory table after rows were loaded, as
+    PostgreSQL advises after a bulk load, rather than waiting for autovacuum: until then a
+    new table has none, and a search may walk the whole HNSW graph of a few hundred entries
+    where reading them is faster. The row estimate also sizes the search depth
+    (memory.services.default_ef_search), so this process forgets its cached one."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {MemoryEntry._meta.db_table}")
+    reset_search_caches()

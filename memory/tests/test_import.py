@@ -76,6 +76,22 @@ def test_knowledge_base_loads_once_and_answers(user):
 
 
 @pytest.mark.django_db
+def test_a_load_leaves_the_planner_statistics_of_the_rows_it_wrote():
+    """After a load the table is analysed at once (not when autovacuum comes by): the
+    planner and the search depth see the entries just written."""
+    from django.db import connection
+
+    load_defaults()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = 'memory_memoryentry'::regclass")
+        estimate = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM pg_stats WHERE tablename = 'memory_memoryentry' AND attname = 'kind'")
+        column_statistics = cursor.fetchone()[0]
+    assert estimate == MemoryEntry.objects.count() >= 250
+    assert column_statistics == 1
+
+
+@pytest.mark.django_db
 def test_import_into_a_team_workspace_needs_an_operator(tmp_path, user, other_user, capsys):
     from workspaces.services import membership_set, workspace_create
 
