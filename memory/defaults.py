@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from memory.importing import Chunk, chunks_from_file, memory_import_chunks
+from memory.importing import Chunk, chunks_from_file, memory_import_chunks, table_analyze
 from memory.models import MemoryEntry
 from memory.services import content_hash
 
@@ -27,4 +27,6 @@ def load_defaults() -> str:
     if present >= len(hashes):
         return f"knowledge base already loaded ({present} entries)"
     result = memory_import_chunks(owner=None, chunks=chunks)
+    if result.added:
+        table_analyze()
     return f"knowledge base: {result.added} entries added, {result.skipped} already present"

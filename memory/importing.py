@@ -172,7 +172,8 @@ def memory_import_chunks(*, owner: Any, chunks: Iterable[Chunk], progress: Any =
     the owner's role there); `progress` is a tqdm bar or None.
 
     With ``bulk`` the rows go in with COPY and the HNSW index is dropped before the first
-    of them (``result.index_dropped``); the caller rebuilds it when the import is over."""
+    of them (``result.index_dropped``); the caller rebuilds it when the import is over.
+    When the whole load is over and it added rows, the caller runs table_analyze()."""
     embedder = get_embedder()
     embedder_check(embedder.name, embedder.dimensions)
     owner_id = owner.pk if owner is not None else None
@@ -218,17 +219,16 @@ def memory_import_chunks(*, owner: Any, chunks: Iterable[Chunk], progress: Any =
         result.skipped += len(batch) - len(new)
         if progress is not None:
             progress.update(len(batch))
-    if result.added:
-        table_analyze()
     return result
 
 
 def table_analyze() -> None:
-    """Refresh the planner's statistics of the memory table after rows were loaded, as
-    PostgreSQL advises after a bulk load, rather than waiting for autovacuum: until then a
-    new table has none, and a search may walk the whole HNSW graph of a few hundred entries
-    where reading them is faster. The row estimate also sizes the search depth
-    (memory.services.default_ef_search), so this process forgets its cached one."""
+    """Refresh the planner's statistics of the memory table after a load, as PostgreSQL
+    advises, rather than waiting for autovacuum: until then a new table has none, and a
+    search may walk the whole HNSW graph of a few hundred entries where reading them is
+    faster. Once per load, not per file: it samples up to 30,000 rows. The row estimate
+    also sizes the search depth (memory.services.default_ef_search), so this process
+    forgets its cached one."""
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {MemoryEntry._meta.db_table}")
     reset_search_caches()

@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from agentos.api import ApplicationError
-from memory.importing import ImportResult, chunks_from_file, memory_import_chunks
+from memory.importing import ImportResult, chunks_from_file, memory_import_chunks, table_analyze
 from memory.indexing import BuildProgress, index_build
 from memory.models import MemoryEntry
 
@@ -64,7 +64,9 @@ class Command(BaseCommand):
                     total.files += 1
                     total.index_dropped |= result.index_dropped
             finally:
-                # Also after a failure: searches must not be left without their index.
+                # Also after a failure: what was loaded is searchable, with its statistics and index.
+                if total.added:
+                    table_analyze()
                 if total.index_dropped:
                     self._build_index(quiet=options["verbosity"] == 0)
         except ApplicationError as error:
