@@ -166,8 +166,8 @@ def test_halfvec_migration_converts_a_populated_index_and_back(user):
 @pytest.mark.django_db
 def test_an_entrys_vector_and_tsvector_are_kept_in_its_row():
     """Searches read every candidate's embedding and every full-text match's tsvector: both
-    use storage MAIN (in the row, compressed when that helps), not the types' default
-    EXTENDED, which moves them to the TOAST table once a row passes 2 kB."""
+    use storage MAIN (in the row, compressed when that helps), not the types' defaults
+    (EXTERNAL, EXTENDED), which move them to the TOAST table once a row passes 2 kB."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT attname, attstorage FROM pg_attribute WHERE attrelid = 'memory_memoryentry'::regclass "
                        "AND attname IN ('embedding', 'search_vector', 'content') ORDER BY attname")
