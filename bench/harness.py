@@ -180,7 +180,10 @@ class BenchEnvironment:
     def close(self) -> None:
         from django.db import connections
 
+        from observability import metrics
+
         try:
+            metrics.flush()  # the step counts still pending, while the bench Redis is there
             connections.close_all()
         finally:
             self.redis.remove()
