@@ -170,6 +170,26 @@ def test_a_search_is_one_statement(notes, user, mode):
 
 
 @pytest.mark.parametrize("mode", ["vector", "hybrid"])
+def test_the_hnsw_index_can_serve_the_search(notes, user, mode):
+    """The statement a search runs orders by an expression the HNSW index answers (the query
+    vector, sent once, read through a sub-select): with sequential scans priced out, its plan
+    walks the index instead of sorting the table."""
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        memory_search(query="When was PostgreSQL first released?", owner=user, k=3, mode=mode)
+    # The first: with a handful of entries the index cannot fill the candidate list, and the
+    # search repeats as an exact scan (the narrow-scope fallback).
+    statement = next(query["sql"] for query in queries if query["sql"].startswith("WITH "))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + statement.replace("%", "%%"))
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Scan using memory_entry_embedding_hnsw" in plan, plan
+
+
+@pytest.mark.parametrize("mode", ["vector", "hybrid"])
 def test_a_rolled_back_transaction_does_not_leave_searches_at_the_server_defaults(notes, user, mode, settings):
     """A search sets the HNSW depth for its connection; a transaction that rolls back undoes
     that SET, and the next search on the connection must not run at PostgreSQL's defaults
