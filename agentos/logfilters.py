@@ -13,6 +13,10 @@ Two writers exist: Python logging (Django's request errors, daphne's own message
 ``logger.info`` with a URL) gets :class:`RedactTokensFilter` on the console handler
 (settings.LOGGING), and daphne's access log, which writes to a stream without logging, is
 redacted by :func:`install_access_log_redaction` (called from agentos.asgi).
+
+Routine jobs: beat runs the lease check (``tasks.requeue_expired_leases``) every second, and
+Celery logs each run three times at INFO (sent, received, succeeded); :class:`RoutineJobsFilter`
+drops those lines unless the run handed tasks over, so the console shows what happens.
 """
 
 from __future__ import annotations
@@ -85,3 +89,26 @@ class TaskContextFilter(logging.Filter):
         else:
             record.task_context = ""
         return True
+
+
+# Celery jobs that run every second or so; their routine INFO lines say nothing.
+ROUTINE_JOBS = ("tasks.requeue_expired_leases",)
+# Celery's success line ends with the job's return value: a count, 0 when nothing was done.
+_DID_NOTHING = re.compile(r" succeeded in \S+s: 0$")
+
+
+class RoutineJobsFilter(logging.Filter):
+    """Drops Celery's INFO lines (sent by beat, received, succeeded with 0) about the
+    ROUTINE_JOBS; a run that returned another count (tasks handed to another worker), and
+    every warning or error, still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING or not record.name.startswith("celery"):
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is the formatter's problem, not ours
+            return True
+        if not any(job in message for job in ROUTINE_JOBS):
+            return True
+        return " succeeded in " in message and not _DID_NOTHING.search(message)

@@ -460,11 +460,13 @@ LOGGING = {
         "redact_tokens": {"()": "agentos.logfilters.RedactTokensFilter"},
         # The task, step and worker of the work under way, on every line.
         "task_context": {"()": "agentos.logfilters.TaskContextFilter"},
+        # Celery's lines about the lease check beat runs every second, unless it took tasks over.
+        "routine_jobs": {"()": "agentos.logfilters.RoutineJobsFilter"},
         # An outage of PostgreSQL or Redis: one warning line per request, not a traceback.
         "outage": {"()": "agentos.middleware.OutageLogFilter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain",
-                             "filters": ["redact_tokens", "task_context"]}},
+                             "filters": ["routine_jobs", "redact_tokens", "task_context"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

@@ -77,3 +77,30 @@ def test_the_text_format_appends_the_task_context():
             var.reset(token)
     formatter = logging.Formatter("%(levelname)s %(name)s%(task_context)s: %(message)s")
     assert formatter.format(record) == "INFO x task=t-1 step=4 worker=host:1:abc: step done"
+
+
+def test_the_console_leaves_out_the_lease_checks_routine_lines_but_not_a_takeover(settings):
+    """Beat runs the lease check every second; Celery's three INFO lines per run (sent,
+    received, succeeded with 0) stay off the console. A run that took tasks over, a failure
+    and other jobs' lines still show."""
+    from celery.app.trace import LOG_RECEIVED, LOG_SUCCESS
+
+    from agentos.logfilters import RoutineJobsFilter
+
+    assert "routine_jobs" in settings.LOGGING["handlers"]["console"]["filters"]
+    job = "tasks.requeue_expired_leases"
+
+    def shown(logger: str, message: str, args, level: int = logging.INFO) -> bool:
+        record = logging.LogRecord(logger, level, __file__, 1, message, None, None)
+        record.args = args  # a dict, as Celery passes it, is set after construction
+        return RoutineJobsFilter().filter(record)
+
+    success = {"id": "1", "name": job, "runtime": 0.003, "return_value": "0", "args": (), "kwargs": {}}
+    assert not shown("celery.beat", "Scheduler: Sending due task %s (%s)", ("tasks-requeue-expired-leases", job))
+    assert not shown("celery.worker.strategy", LOG_RECEIVED, {"id": "1", "name": job, "args": (), "kwargs": {}})
+    assert not shown("celery.app.trace", LOG_SUCCESS, success)
+    assert shown("celery.app.trace", LOG_SUCCESS, {**success, "return_value": "3"})
+    assert shown("celery.app.trace", "Task %(name)s[%(id)s] raised unexpected: %(exc)s",
+                 {"id": "1", "name": job, "exc": "OperationalError()"}, level=logging.ERROR)
+    assert shown("celery.app.trace", LOG_SUCCESS, {**success, "name": "tasks.run_task"})
+    assert shown("tasks.runner", "task %s: lease lost before step %s could commit", (job, 3))
