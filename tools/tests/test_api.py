@@ -2,6 +2,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from tools.models import ToolSetting
+from tools.registry import all_tools
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +17,8 @@ def test_list_returns_valid_schemas(auth_client):
     response = auth_client.get("/api/v1/tools")
     assert response.status_code == 200
     body = response.json()
-    assert body["count"] == 8
+    assert body["count"] == len(all_tools())
+    assert {tool["name"] for tool in body["results"]} == {spec.name for spec in all_tools()}
     for tool in body["results"]:
         assert set(tool) == {"name", "description", "parameters", "requires_approval", "side_effects"}
         Draft202012Validator.check_schema(tool["parameters"])

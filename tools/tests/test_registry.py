@@ -5,6 +5,7 @@ from tools.defaults import load_defaults
 from tools.models import ToolSetting
 from tools.registry import UnknownTool, all_tools, enabled_tools, get_tool
 
+# Every tool the registry must list; a new built-in is added here (the counts below follow).
 BUILTINS = {"calculator", "data_analysis", "memory_search", "memory_store", "web_search", "http_get",
             "ask_human", "current_time"}
 
@@ -44,7 +45,8 @@ def test_disabled_tool_is_not_enabled():
 def test_load_defaults_adds_missing_rows_and_keeps_choices():
     ToolSetting.objects.create(name="calculator", enabled=False)
     summary = load_defaults()
-    assert summary == "8 tools (7 new, 1 disabled)"
-    assert ToolSetting.objects.count() == 8
+    count = len(BUILTINS)
+    assert summary == f"{count} tools ({count - 1} new, 1 disabled)"
+    assert ToolSetting.objects.count() == count
     assert ToolSetting.objects.get(name="calculator").enabled is False
-    assert load_defaults() == "8 tools (0 new, 1 disabled)"
+    assert load_defaults() == f"{count} tools (0 new, 1 disabled)"
