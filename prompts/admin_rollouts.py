@@ -45,7 +45,7 @@ class RolloutStartForm(forms.ModelForm):
         data = super().clean()
         if data.get("candidate") and data.get("weight") is not None:
             problem = rollout_start_problem(candidate=data["candidate"], weight=data["weight"],
-                                            failure_margin=data.get("failure_margin"))
+                                            failure_margin=data.get("failure_margin"), min_uses=data.get("min_uses"))
             if problem:
                 raise forms.ValidationError({problem[0]: problem[1]})
         return data

@@ -23,11 +23,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from agentos.api import Conflict
+from prompts.assignment import BUCKETS
 from prompts.errors import PromptError
 from prompts.models import PromptRollout, PromptTemplate, PromptVersion
 
 logger = logging.getLogger(__name__)
 COUNTERS = ("uses", "successes", "failures", "tokens_in_total", "tokens_out_total", "latency_ms_total")
+# The smallest weight that serves anyone: one bucket of BUCKETS, in percent (0.01).
+MIN_WEIGHT = 100 / BUCKETS
 
 
 def _counters(version: PromptVersion) -> dict[str, int]:
@@ -94,11 +97,15 @@ def rollout_stop_verdict(*, rollout: PromptRollout, arms: dict[str, Arm]) -> dic
     candidate, active = arms["candidate"], arms["active"]
     if candidate.uses < rollout.min_uses or candidate.failure_rate is None:
         return None
-    # Before the active arm has served anyone in this rollout, its own history is the yardstick.
-    active_rate = active.failure_rate
-    if active_rate is None:
+    # The active arm's rate in this rollout is the yardstick once it rests on as many uses as the
+    # candidate's must; before that, its whole record (history and this rollout), so that a
+    # single early success (0 %) or failure (100 %) of the active version decides nothing.
+    if active.uses >= rollout.min_uses:
+        active_rate = active.failure_rate
+    else:
         before = (rollout.baseline or {}).get("active", {})
-        active_rate = before["failures"] / before["uses"] if before.get("uses") else 0.0
+        uses, failures = int(before.get("uses", 0)) + active.uses, int(before.get("failures", 0)) + active.failures
+        active_rate = failures / uses if uses else 0.0
     if candidate.failure_rate - active_rate <= rollout.failure_margin:
         return None
     return {"candidate": candidate.as_dict(), "active": active.as_dict(), "active_failure_rate": active_rate,
@@ -136,11 +143,14 @@ def prompt_rollouts_check_all() -> int:
                for rollout in PromptRollout.objects.filter(status=PromptRollout.Status.RUNNING))
 
 
-def rollout_start_problem(*, candidate: PromptVersion, weight: float,
-                          failure_margin: float | None = None) -> tuple[str, str, type] | None:
+def rollout_start_problem(*, candidate: PromptVersion, weight: float, failure_margin: float | None = None,
+                          min_uses: int | None = None) -> tuple[str, str, type] | None:
     """(field, message, error class) of the first reason not to start, or None."""
-    if not 0 < float(weight) <= 100:
-        return "weight", "the weight is a percentage between 0 (excluded) and 100", PromptError
+    if not MIN_WEIGHT <= float(weight) <= 100:
+        # Below 0.01 % no task id falls in the candidate's buckets (prompts/assignment.py).
+        return "weight", f"the weight is a percentage between {MIN_WEIGHT} and 100", PromptError
+    if min_uses is not None and int(min_uses) < 1:
+        return "min_uses", "the minimum number of uses is at least 1", PromptError
     if failure_margin is not None and not 0 <= float(failure_margin) <= 1:
         return "failure_margin", "the failure margin is a fraction between 0 and 1", PromptError
     template = PromptTemplate.objects.get(pk=candidate.template_id)
@@ -162,7 +172,7 @@ def prompt_rollout_start(*, candidate: PromptVersion, weight: float, min_uses: i
     # The template row lock serialises this with activations and other starts.
     PromptTemplate.objects.select_for_update().get(pk=candidate.template_id)
     margin = settings.PROMPT_ROLLOUT_FAILURE_MARGIN if failure_margin is None else float(failure_margin)
-    problem = rollout_start_problem(candidate=candidate, weight=weight, failure_margin=margin)
+    problem = rollout_start_problem(candidate=candidate, weight=weight, failure_margin=margin, min_uses=min_uses)
     if problem:
         field, message, error = problem
         raise error(message, field=field)

@@ -127,6 +127,35 @@ def test_no_stop_within_the_margin(version, candidate):
     assert rollout.status == "running"
 
 
+def test_one_early_use_of_the_active_version_does_not_set_the_bar(version, candidate):
+    """Until the active arm has min_uses in the rollout, its whole record is the yardstick: one
+    early success (0 %) must not stop a candidate that does better than the active history."""
+    use(version, ok=17, failed=3)  # history: 15 % failures
+    rollout = prompt_rollout_start(candidate=candidate, weight=90, min_uses=10, failure_margin=0.05)
+    use(version, ok=1)
+    use(candidate, ok=22, failed=3)  # 12 %
+    rollout.refresh_from_db()
+    assert rollout.status == "running"
+
+
+def test_one_early_failure_of_the_active_version_does_not_block_the_stop(version, candidate):
+    use(version, ok=18, failed=2)  # history: 10 % failures
+    rollout = prompt_rollout_start(candidate=candidate, weight=90, min_uses=10, failure_margin=0.1)
+    use(version, failed=1)  # alone, 100 %
+    use(candidate, ok=6, failed=4)  # 40 %
+    rollout.refresh_from_db()
+    assert rollout.status == PromptRollout.Status.AUTO_STOPPED
+    assert rollout.stop_numbers["active_failure_rate"] == pytest.approx(3 / 21)
+
+
+def test_start_refuses_a_weight_that_serves_nobody_and_zero_min_uses(version, candidate):
+    with pytest.raises(PromptError, match="weight"):
+        prompt_rollout_start(candidate=candidate, weight=0.004)
+    with pytest.raises(PromptError, match="minimum"):
+        prompt_rollout_start(candidate=candidate, weight=10, min_uses=0)
+    assert prompt_rollout_start(candidate=candidate, weight=0.01).weight == 0.01
+
+
 def test_beat_job_stops_rollouts_counted_elsewhere(version, candidate):
     from prompts.models import PromptVersion
 
