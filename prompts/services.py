@@ -234,6 +234,10 @@ def prompt_version_edit(*, version: PromptVersion, body: str = _UNSET, temperatu
             for name, value in changes.items():
                 setattr(current, name, value)
             current.save()
+            if content_changed:
+                # Processes keep versions keyed by their template's updated_at (version_cached):
+                # a new stamp, so none of them goes on rendering the old content.
+                PromptTemplate.objects.filter(pk=current.template_id).update(updated_at=timezone.now())
             if edited_by is not None and before:
                 _audit(edited_by, "prompt.version.edit", current, before=before,
                        after={name: changes[name] for name in before})

@@ -85,6 +85,22 @@ def test_editing_an_unused_version_changes_it_in_place(template, version):
     assert edited.body == "Hello, {{ name }}." and edited.token_count == count_tokens("Hello, {{ name }}.")
 
 
+def test_an_in_place_edit_reaches_processes_that_cached_the_version(template, version):
+    """The runner renders versions cached by (id, template stamp): an unused active version
+    edited in place must not go on rendering its old body in them."""
+    from prompts.models import PromptTemplate
+    from prompts.services import prompt_version_render, version_cached
+
+    def render() -> str:
+        stamp = str(PromptTemplate.objects.get(pk=template.pk).updated_at)
+        cached = version_cached(version_id=version.pk, template_stamp=stamp)
+        return prompt_version_render(version=cached, variables={"name": "Ada"}).text
+
+    assert render() == "Say hello to Ada."
+    prompt_version_edit(version=version, body="Hello, {{ name }}.")
+    assert render() == "Hello, Ada."
+
+
 def test_editing_a_used_version_creates_the_next_one(template, used_version, staff_user):
     new, created = prompt_version_edit(version=used_version, body="Hey {{ name }}.", edited_by=staff_user)
     assert created and new.number == 2 and not new.is_active and new.created_by == staff_user
