@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from agentos.api import error_responses
 from workspaces import services
-from workspaces.access import role_of, workspaces_for_user
+from workspaces.access import is_superuser, workspaces_for_user
 from workspaces.models import Membership, Role
 from workspaces.selectors import AUDIT_FILTERS, audit_event_to_dict, audit_events, workspace_get_for_user
 
@@ -28,9 +28,9 @@ class TokenInput(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.values)
 
 
-def _workspace_dict(workspace, user) -> dict:
+def _workspace_dict(workspace, role: str | None) -> dict:
     return {"id": workspace.pk, "name": workspace.name, "slug": workspace.slug,
-            "personal": workspace.personal_for_id is not None, "role": role_of(user, workspace.pk)}
+            "personal": workspace.personal_for_id is not None, "role": role}
 
 
 class WorkspaceListView(APIView):
@@ -38,7 +38,12 @@ class WorkspaceListView(APIView):
                    responses={200: OpenApiTypes.OBJECT, **error_responses(401, 429)})
     def get(self, request: Request) -> Response:
         workspaces = workspaces_for_user(user=request.user).order_by("name", "id")
-        return Response({"workspaces": [_workspace_dict(w, request.user) for w in workspaces]})
+        # The caller's roles in one query; staff see every workspace and are admin in each (role_of).
+        staff = is_superuser(request.user)
+        roles = {} if staff else dict(Membership.objects.filter(user_id=request.user.pk)
+                                      .values_list("workspace_id", "role"))
+        return Response({"workspaces": [_workspace_dict(w, Role.ADMIN if staff else roles.get(w.pk))
+                                        for w in workspaces]})
 
 
 class MembersView(APIView):
@@ -46,7 +51,8 @@ class MembersView(APIView):
                    responses={200: OpenApiTypes.OBJECT, **error_responses(401, 404, 429)})
     def get(self, request: Request, workspace_id: str) -> Response:
         workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
-        members = Membership.objects.filter(workspace=workspace).select_related("user").order_by("user__username")
+        members = (Membership.objects.filter(workspace=workspace).select_related("user", "user__service_token")
+                   .order_by("user__username"))
         return Response({"members": [{"username": m.user.get_username(), "role": m.role,
                                       "service_token": hasattr(m.user, "service_token")} for m in members]})
 
@@ -70,9 +76,11 @@ class MemberDeleteView(APIView):
         return Response(status=204)
 
 
-def _token_dict(token, key: str | None = None) -> dict:
-    membership = Membership.objects.filter(user=token.user, workspace=token.workspace).first()
-    body = {"id": token.pk, "name": token.name, "role": membership.role if membership else None,
+def _token_dict(token, key: str | None = None, roles: dict | None = None) -> dict:
+    if roles is None:
+        roles = dict(Membership.objects.filter(user_id=token.user_id, workspace_id=token.workspace_id)
+                     .values_list("user_id", "role"))
+    body = {"id": token.pk, "name": token.name, "role": roles.get(token.user_id),
             "created_at": token.created_at, "revoked_at": token.revoked_at}
     if key is not None:
         body["key"] = key
@@ -84,7 +92,10 @@ class TokensView(APIView):
                    responses={200: OpenApiTypes.OBJECT, **error_responses(401, 403, 404, 429)})
     def get(self, request: Request, workspace_id: str) -> Response:
         workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id, at_least=Role.ADMIN)
-        return Response({"tokens": [_token_dict(token) for token in workspace.service_tokens.all()]})
+        # Every token's role in one query (a token is a user that is a member of this workspace).
+        roles = dict(Membership.objects.filter(workspace=workspace, user__service_token__isnull=False)
+                     .values_list("user_id", "role"))
+        return Response({"tokens": [_token_dict(token, roles=roles) for token in workspace.service_tokens.all()]})
 
     @extend_schema(tags=["workspaces"], summary="Create a service token with one role (admins)",
                    description="The key is in the answer only; use it as `Authorization: Token <key>`.",

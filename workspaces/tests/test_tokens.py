@@ -97,3 +97,35 @@ def test_a_viewer_token_may_not_run_tools(team):
     refused = viewer.post("/api/v1/tools/calculator/invoke", body, format="json")
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
     assert operator.post("/api/v1/tools/calculator/invoke", body, format="json").status_code == 200
+
+
+def test_member_token_and_workspace_lists_take_the_same_queries_for_one_or_many(team, django_user_model):
+    """The lists answer with a fixed number of queries, however many members, tokens or
+    workspaces there are (each token's role and member's token flag are not looked up one by one)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from workspaces.models import Membership, Workspace
+
+    client, base = admin_api(team), f"/api/v1/workspaces/{team.workspace.pk}"
+    admin = team.members["admin"]
+
+    def queries(path: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(path).status_code == 200
+        return len(captured)
+
+    create_token(team, "viewer")
+    before = {path: queries(path) for path in (f"{base}/members", f"{base}/tokens", "/api/v1/workspaces/")}
+    for number in range(4):
+        create_token(team, "operator")
+        extra = Workspace.objects.create(name=f"Extra {number}", slug=f"extra-{number}")
+        Membership.objects.create(workspace=extra, user=admin, role="operator")
+    after = {path: queries(path) for path in before}
+    assert after == before
+    tokens = client.get(f"{base}/tokens").json()["tokens"]
+    assert sorted(token["role"] for token in tokens) == ["operator"] * 4 + ["viewer"]
+    members = client.get(f"{base}/members").json()["members"]
+    assert sum(member["service_token"] for member in members) == 5
+    roles = {w["name"]: w["role"] for w in client.get("/api/v1/workspaces/").json()["workspaces"]}
+    assert roles["Team"] == "admin" and roles["Extra 0"] == "operator"
