@@ -1,3 +1,5 @@
+import time
+
 import httpx
 import pytest
 
@@ -93,3 +95,15 @@ def test_fetch_refuses_redirect_to_metadata_address(server):
 def test_fetch_timeout(server):
     with pytest.raises(httpx.TimeoutException):
         fetch(server, "/slow", timeout=0.3)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("path", ["/trickle-headers", "/trickle-body", "/trickle-body-unsized"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_fetch_deadline_covers_the_whole_exchange(server, path, method):
+    # A byte arrives every 50 ms, so no single read ever waits long: only a deadline on the
+    # whole exchange (headers included) ends the call, with the usual timeout error.
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout, match="the response took longer than the time limit"):
+        fetch(server, path, method=method, body=b"{}" if method == "POST" else None, timeout=0.5)
+    assert 0.5 <= time.monotonic() - started < 1.5

@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from tools.dispatch import ToolContext, dispatch
@@ -46,6 +48,17 @@ def test_http_get_timeout(settings, server):
     settings.HTTP_GET_TIMEOUT = 0.3
     outcome = dispatch(name="http_get", arguments={"url": server.url + "/slow"}, context=CONTEXT)
     assert outcome.error == "http_get: no complete answer within 0.3 s"
+
+
+@pytest.mark.timeout(60)
+def test_http_get_timeout_covers_trickling_headers(settings, server):
+    settings.HTTP_GET_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.HTTP_ALLOW_PRIVATE_ADDRESSES = True
+    settings.HTTP_GET_TIMEOUT = 0.5
+    started = time.monotonic()
+    outcome = dispatch(name="http_get", arguments={"url": server.url + "/trickle-headers"}, context=CONTEXT)
+    assert outcome.error == "http_get: no complete answer within 0.5 s"
+    assert time.monotonic() - started < 1.5
 
 
 def test_web_search_http_backend(settings, server):

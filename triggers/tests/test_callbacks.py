@@ -7,6 +7,7 @@ import pytest
 from django.db import transaction
 
 from tasks.models import Task
+from tools.tests.http_server import LocalServer
 from triggers import signing
 from triggers.callbacks import callback_attempt, retry_delay
 from triggers.models import CallbackAttempt, Webhook
@@ -90,6 +91,25 @@ def test_retry_gives_up_after_max_attempts_and_backs_off_exponentially(receiver,
                 for n in (1, 2, 3)]
     assert [(o.status_code, o.retry) for o in outcomes] == [(503, True), (503, True), (503, False)]
     assert CallbackAttempt.objects.filter(task=task).count() == 3
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.django_db
+def test_a_receiver_that_trickles_its_headers_times_out_and_is_retried(user, settings):
+    settings.HTTP_ALLOW_PRIVATE_ADDRESSES = True
+    settings.CALLBACK_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.CALLBACK_TIMEOUT = 0.5
+    with LocalServer() as server:
+        url = server.url + "/trickle-headers"
+        task = make_task(user, callback_url=url)
+        started = time.monotonic()
+        outcome = callback_attempt(task_id=str(task.pk), delivery_id="6d9a1f3e-8a43-4bb0-9a57-0f1d2c3b4a5e",
+                                   url=url, event="task.completed", body="{}", attempt=1, max_attempts=3)
+        assert time.monotonic() - started < 1.5
+    assert (outcome.ok, outcome.retry, outcome.status_code) == (False, True, None)
+    assert outcome.error == "ReadTimeout: the response took longer than the time limit"
+    attempt = CallbackAttempt.objects.get(task=task)
+    assert (attempt.ok, attempt.error) == (False, outcome.error) and attempt.duration_ms < 1500
 
 
 @pytest.mark.django_db
