@@ -18,6 +18,8 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from agentos.jsonguard import text_problem
+
 
 class ApplicationError(Exception):
     """An error a client caused and can fix; carries its HTTP status and error code."""
@@ -59,6 +61,20 @@ class ServiceUnavailable(ApplicationError):
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "field": field}}
+
+
+def text_param(value: str, field: str) -> str:
+    """``value``, text a caller sent outside a JSON body (a query parameter, a part of the
+    URL) for a filter on a text column, if PostgreSQL can compare it.
+
+    The JSON bodies' rule applies (agentos.jsonguard.text_problem): a NUL character is an
+    ApplicationError (400) naming ``field``, not a DataError (a 500) when the query runs.
+    """
+    problem = text_problem(value)
+    if problem:
+        code, message = problem
+        raise ApplicationError(f"{field}: {message}", field=field, code=code)
+    return value
 
 
 class ErrorDetailSerializer(serializers.Serializer):

@@ -9,6 +9,9 @@
   overflow to infinity (PostgreSQL's jsonb refuses them when the row is written);
 - text PostgreSQL cannot store: NUL characters and lone surrogates (``"\\ud800"``).
 
+:func:`text_problem` is that last rule alone, for text that arrives outside a JSON body
+(query parameters, URL parts) and reaches a filter on a text column.
+
 ``field`` names where the problem is, as a dotted path (``options.agents[2]``), when known.
 """
 
@@ -24,9 +27,12 @@ MAX_DEPTH = 32
 class JSONRejected(ValueError):
     """The body is not JSON this service accepts; ``code`` is the API error code."""
 
-    def __init__(self, message: str, *, code: str = "invalid_json", field: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str = "invalid_json", field: str | None = None,
+                 detail: str | None = None) -> None:
         super().__init__(message)
         self.message, self.code, self.field = message, code, field
+        # For a parse_error from the decoder: its own words ("Expecting value: line 1 column 2 (char 1)").
+        self.detail = detail
 
 
 def _finite_float(text: str) -> float:
@@ -40,7 +46,8 @@ def _refuse_constant(name: str) -> float:
     raise JSONRejected(f"{name} is not a valid JSON number", code="invalid_number")
 
 
-def _text_problem(text: str) -> tuple[str, str] | None:
+def text_problem(text: str) -> tuple[str, str] | None:
+    """(code, message) when PostgreSQL cannot store or compare ``text``, else None."""
     if "\x00" in text:
         return "null_characters_not_allowed", "Null characters are not allowed."
     try:
@@ -57,7 +64,7 @@ def check_value(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
     while pending:
         item, path, depth = pending.pop()
         if isinstance(item, str):
-            problem = _text_problem(item)
+            problem = text_problem(item)
             if problem:
                 raise JSONRejected(problem[1], code=problem[0], field=path or None)
         elif isinstance(item, (dict, list)):
@@ -67,7 +74,7 @@ def check_value(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
                 children = []
                 for key, child in item.items():
                     child_path = f"{path}.{key}" if path else str(key)
-                    problem = _text_problem(str(key))
+                    problem = text_problem(str(key))
                     if problem:
                         raise JSONRejected(problem[1], code=problem[0], field=child_path)
                     children.append((child, child_path, depth + 1))
@@ -92,6 +99,6 @@ def parse_json(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     except JSONRejected:
         raise
     except ValueError as error:  # json.JSONDecodeError is a ValueError
-        raise JSONRejected(f"the body is not valid JSON: {error}", code="parse_error") from None
+        raise JSONRejected(f"the body is not valid JSON: {error}", code="parse_error", detail=str(error)) from None
     check_value(value, max_depth=max_depth)
     return value

@@ -6,7 +6,10 @@
   ``/api/``, WEBHOOK_MAX_BYTES under ``/hooks/``, DATA_UPLOAD_MAX_MEMORY_SIZE elsewhere)
   is a 413 at once, in the JSON error shape for machine paths. Without this, a body over
   DATA_UPLOAD_MAX_MEMORY_SIZE reached Django's RequestDataTooBig and its HTML 400 page;
-- an unknown path under ``/api/`` answers the JSON error shape, not Django's HTML 404.
+- an unknown path under ``/api/`` answers the JSON error shape, not Django's HTML 404;
+- a query parameter with text PostgreSQL cannot compare (a NUL) is a 400 on the views of
+  Django's admin, whose change lists pass them to the database as filters (the project's
+  own views check the parameters they use, with agentos.api.text_param).
 
 :func:`server_error` (the project's handler500) turns an outage of PostgreSQL or Redis
 into a 503 with ``Retry-After``, JSON for machine paths and a short page otherwise, and
@@ -24,6 +27,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template import loader
 
 from agentos.api import error_body
+from agentos.jsonguard import text_problem
 
 MACHINE_PREFIXES = ("/api/", "/hooks/", "/healthz")
 RETRY_AFTER_SECONDS = 5
@@ -75,6 +79,17 @@ class EdgeMiddleware:
         if response.status_code == 404 and request.path.startswith("/api/") and not _is_json(response):
             return JsonResponse(error_body("not_found", "Not found."), status=404)
         return response
+
+    def process_view(self, request: HttpRequest, view_func: Callable, view_args, view_kwargs) -> HttpResponse | None:
+        # ModelAdmin.get_urls marks each of its views with the model admin (on any admin site).
+        if getattr(view_func, "model_admin", None) is None:
+            return None
+        for name, values in request.GET.lists():
+            for text in (name, *values):
+                problem = text_problem(text)
+                if problem:
+                    return error_response(request, 400, problem[0], f"{name}: {problem[1]}")
+        return None
 
 
 def _is_json(response: HttpResponse) -> bool:

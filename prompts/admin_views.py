@@ -15,6 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views import View
 
+from agentos.jsonguard import JSONRejected, parse_json
 from prompts.errors import PromptError
 from prompts.models import PromptVersion
 from prompts.selectors import previous_version
@@ -42,10 +43,11 @@ class _VersionView(View):
 
 def _parse_variables(raw: str) -> tuple[dict | None, str | None]:
     try:
-        variables = json.loads(raw or "{}")
-    except json.JSONDecodeError as error:
-        where = f"line {error.lineno}, column {error.colno}"
-        return None, f"The sample variables are not valid JSON: {error.msg} ({where})."
+        variables = parse_json(raw or "{}")  # nesting too deep for json.loads is a message here, not a 500
+    except JSONRejected as error:
+        if error.code == "parse_error":
+            return None, f"The sample variables are not valid JSON: {error.detail or error.message}."
+        return None, f"The sample variables are refused: {error.message}"
     if not isinstance(variables, dict):
         return None, "The sample variables must be a JSON object, e.g. {\"query\": \"...\"}."
     return variables, None

@@ -4,7 +4,6 @@ workspaces page, through the same service as the API (triggers.editing)."""
 
 from __future__ import annotations
 
-import json
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -17,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from agentos.api import ApplicationError, NotFound
+from agentos.jsonguard import JSONRejected, parse_json
 from tasks.pages.views import page_context
 from workspaces.access import Forbidden, may_edit_prompts, role_of, workspaces_for_user
 from workspaces.models import Membership, Role, role_at_least
@@ -76,13 +76,18 @@ def _refused(request: HttpRequest, workspace, form: str, error: ApplicationError
 
 
 def _json_field(request: HttpRequest, name: str):
+    """The form field's JSON, by the rules of the API's bodies (agentos.jsonguard): too deep
+    nesting, numbers that are not finite and unstorable text are the form's error, not a 500."""
     text = request.POST.get(name, "").strip()
     if not text:
         return {}
     try:
-        return json.loads(text)
-    except ValueError:
-        raise ApplicationError(_("%(field)s must be a JSON object") % {"field": name}, field=name) from None
+        return parse_json(text)
+    except JSONRejected as error:
+        if error.code == "parse_error":
+            raise ApplicationError(_("%(field)s must be a JSON object") % {"field": name}, field=name) from None
+        field = f"{name}.{error.field}" if error.field else name
+        raise ApplicationError(error.message, field=field, code=error.code) from None
 
 
 def _minutes(request: HttpRequest):

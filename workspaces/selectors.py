@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import QuerySet
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from agentos.api import ApplicationError, NotFound
+from agentos.api import ApplicationError, NotFound, text_param
 from workspaces.access import is_superuser, member_workspace_ids, require_role, scope
 from workspaces.models import AuditEvent, Role, Workspace
 
@@ -68,17 +69,31 @@ def tasks_waiting_for(*, user, limit: int = WAITING_SHOWN) -> tuple[list, int]:
 
 
 def _moment(value: str, field: str) -> datetime:
-    moment = parse_datetime(value)
+    """``value`` (ISO 8601) as a moment in UTC, or a 400 naming ``field`` for text that is no
+    date and time, is well formed yet no real one (``2024-13-01T00:00``, ``2024-02-30T00:00``,
+    an offset of a day or more), or is outside the years 1-9999 once in UTC
+    (``9999-12-31T23:59-23:00``). PostgreSQL refuses offsets beyond 15 hours, which ISO 8601
+    allows, so the moment goes to it in UTC. Without an offset: the server's TIME_ZONE."""
+    try:
+        moment = parse_datetime(value)
+    except ValueError:
+        moment = None
     if moment is None:
         raise ApplicationError(f"{field} must be an ISO 8601 date and time", field=field)
-    return moment
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, timezone.get_default_timezone())
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ApplicationError(f"{field} is out of range", field=field) from None
 
 
 def audit_events(*, workspace: Workspace, filters: dict | None = None) -> QuerySet[AuditEvent]:
     """The workspace's audit events, newest first, narrowed by ``filters`` (action: a prefix
     such as "task." or a full action; actor: a user name; since/until: ISO 8601)."""
     events = AuditEvent.objects.filter(workspace=workspace)
-    filters = {key: value for key, value in (filters or {}).items() if key in AUDIT_FILTERS and value}
+    filters = {key: text_param(value, key) for key, value in (filters or {}).items()
+               if key in AUDIT_FILTERS and value}
     if "action" in filters:
         action = filters["action"]
         events = events.filter(action__startswith=action) if action.endswith(".") else events.filter(action=action)

@@ -11,6 +11,7 @@ from django.utils.text import slugify
 from rest_framework.authtoken.models import Token
 
 from agentos.api import ApplicationError, Conflict, NotFound
+from agentos.jsonguard import text_problem
 from workspaces.access import require_role
 from workspaces.audit import audit_record
 from workspaces.models import Membership, Role, ServiceToken, Workspace
@@ -65,6 +66,8 @@ def membership_set(*, actor, workspace: Workspace, username: str, role: str) -> 
 @transaction.atomic
 def membership_remove(*, actor, workspace: Workspace, username: str) -> None:
     require_role(actor, workspace.pk, Role.ADMIN, what="workspace")
+    if text_problem(username):  # from the URL; PostgreSQL cannot compare a NUL, and no name has one
+        raise NotFound(f"{username!r} is not a member", field="username")
     membership = (Membership.objects.select_for_update().filter(workspace=workspace, user__username=username)
                   .first())
     if membership is None:

@@ -227,6 +227,114 @@ def test_websocket_unstorable_control_message_is_an_error_reply(user, message, c
     assert errors and errors[0]["error"]["code"] == code and errors[0]["error"]["field"] == field
 
 
+# --- text outside bodies: credentials, filters, URL parts ----------------------------------
+
+def personal_workspace(user):
+    from workspaces.access import default_workspace
+
+    return default_workspace(user)  # the user is its admin
+
+
+def page_client(user):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("stream_db_connections")
+@pytest.mark.parametrize("token", ["%00", "a%00b", "0" * 39 + "%00", "UPPER"])
+def test_a_token_of_no_issued_form_is_no_ones_on_the_stream_and_websocket(user, token):
+    task = make_task(user, status="completed")
+    if token == "UPPER":  # the user's real key, in capitals: not a key this service issues
+        token = token_for(user).upper()
+    error_of(APIClient().get(f"/api/v1/tasks/{task.pk}/stream?token={token}"), 401, code="not_authenticated")
+    accepted, code, _ = ws_connect_and_close_code(f"/ws/tasks/{task.pk}/?token={token}")
+    assert (accepted, code) == (True, 4401)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("query", "field", "code"), [
+    ("since=2024-13-01T00:00", "since", None),  # well formed, yet no such month
+    ("until=2024-02-30T00:00", "until", None),
+    ("since=2024-01-01T00:00%2B99:00", "since", None),  # an offset over a day
+    ("until=9999-12-31T23:59:59-23:59", "until", None),  # the year 10000 in UTC
+    ("since=0001-01-01T00:00:00%2B23:59", "since", None),  # the year 0 in UTC
+    ("actor=%00", "actor", "null_characters_not_allowed"),
+    ("action=%00", "action", "null_characters_not_allowed"),
+    ("action=task%00.", "action", "null_characters_not_allowed"),  # a prefix
+    ("target_type=membership%00", "target_type", "null_characters_not_allowed"),
+    ("target_id=%00", "target_id", "null_characters_not_allowed"),
+])
+def test_audit_filters_refuse_impossible_values_naming_the_field(user, query, field, code):
+    workspace = personal_workspace(user)
+    error_of(client_for(user).get(f"/api/v1/workspaces/{workspace.pk}/audit?{query}"), 400, code=code,
+             field=field)
+    page = page_client(user).get(f"/workspaces/{workspace.pk}/audit?{query}")
+    assert page.status_code == 400
+    assert page.context["error"].startswith(field) and 'role="alert"' in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_audit_filters_take_any_real_moment_whatever_its_offset(user):
+    workspace = personal_workspace(user)
+    client_for(user).post(f"/api/v1/workspaces/{workspace.pk}/tokens", {"name": "ci", "role": "viewer"},
+                          format="json")
+
+    def actions(query: str) -> list[str]:
+        response = client_for(user).get(f"/api/v1/workspaces/{workspace.pk}/audit?{query}")
+        assert response.status_code == 200, response.content
+        return [event["action"] for event in response.json()["events"]]
+
+    # PostgreSQL refuses offsets beyond 15 hours; Python, and so ISO 8601 parsing, takes up to 23:59.
+    assert "token.create" in actions("since=2000-01-01T00:00:00%2B23:00")
+    assert actions("until=2000-01-01T00:00:00-23:00") == []
+    assert "token.create" in actions("since=2000-01-01T00:00")  # naive: the server's time zone
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("username", ["%00", "alice%00"])
+def test_removing_a_member_named_with_a_nul_is_404(user, username):
+    from workspaces.models import Membership
+
+    workspace = personal_workspace(user)
+    response = client_for(user).delete(f"/api/v1/workspaces/{workspace.pk}/members/{username}")
+    error_of(response, 404, code="not_found", field="username")
+    assert Membership.objects.filter(workspace=workspace, user=user).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("form", ["webhooks", "schedules"])
+@pytest.mark.parametrize(("options", "field", "message"), [
+    ("[" * 2000, "options", "nested deeper"),
+    ('{"a": NaN}', "options", "NaN"),
+    ('{"a": "x\\u0000"}', "options.a", "Null characters"),
+])
+def test_workspace_page_forms_refuse_hostile_options_as_a_form_error(user, form, options, field, message):
+    from triggers.models import ScheduledQuery, Webhook
+
+    workspace = personal_workspace(user)
+    response = page_client(user).post(f"/workspaces/{workspace.pk}/{form}", {
+        "name": "x", "query": "q", "interval_minutes": "5", "options": options})
+    assert response.status_code == 400
+    assert response.context["form_error"]["field"] == field
+    assert message in response.context["form_error"]["message"]
+    assert 'role="alert"' in response.content.decode()
+    assert not Webhook.objects.exists() and not ScheduledQuery.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", ["action=%00", "target_type__exact=x%00", "q=x&%00=1"])
+def test_admin_change_list_filters_with_a_nul_are_400(staff_user, query):
+    client = page_client(staff_user)
+    assert client.get(f"/admin/workspaces/auditevent/?{query}").status_code == 400
+    assert client.get("/admin/tasks/task/?status=%00").status_code == 400
+    assert client.get("/admin/auth/user/?username=%00").status_code == 400
+    assert client.get("/admin/workspaces/auditevent/?action=task.pause").status_code == 200
+
+
 # --- strict input ----------------------------------------------------------------------------
 
 @pytest.mark.django_db

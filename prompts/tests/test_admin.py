@@ -171,6 +171,8 @@ def test_preview_renders_with_sample_variables_and_counts_tokens(staff, version)
     ("{not json", "not valid JSON"),
     ("[1, 2]", "must be a JSON object"),
     ("{}", "greet@1: missing required variable(s) name"),
+    ("[" * 2000, "nested deeper than"),
+    ('{"name": ' * 40 + '"x"' + "}" * 40, "nested deeper than"),
 ])
 def test_preview_reports_problems_without_a_500(staff, version, raw, message):
     response = staff.post(version_url(version, "preview"), {"variables": raw})

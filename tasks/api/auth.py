@@ -9,6 +9,7 @@ WebSocket cannot set headers), a short-lived stream token for that one task in `
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs
 
 from django.contrib.auth.models import AnonymousUser
@@ -18,13 +19,20 @@ from tasks.api.events import in_db_thread
 from tasks.api.stream_tokens import looks_like_stream_token, user_for_stream_token
 
 TOKEN_KEYWORDS = ("token", "bearer")
+# The form of every API key this service issues, personal or a workspace service token's:
+# DRF's Token.generate_key, 20 random bytes in lowercase hex.
+API_KEY_FORM = re.compile(r"[0-9a-f]{40}")
 
 
 def user_for_token(key: str | None):
-    """The active user owning the DRF token ``key``, or None."""
+    """The active user owning the DRF token ``key``, or None.
+
+    A key of another form is nobody's, and is not looked up: the database would refuse
+    some of them (PostgreSQL cannot compare text with a NUL in it).
+    """
     from rest_framework.authtoken.models import Token
 
-    if not key or len(key) > 64:
+    if not key or not API_KEY_FORM.fullmatch(key):
         return None
     token = Token.objects.select_related("user").filter(key=key).first()
     if token is None or not token.user.is_active:
