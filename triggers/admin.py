@@ -82,16 +82,19 @@ class ScheduledQueryAdmin(WorkspaceAuditedAdmin, ScheduleSaving):
     form = ScheduledQueryForm
     audit_target = "schedule"
     audit_state_of = staticmethod(schedule_state)
-    list_display = ["name", "owner", "schedule", "enabled", "last_run_at"]
+    list_display = ["name", "owner", "schedule", "enabled", "last_run_at", "last_error"]
     list_filter = ["enabled"]
     search_fields = ["name", "query", "owner__username"]
-    readonly_fields = ["periodic_task", "last_run_at", "last_task_id", "created_at", "updated_at"]
+    readonly_fields = ["periodic_task", "last_run_at", "last_task_id", "last_error", "last_error_at", "created_at",
+                       "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "owner", "query", "enabled"]}),
         ("Schedule", {"fields": ["interval_minutes", "crontab"],
                       "description": "Either an interval in minutes or a crontab expression (UTC)."}),
         ("Agent settings", {"fields": ["options", "callback_url"]}),
-        ("Runs", {"fields": ["periodic_task", "last_run_at", "last_task_id", "created_at", "updated_at"]}),
+        ("Runs", {"fields": ["periodic_task", "last_run_at", "last_task_id", "last_error", "last_error_at",
+                             "created_at", "updated_at"],
+                  "description": "A run that started no task says why in “last error”, until a run starts one."}),
     ]
 
     @admin.display(description="schedule")

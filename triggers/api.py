@@ -15,7 +15,7 @@ from agentos.api import error_responses
 from agentos.logfilters import redact
 from triggers import editing, selectors
 from triggers.models import ScheduledQuery, Webhook
-from triggers.schedules import describe
+from triggers.schedules import INTERVAL_MAX_MINUTES, describe
 from workspaces.access import role_of
 from workspaces.models import Role
 from workspaces.selectors import workspace_get_for_user
@@ -43,7 +43,8 @@ class ScheduleInput(serializers.Serializer):
     name = serializers.CharField(max_length=editing.NAME_MAX)
     query = serializers.CharField()
     enabled = serializers.BooleanField(required=False, help_text="false: beat stops running it.")
-    interval_minutes = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    interval_minutes = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                                max_value=INTERVAL_MAX_MINUTES)
     crontab = serializers.CharField(required=False, allow_null=True, max_length=editing.CRONTAB_MAX,
                                     help_text='Five fields, UTC, e.g. "0 8 * * mon-fri".')
     options = serializers.JSONField(required=False)
@@ -74,6 +75,7 @@ def schedule_to_dict(schedule: ScheduledQuery, *, full: bool) -> dict:
             "callback_url": schedule.callback_url if full else redact(schedule.callback_url),
             **selectors.schedule_timing(schedule), "schedule": describe(schedule),
             "last_run_at": schedule.last_run_at, "last_task_id": schedule.last_task_id,
+            "last_error": schedule.last_error or None, "last_error_at": schedule.last_error_at,
             "created_at": schedule.created_at, "updated_at": schedule.updated_at}
 
 

@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from agentos.api import ApplicationError, NotFound
 from agentos.logfilters import REDACTED, redact
 from triggers.models import ScheduledQuery, Webhook
-from triggers.schedules import describe, scheduled_query_save
+from triggers.schedules import INTERVAL_MAX_MINUTES, describe, scheduled_query_save
 from triggers.selectors import schedule_pk, schedule_timing
 from triggers.validation import query_template_problem
 from workspaces.access import require_role
@@ -84,15 +84,29 @@ def _callback_url(data: dict) -> str:
     return url
 
 
-def _options(data: dict) -> dict:
+def clean_options(value) -> dict:
+    """A webhook's or schedule's agent options, by the rules of a task's options
+    (tasks.options.clean_task_options); ApplicationError naming ``options`` or ``options.<key>``.
+    The admin's forms use it too (triggers/forms.py)."""
     from tasks.options import clean_task_options
 
-    value = data["options"]
     if value in (None, ""):
         return {}
     if not isinstance(value, dict):
         raise ApplicationError('options must be a JSON object, e.g. {"allow_human": false}', field="options")
     return clean_task_options(value)
+
+
+def clean_query(value) -> str:
+    """A schedule's query: text, not empty, at most QUERY_MAX_LENGTH characters once stripped
+    (what task_create will accept at each run). The admin's form uses it too."""
+    from django.conf import settings
+
+    return _text({"query": value}, "query", max_length=settings.QUERY_MAX_LENGTH, required=True)
+
+
+def _options(data: dict) -> dict:
+    return clean_options(data["options"])
 
 
 def _enabled(data: dict) -> bool:
@@ -152,8 +166,9 @@ def _interval(data: dict) -> int | None:
         raise ApplicationError("interval_minutes must be a whole number of minutes", field="interval_minutes")
     if value < 1:
         raise ApplicationError("the interval must be at least one minute", field="interval_minutes")
-    if value > 527_040:  # a leap year; PositiveIntegerField would take more, beat has no use for it
-        raise ApplicationError("the interval must be at most a year (527040 minutes)", field="interval_minutes")
+    if value > INTERVAL_MAX_MINUTES:
+        raise ApplicationError(f"the interval must be at most a year ({INTERVAL_MAX_MINUTES} minutes)",
+                               field="interval_minutes")
     return value
 
 
@@ -171,9 +186,7 @@ def _clean_schedule(data: dict, *, partial: bool) -> dict[str, Any]:
     if "name" in data:
         cleaned["name"] = _text(data, "name", max_length=NAME_MAX, required=True)
     if "query" in data:
-        from django.conf import settings
-
-        cleaned["query"] = _text(data, "query", max_length=settings.QUERY_MAX_LENGTH, required=True)
+        cleaned["query"] = clean_query(data["query"])
     if "enabled" in data:
         cleaned["enabled"] = _enabled(data)
     if "options" in data:

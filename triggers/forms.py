@@ -1,20 +1,30 @@
-"""Admin forms: a webhook's template is checked on save; a schedule is edited as minutes or crontab."""
+"""Admin forms: a webhook's template is checked on save; a schedule is edited as minutes or crontab.
+
+Options and a schedule's query follow the rules of the workspace admins' API and page
+(triggers.editing), so staff cannot save what a run would refuse."""
 
 from __future__ import annotations
 
 from django import forms
 
+from agentos.api import ApplicationError
+from triggers import editing
 from triggers.errors import InvalidSchedule
 from triggers.models import ScheduledQuery, Webhook
-from triggers.schedules import parse_crontab
+from triggers.schedules import INTERVAL_MAX_MINUTES, parse_crontab
+
+
+def _form_error(error: ApplicationError, field: str) -> forms.ValidationError:
+    """The API's error as a form field's: its message, led by the part it names (``options.step_budget``)."""
+    named = error.field if error.field and error.field != field else None
+    return forms.ValidationError(f"{named}: {error.message}" if named else error.message)
 
 
 def _clean_options(value) -> dict:
-    if value in (None, ""):
-        return {}
-    if not isinstance(value, dict):
-        raise forms.ValidationError('Options must be a JSON object, e.g. {"allow_human": false}.')
-    return value
+    try:
+        return editing.clean_options(value)
+    except ApplicationError as error:
+        raise _form_error(error, "options") from None
 
 
 def _callback_url_allowed(value: str) -> None:
@@ -54,10 +64,10 @@ class WebhookForm(forms.ModelForm):
 class ScheduledQueryForm(forms.ModelForm):
     callback_url = _callback_url_field()
     interval_minutes = forms.IntegerField(
-        required=False, min_value=1, label="Every (minutes)",
-        help_text="Run every N minutes. Leave empty when using a crontab expression.")
+        required=False, min_value=1, max_value=INTERVAL_MAX_MINUTES, label="Every (minutes)",
+        help_text="Run every N minutes (at most a year). Leave empty when using a crontab expression.")
     crontab = forms.CharField(
-        required=False, max_length=120, label="Crontab (UTC)",
+        required=False, max_length=editing.CRONTAB_MAX, label="Crontab (UTC)",
         help_text='Five fields: minute hour day-of-month month day-of-week, e.g. "0 8 * * mon-fri". '
                   "Leave empty when using an interval.")
 
@@ -77,6 +87,12 @@ class ScheduledQueryForm(forms.ModelForm):
 
     def clean_options(self) -> dict:
         return _clean_options(self.cleaned_data.get("options"))
+
+    def clean_query(self) -> str:
+        try:
+            return editing.clean_query(self.cleaned_data.get("query"))
+        except ApplicationError as error:
+            raise _form_error(error, "query") from None
 
     def clean(self) -> dict:
         cleaned = super().clean()

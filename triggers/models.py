@@ -99,6 +99,9 @@ class ScheduledQuery(models.Model):
                                          null=True, blank=True, related_name="scheduled_query")
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_task_id = models.UUIDField(null=True, blank=True)
+    # Why the last run started no task (empty once a run starts one): triggers.schedules.
+    last_error = models.TextField(blank=True, default="")
+    last_error_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

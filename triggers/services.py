@@ -1,11 +1,12 @@
 """Webhook deliveries in, status notifications out.
 
-``webhook_deliver`` is the whole inbound path (the view only moves bytes): look up the hook,
-verify the signature, rate-limit, parse, build the query, record the delivery, create the
-task. Every refusal raises before anything is written, so a refused delivery leaves no row
-behind. A delivery is identified by what its sender signed, (hook, timestamp, body digest),
-in a table with a unique constraint: a replay, however its header is worded, gets the first
-task back, and no cache restart can reopen it.
+``webhook_deliver`` is the whole inbound path (the view only moves bytes): look up the hook
+(its owner must still be an operator of its workspace), verify the signature, record the
+delivery, and for a new one rate-limit, parse, build the query and create the task. A
+delivery is identified by what its sender signed, (hook, timestamp, body digest), in a table
+with a unique constraint: a replay, however its header is worded, gets the first task back
+without counting towards the rate limit, and no cache restart can reopen it. Every refusal
+raises inside the delivery's transaction, so a refused delivery leaves no row behind.
 
 ``task_status_changed`` is the one call the orchestrator makes when a task reaches
 completed, failed or waiting_human; it enqueues the signed callback after commit.
@@ -56,10 +57,31 @@ class Delivery:
 
 # --- inbound webhooks ----------------------------------------------------------------------
 
+def owner_start_problem(*, owner, workspace_id: int) -> str | None:
+    """Why a webhook's or schedule's owner may no longer start tasks in its workspace, or None.
+
+    Its tasks run as the owner, so the owner must still be an active operator (or above) of
+    the workspace (staff: admin everywhere): removing them from the workspace or demoting
+    them to viewer stops their hooks and schedules there.
+    """
+    from workspaces.access import role_of
+    from workspaces.models import Role, role_at_least
+
+    name = owner.get_username()
+    if not owner.is_active:
+        return f"its owner {name} is deactivated"
+    role = role_of(owner, workspace_id)
+    if not role_at_least(role, Role.OPERATOR):
+        where = f"a {role} of" if role else "not a member of"
+        return f"its owner {name} is {where} this workspace; running it needs an operator or above"
+    return None
+
+
 def webhook_get_enabled(*, webhook_id: uuid.UUID | str) -> Webhook:
-    """The enabled hook, or NotFound (unknown and disabled hooks are indistinguishable)."""
+    """The enabled hook whose owner may still start tasks with it, or NotFound (unknown and
+    disabled hooks, and hooks of such owners, are indistinguishable)."""
     webhook = Webhook.objects.select_related("owner").filter(pk=webhook_id, enabled=True).first()
-    if webhook is None or not webhook.owner.is_active:
+    if webhook is None or owner_start_problem(owner=webhook.owner, workspace_id=webhook.workspace_id):
         raise NotFound("no such webhook")
     return webhook
 
@@ -130,7 +152,7 @@ def _trigger_details(*, webhook: Webhook, body: bytes, payload: dict, headers: d
 
 def webhook_deliver(*, webhook_id: uuid.UUID | str, body: bytes, headers: dict[str, str],
                     remote_addr: str | None = None) -> Delivery:
-    """Verify and act on one inbound delivery; raises an ApplicationError before writing anything."""
+    """Verify and act on one inbound delivery; a refusal raises an ApplicationError and leaves nothing written."""
     webhook = webhook_get_enabled(webhook_id=webhook_id)
     if len(body) > settings.WEBHOOK_MAX_BYTES:
         raise PayloadTooLarge(f"the body is larger than {settings.WEBHOOK_MAX_BYTES} bytes")
@@ -140,21 +162,19 @@ def webhook_deliver(*, webhook_id: uuid.UUID | str, body: bytes, headers: dict[s
                                    tolerance=settings.WEBHOOK_SIGNATURE_TOLERANCE)
     except signing.SignatureError as error:
         raise InvalidSignature(str(error))
-    # Counted only once the signature is valid, so nobody without the secret can use up a
-    # hook's budget and lock its real sender out.
-    webhook_check_rate(webhook=webhook)
-    payload = _parse_payload(body)
-    query = webhook_build_query(webhook=webhook, payload=payload)
-    details = _trigger_details(webhook=webhook, body=body, payload=payload, headers=headers, signed_at=signed_at,
-                               remote_addr=remote_addr)
-    return _record_delivery(webhook=webhook, signed_at=signed_at, body=body, query=query, details=details)
+    return _record_delivery(webhook=webhook, signed_at=signed_at, body=body, headers=headers,
+                            remote_addr=remote_addr)
 
 
-def _record_delivery(*, webhook: Webhook, signed_at: int, body: bytes, query: str, details: dict) -> Delivery:
+def _record_delivery(*, webhook: Webhook, signed_at: int, body: bytes, headers: dict[str, str],
+                     remote_addr: str | None) -> Delivery:
     """Create the task of a new delivery, or return the task of the same delivery seen before.
 
-    The row and the task commit together. A copy arriving while the first is being created
-    waits on the unique index until that transaction ends, then finds its row.
+    The delivery's row is inserted first: a replay finds it taken and gets the first task
+    back before anything is counted. Only a new delivery is rate-limited, parsed and turned
+    into a task, in the same transaction as its row, so a refusal rolls the row back with
+    it. A copy arriving while the first is being created waits on the unique index until
+    that transaction ends, then finds its row (or, when the first was refused, takes its place).
     """
     key = {"webhook": webhook, "signed_at": signed_at, "body_sha256": hashlib.sha256(body).hexdigest()}
     with transaction.atomic():
@@ -163,6 +183,14 @@ def _record_delivery(*, webhook: Webhook, signed_at: int, body: bytes, query: st
                 record = WebhookDelivery.objects.create(**key)
         except IntegrityError:
             return _duplicate(key)
+        # Counted only for a new, correctly signed delivery: nobody without the secret, and
+        # nobody replaying a captured request, can use up a hook's budget and lock its real
+        # sender out.
+        webhook_check_rate(webhook=webhook)
+        payload = _parse_payload(body)
+        query = webhook_build_query(webhook=webhook, payload=payload)
+        details = _trigger_details(webhook=webhook, body=body, payload=payload, headers=headers,
+                                   signed_at=signed_at, remote_addr=remote_addr)
         task = triggered_task_create(owner=webhook.owner, query=query, trigger="webhook", details=details,
                                      options=webhook.options or {}, callback_url=webhook.callback_url,
                                      workspace_id=webhook.workspace_id)

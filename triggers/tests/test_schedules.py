@@ -11,7 +11,7 @@ from django_celery_beat.models import PeriodicTask
 from tasks.models import Task
 from triggers.errors import InvalidSchedule
 from triggers.models import ScheduledQuery
-from triggers.schedules import parse_crontab, scheduled_query_run
+from triggers.schedules import parse_crontab, scheduled_query_run, scheduled_query_save
 
 ADD_URL = "/admin/triggers/scheduledquery/add/"
 
@@ -69,6 +69,8 @@ def test_admin_form_edits_switch_to_crontab_on_the_same_entry_and_disable_it(sta
     ("", "61 * * * *", "invalid crontab"),
     ("", "* * *", "five fields"),
     ("0", "", "greater than or equal to 1"),
+    (str(2**31), "", "less than or equal to 527040"),
+    ("", "0 * * * " + ("mon,tue,wed,thu,fri,sat,sun," * 3)[:-1], "longer than 64 characters"),
 ])
 def test_admin_form_refuses_a_bad_schedule_and_creates_nothing(staff_client, user, minutes, crontab, message):
     response = staff_client.post(ADD_URL, form_data(user, interval_minutes=minutes, crontab=crontab))
@@ -76,6 +78,22 @@ def test_admin_form_refuses_a_bad_schedule_and_creates_nothing(staff_client, use
     assert message in response.content.decode()
     assert not ScheduledQuery.objects.exists() and not PeriodicTask.objects.filter(
         task="triggers.jobs.run_scheduled_query").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("options", '{"step_budget": 1}', "options.step_budget: Ensure this value is greater than or equal to 5."),
+    ("options", '{"no_such_option": 1}', "options.no_such_option: Unknown option"),
+    ("options", '{"agents": ["nobody"]}', "options.agents: Unknown or disabled agents: nobody"),
+    ("options", "[1, 2]", "options must be a JSON object"),
+    ("query", "x" * 21, "query is longer than 20 characters"),
+])
+def test_admin_form_checks_options_and_query_like_the_api(staff_client, user, settings, field, value, message):
+    settings.QUERY_MAX_LENGTH = 20
+    response = staff_client.post(ADD_URL, form_data(user, interval_minutes="5", **{field: value}))
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not ScheduledQuery.objects.exists()
 
 
 @pytest.mark.django_db
@@ -119,6 +137,34 @@ def test_a_run_creates_a_schedule_task_and_a_disabled_schedule_creates_none(user
     assert scheduled_query_run(schedule_id=schedule.pk) is None
     assert scheduled_query_run(schedule_id=999999) is None
     assert Task.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_run_that_starts_no_task_is_recorded_on_the_schedule_until_a_run_does(staff_client, user):
+    from tasks.models import AgentSpec
+    from triggers.jobs import run_scheduled_query
+
+    agent = AgentSpec.objects.create(name="digest", description="d", prompt_slug="agent-research")
+    schedule = scheduled_query_save(schedule=ScheduledQuery(owner=user, name="nightly", query="Digest the day",
+                                                            options={"agents": ["digest"]}), interval_minutes=60)
+    AgentSpec.objects.filter(pk=agent.pk).update(enabled=False)  # since the schedule was saved
+
+    assert run_scheduled_query.apply(args=[schedule.pk]).get() is None  # the job itself does not fail
+    assert not Task.objects.exists()
+    schedule.refresh_from_db()
+    assert schedule.last_error.startswith("options.agents: Unknown or disabled agents: digest")
+    assert schedule.last_error_at and schedule.last_run_at is None and schedule.last_task_id is None
+    listing = staff_client.get("/admin/triggers/scheduledquery/").content.decode()
+    assert "Unknown or disabled agents: digest" in listing
+    page = staff_client.get(f"/admin/triggers/scheduledquery/{schedule.pk}/change/").content.decode()
+    assert "Unknown or disabled agents: digest" in page
+
+    AgentSpec.objects.filter(pk=agent.pk).update(enabled=True)
+    task_id = run_scheduled_query.apply(args=[schedule.pk]).get()
+    schedule.refresh_from_db()
+    assert str(schedule.last_task_id) == task_id and schedule.last_run_at
+    assert (schedule.last_error, schedule.last_error_at) == ("", None)
+    assert "Unknown or disabled agents" not in staff_client.get("/admin/triggers/scheduledquery/").content.decode()
 
 
 @pytest.mark.slow

@@ -36,6 +36,8 @@ def test_a_new_webhook_gets_a_secret_shown_on_its_page(staff_client, user):
     ("query_template", "{{ payload.__class__.__mro__ }}", "unsafe attribute"),
     ("query_template", "{% for x in items %}", "Syntax error"),
     ("options", "[1, 2]", "JSON object"),
+    ("options", '{"step_budget": 1}', "options.step_budget: Ensure this value is greater than or equal to 5."),
+    ("options", '{"allow_human": "no"}', "options.allow_human: Must be true or false"),
 ])
 def test_bad_templates_and_options_are_refused(staff_client, user, field, value, message):
     response = staff_client.post(ADD_URL, form_data(user, **{field: value}))

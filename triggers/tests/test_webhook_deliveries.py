@@ -100,3 +100,51 @@ def test_deliveries_beyond_the_rate_limit_get_429_and_create_nothing(client, web
         assert signed_post(client, other, {"query": "x"}, secret="bad").status_code == 401
     assert signed_post(client, other, {"query": "y"}).status_code == 202
     assert signed_post(client, other, {"query": "z"}).status_code == 202
+
+
+def in_one_rate_window(send):
+    """``send(attempt)``, again with fresh requests until one attempt starts and ends in the same
+    clock minute (the rate limit counts per clock minute); no waiting."""
+    for attempt in range(3):
+        window = int(time.time() // 60)
+        result = send(attempt)
+        if int(time.time() // 60) == window:
+            return result
+    raise AssertionError("the clock minute changed during every attempt")
+
+
+def test_replays_of_one_signed_request_do_not_use_up_the_rate_limit(client, webhook, settings):
+    settings.WEBHOOK_RATE_LIMIT = 2
+
+    def send(attempt):
+        timestamp = int(time.time())
+        replays = [signed_post(client, webhook, {"query": f"once ({attempt})"}, timestamp=timestamp)
+                   for _ in range(3)]
+        fresh = [signed_post(client, webhook, {"query": f"new {number} ({attempt})"}) for number in range(2)]
+        return replays, fresh
+
+    replays, (second, third) = in_one_rate_window(send)
+    assert [response.status_code for response in replays] == [202, 200, 200], replays[-1].content
+    assert {response.json()["task_id"] for response in replays} == {replays[0].json()["task_id"]}
+    assert replays[1].json()["duplicate"] is True and replays[2].json()["duplicate"] is True
+    # The replays left the budget alone: one more new delivery fits, the next does not.
+    assert second.status_code == 202, second.content
+    assert third.status_code == 429 and third.json()["error"]["code"] == "rate_limited"
+
+
+def test_new_deliveries_over_the_limit_get_429_but_a_replay_still_gets_its_task(client, webhook, settings):
+    settings.WEBHOOK_RATE_LIMIT = 2
+
+    def send(attempt):
+        timestamp = int(time.time())
+        new = [signed_post(client, webhook, {"query": f"q{number} ({attempt})"}, timestamp=timestamp)
+               for number in range(3)]
+        replay = signed_post(client, webhook, {"query": f"q0 ({attempt})"}, timestamp=timestamp)
+        return new, replay
+
+    (first, second, third), replay = in_one_rate_window(send)
+    assert (first.status_code, second.status_code, third.status_code) == (202, 202, 429), third.content
+    assert third.json()["error"]["code"] == "rate_limited"
+    assert replay.status_code == 200, replay.content
+    assert replay.json()["task_id"] == first.json()["task_id"] and replay.json()["duplicate"] is True
+    assert not Task.objects.filter(query__startswith="q2").exists()

@@ -219,6 +219,8 @@ SCHEDULE_BAD = [
     ({"name": "s", "query": "q", "crontab": "61 * * * *"}, "crontab"),
     ({"name": "s", "query": "q", "crontab": "* * *"}, "crontab"),
     ({"name": "s", "query": "q", "crontab": ["0", "8"]}, "crontab"),
+    # Celery accepts it, but the day-of-week column holds 64 characters.
+    ({"name": "s", "query": "q", "crontab": "0 * * * " + ("mon,tue,wed,thu,fri,sat,sun," * 3)[:-1]}, "crontab"),
     ({"name": "daily", "query": "q", "interval_minutes": 5}, "name"),  # taken
     ({"name": "s", "query": "q", "interval_minutes": 5, "options": {"max_subtasks": 0}}, "options.max_subtasks"),
     ({"name": "s", "query": "q", "interval_minutes": 5, "callback_url": "javascript:alert(1)"}, "callback_url"),
@@ -293,6 +295,51 @@ def test_a_webhook_created_over_the_api_accepts_a_signed_delivery(team, client):
     assert signed_post(client, webhook, {"alert": "again"}, secret=rotated).status_code == 202
     assert admin.patch(f"{base(team)}/webhooks/{body['id']}", {"enabled": False}, format="json").status_code == 200
     assert signed_post(client, webhook, {"alert": "off"}, secret=rotated).status_code == 404
+
+
+@pytest.mark.parametrize(("change", "still_runs"), [("removed", False), ("viewer", False), ("operator", True)])
+def test_an_owner_removed_or_demoted_below_operator_starts_nothing_any_more(team, hook, schedule, client, change,
+                                                                           still_runs):
+    """A webhook's and a schedule's tasks run as their owner: once the owner may no longer
+    start tasks in the workspace, the hook is a 404 like a disabled one and a run is skipped,
+    saying why on the schedule (API and page)."""
+    from tasks.models import Task
+    from triggers.jobs import run_scheduled_query
+    from triggers.models import Webhook
+    from workspaces.services import membership_remove, membership_set
+
+    staff, owner = team.members["staff"], team.members["admin"]
+    membership_set(actor=staff, workspace=team.workspace, username="t-prompt_editor", role="admin")
+    if change == "removed":
+        membership_remove(actor=staff, workspace=team.workspace, username=owner.username)
+    else:
+        membership_set(actor=staff, workspace=team.workspace, username=owner.username, role=change)
+    before = Task.objects.count()
+
+    delivery = signed_post(client, Webhook.objects.get(pk=hook["id"]), {"query": "Triage"}, secret=hook["secret"])
+    run = run_scheduled_query.apply(args=[schedule["id"]]).get()
+    shown = api(team.members["prompt_editor"]).get(f"{base(team)}/schedules/{schedule['id']}").json()
+    page = page_client(team.members["operator"]).get("/workspaces/").content.decode()
+    if still_runs:
+        assert delivery.status_code == 202, delivery.content
+        assert run is not None and Task.objects.count() == before + 2
+        assert shown["last_error"] is None and shown["last_task_id"] == run
+        return
+    assert delivery.status_code == 404 and delivery.json()["error"]["code"] == "not_found"
+    assert run is None and Task.objects.count() == before
+    reason = "not a member of" if change == "removed" else "a viewer of"
+    assert shown["last_error"] == (f"its owner t-admin is {reason} this workspace; running it needs an operator "
+                                   "or above")
+    assert shown["last_error_at"] and shown["last_run_at"] is None
+    assert "Did not run" in page and "its owner t-admin is" in page
+    # Back as an operator, the next run starts a task and clears the error.
+    membership_set(actor=staff, workspace=team.workspace, username=owner.username, role="operator")
+    assert run_scheduled_query.apply(args=[schedule["id"]]).get() is not None
+    assert signed_post(client, Webhook.objects.get(pk=hook["id"]), {"query": "Again"},
+                       secret=hook["secret"]).status_code == 202
+    shown = api(team.members["prompt_editor"]).get(f"{base(team)}/schedules/{schedule['id']}").json()
+    assert shown["last_error"] is None and shown["last_error_at"] is None and shown["last_run_at"]
+    assert "Did not run" not in page_client(team.members["operator"]).get("/workspaces/").content.decode()
 
 
 # --- the schema ------------------------------------------------------------------------------
