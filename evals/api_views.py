@@ -20,6 +20,7 @@ from evals import services
 from evals.models import TaskFeedback
 from evals.selectors import (
     compare_runs,
+    dataset_get_for_run,
     dataset_get_for_user,
     datasets_for_user,
     eval_run_get_for_user,
@@ -49,12 +50,18 @@ class DatasetListView(generics.GenericAPIView):
         page = self.paginate_queryset(datasets_for_user(user=request.user))
         return self.get_paginated_response(s.DatasetSerializer(page, many=True).data)
 
-    @extend_schema(tags=TAGS, summary="Create a dataset", request=s.DatasetInputSerializer,
-                   responses={201: s.DatasetDetailSerializer, **error_responses(400, 401, 409, 415, 429)})
+    @extend_schema(tags=TAGS, summary="Create a dataset (prompt editors of the workspace)",
+                   request=s.DatasetCreateSerializer,
+                   responses={201: s.DatasetDetailSerializer, **error_responses(400, 401, 403, 404, 409, 415, 429)})
     def post(self, request: Request) -> Response:
-        data = s.DatasetInputSerializer(data=request.data)
+        from workspaces.access import workspace_for_write
+        from workspaces.models import Role
+
+        data = s.DatasetCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        dataset = services.dataset_create(owner=request.user, name=data.validated_data["name"],
+        workspace = workspace_for_write(user=request.user, workspace_id=data.validated_data.get("workspace"),
+                                        at_least=Role.PROMPT_EDITOR)
+        dataset = services.dataset_create(owner=request.user, workspace=workspace, name=data.validated_data["name"],
                                           description=data.validated_data.get("description", ""),
                                           template=_template(data.validated_data.get("template")))
         return Response(s.DatasetDetailSerializer(dataset).data, status=status.HTTP_201_CREATED)
@@ -130,12 +137,12 @@ class EvalRunListView(generics.GenericAPIView):
 
     @extend_schema(tags=TAGS, summary="Run a prompt version over a dataset (Celery jobs; poll the run)",
                    request=s.EvalRunInputSerializer,
-                   responses={201: s.EvalRunSerializer, **error_responses(400, 401, 404, 415, 429)})
+                   responses={201: s.EvalRunSerializer, **error_responses(400, 401, 403, 404, 415, 429)})
     def post(self, request: Request) -> Response:
         data = s.EvalRunInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        dataset = dataset_get_for_user(user=request.user, dataset_id=values["dataset"])
+        dataset = dataset_get_for_run(user=request.user, dataset_id=values["dataset"])
         version = PromptVersion.objects.select_related("template").filter(
             template__slug=values["prompt"], number=values["version"]).first()
         if version is None:

@@ -9,6 +9,7 @@ from uuid import UUID
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -20,6 +21,7 @@ from evals.models import TaskFeedback
 from evals.report import failed_checks, run_summary
 from evals.selectors import (
     compare_runs,
+    dataset_get_for_run,
     dataset_get_for_user,
     datasets_for_user,
     eval_run_get_for_user,
@@ -51,12 +53,19 @@ class StartRunForm(forms.Form):
 @login_required
 @require_http_methods(["GET", "POST"])
 def evals_page(request: HttpRequest) -> HttpResponse:
+    from workspaces.access import Forbidden
+
     form = StartRunForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
-            dataset = dataset_get_for_user(user=request.user, dataset_id=form.cleaned_data["dataset"])
+            # Operators and above of the run's workspace (403 below; 404 for a dataset not theirs).
+            dataset = dataset_get_for_run(user=request.user, dataset_id=form.cleaned_data["dataset"])
             version = PromptVersion.objects.select_related("template").get(pk=form.cleaned_data["version"])
             run = services.eval_run_create(owner=request.user, dataset=dataset, version=version)
+        except Forbidden as error:
+            raise PermissionDenied(error.message)
+        except NotFound:
+            raise Http404
         except ApplicationError as error:
             form.add_error(None, error.message)
         else:

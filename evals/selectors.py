@@ -2,7 +2,8 @@
 
 Visibility: a user sees the datasets and runs of their workspaces plus the shipped datasets
 (no owner); staff see everything. Another workspace's object is "not found", never
-"forbidden"; changing a dataset takes the prompt_editor role in its workspace (403 below it).
+"forbidden"; changing a dataset takes the prompt_editor role in its workspace, starting an eval
+run the operator role in the workspace the run goes to (403 below it).
 """
 
 from __future__ import annotations
@@ -38,8 +39,25 @@ def dataset_get_for_user(*, user, dataset_id, write: bool = False) -> Dataset:
         if dataset.owner_id is None:
             raise NotFound("dataset not found")
         from workspaces.access import require_role
+        from workspaces.models import Role
 
-        require_role(user, dataset.workspace_id, "prompt_editor", what="dataset")
+        require_role(user, dataset.workspace_id, Role.PROMPT_EDITOR, what="dataset")
+    return dataset
+
+
+def dataset_get_for_run(*, user, dataset_id) -> Dataset:
+    """The dataset if ``user`` may start an eval run over it. A run makes paid model calls and
+    is written to the dataset's workspace (a shipped dataset's run: the caller's default
+    workspace), so it takes the operator role there: NotFound for a dataset the user cannot
+    see, Forbidden below operator."""
+    from workspaces.access import require_role, workspace_for_write
+    from workspaces.models import Role
+
+    dataset = dataset_get_for_user(user=user, dataset_id=dataset_id)
+    if dataset.workspace_id is None:
+        workspace_for_write(user=user, at_least=Role.OPERATOR)
+    else:
+        require_role(user, dataset.workspace_id, Role.OPERATOR, what="dataset")
     return dataset
 
 

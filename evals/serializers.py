@@ -41,6 +41,12 @@ class DatasetInputSerializer(serializers.Serializer):
     template = serializers.SlugField(required=False, allow_null=True, help_text="Slug of a prompt template.")
 
 
+class DatasetCreateSerializer(DatasetInputSerializer):
+    workspace = serializers.IntegerField(required=False, allow_null=True,
+                                         help_text="Id of the workspace (default: your personal one); you must be "
+                                                   "a prompt editor there.")
+
+
 class DatasetItemInputSerializer(serializers.Serializer):
     query = serializers.CharField(required=False, allow_blank=True, max_length=8000)
     variables = serializers.JSONField(required=False)

@@ -16,11 +16,15 @@ from evals.models import Dataset, DatasetItem, EvalResult, EvalRun, TaskFeedback
 from prompts.models import PromptTemplate, PromptVersion
 
 
-def dataset_create(*, owner, name: str, description: str = "", template: PromptTemplate | None = None) -> Dataset:
+def dataset_create(*, owner, name: str, description: str = "", template: PromptTemplate | None = None,
+                   workspace=None) -> Dataset:
+    """A dataset of ``owner`` in ``workspace`` (default: the owner's default workspace); the
+    caller has checked the owner may change datasets there."""
     if Dataset.objects.filter(owner=owner, name=name).exists():
         raise Conflict(f"you already have a dataset named {name!r}", code="dataset_exists")
     try:
-        return Dataset.objects.create(owner=owner, name=name, description=description, template=template)
+        return Dataset.objects.create(owner=owner, workspace=workspace, name=name, description=description,
+                                      template=template)
     except IntegrityError:  # a concurrent create of the same name
         raise Conflict(f"you already have a dataset named {name!r}", code="dataset_exists")
 
