@@ -64,7 +64,9 @@ def dataset_item_validate(*, dataset: Dataset, query: str, variables: dict, chec
 
 def dataset_item_create(*, dataset: Dataset, query: str = "", variables: dict | None = None,
                         checks: list | None = None, note: str = "", source_task=None) -> DatasetItem:
-    variables, checks = dict(variables or {}), list(checks or [])
+    # Only a missing value becomes empty; a value of the wrong type is refused by the validation.
+    variables = {} if variables is None else variables
+    checks = [] if checks is None else checks
     dataset_item_validate(dataset=dataset, query=query, variables=variables, checks=checks)
     return DatasetItem.objects.create(dataset=dataset, query=query or "", variables=variables, checks=checks,
                                       note=note, source_task=source_task)

@@ -60,11 +60,19 @@ def test_owner_creates_a_dataset_and_items(auth_client, plan_versions):
     ({"query": "q", "checks": [{"type": "telepathy"}]}, "checks"),
     ({"query": "", "variables": {}}, "query"),
     ({"variables": {"nonsense": 1}}, "variables"),
+    # Values of the wrong type are refused, not coerced (nor a 500).
+    ({"query": "q", "variables": 5}, "variables"),
+    ({"query": "q", "variables": "ab"}, "variables"),
+    ({"query": "q", "variables": [["query", "x"]]}, "variables"),
+    ({"query": "q", "checks": 5}, "checks"),
+    ({"query": "q", "checks": "contains"}, "checks"),
+    ({"query": "q", "checks": {"type": "contains", "value": "x"}}, "checks"),
 ])
 def test_invalid_items_are_refused_with_the_field(auth_client, dataset, body, field):
     response = auth_client.post(f"/api/v1/datasets/{dataset.pk}/items", body, format="json")
     assert response.status_code == 400, response.content
     assert response.json()["error"]["field"] == field
+    assert dataset.items.count() == 1  # the fixture's only
 
 
 def test_other_user_sees_404_and_shipped_datasets_read_only(api_client, other_user, dataset, plan_dataset):

@@ -105,3 +105,13 @@ def test_add_a_down_rated_task_to_a_dataset(auth_client, user, other_user, task)
     assert "missed Porto" in item.note
     again = auth_client.post(path, {"dataset": mine.pk}, format="json")
     assert again.status_code == 409
+
+
+@pytest.mark.parametrize("checks", [5, "contains", {"type": "contains", "value": "Porto"}])
+def test_add_to_dataset_refuses_checks_that_are_not_a_list(auth_client, user, task, checks):
+    mine = dataset_create(owner=user, name="regressions")
+    auth_client.post(url(task), {"rating": "down"}, format="json")
+    response = auth_client.post(url(task) + "/dataset", {"dataset": mine.pk, "checks": checks}, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["field"] == "checks"
+    assert not DatasetItem.objects.exists()
