@@ -22,6 +22,7 @@ from evals.selectors import (
     compare_runs,
     dataset_get_for_run,
     dataset_get_for_user,
+    dataset_item_get,
     datasets_for_user,
     eval_run_get_for_user,
     eval_runs_for_user,
@@ -107,10 +108,7 @@ class DatasetItemListView(APIView):
 class DatasetItemDetailView(APIView):
     def _item(self, request: Request, dataset_id: str, item_id: str):
         dataset = dataset_get_for_user(user=request.user, dataset_id=dataset_id, write=True)
-        item = dataset.items.filter(pk=int(item_id)).first()
-        if item is None:
-            raise NotFound("item not found")
-        return item
+        return dataset_item_get(dataset=dataset, item_id=item_id)
 
     @extend_schema(tags=TAGS, summary="Change an item", request=s.DatasetItemInputSerializer(partial=True),
                    responses={200: s.DatasetItemSerializer, **error_responses(400, 401, 404, 415, 429)})

@@ -15,7 +15,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 
 from agentos.api import NotFound
-from evals.models import Dataset, EvalResult, EvalRun, TaskFeedback
+from evals.models import Dataset, DatasetItem, EvalResult, EvalRun, TaskFeedback
 from prompts.models import PromptVersion
 
 
@@ -59,6 +59,15 @@ def dataset_get_for_run(*, user, dataset_id) -> Dataset:
     else:
         require_role(user, dataset.workspace_id, Role.OPERATOR, what="dataset")
     return dataset
+
+
+def dataset_item_get(*, dataset: Dataset, item_id) -> DatasetItem:
+    """An item of ``dataset`` by the id of a URL; NotFound for any other value (like the
+    datasets' and runs' ids, so an id Python cannot read as a number is a 404, not a 500)."""
+    try:
+        return dataset.items.get(pk=int(item_id))
+    except (DatasetItem.DoesNotExist, ValueError, TypeError):
+        raise NotFound("item not found")
 
 
 def dataset_by_name(*, name: str, owner=None) -> Dataset:

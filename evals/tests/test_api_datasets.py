@@ -75,6 +75,15 @@ def test_invalid_items_are_refused_with_the_field(auth_client, dataset, body, fi
     assert dataset.items.count() == 1  # the fixture's only
 
 
+@pytest.mark.parametrize("item_id", ["9" * 5000, "9" * 20, "0"])
+def test_an_item_id_that_is_no_item_is_a_404(auth_client, dataset, item_id):
+    path = f"/api/v1/datasets/{dataset.pk}/items/{item_id}"
+    for response in (auth_client.patch(path, {"note": "x"}, format="json"), auth_client.delete(path)):
+        assert response.status_code == 404, response.content
+        assert response.json()["error"]["code"] == "not_found"
+    assert dataset.items.count() == 1
+
+
 def test_other_user_sees_404_and_shipped_datasets_read_only(api_client, other_user, dataset, plan_dataset):
     client = client_for(api_client, other_user)
     names = [row["name"] for row in client.get("/api/v1/datasets").json()["results"]]
