@@ -174,14 +174,18 @@ def validate_version_content(*, template: PromptTemplate, body: str, label: str)
         raise PromptValidationError(f"prompt {label}: " + "; ".join(problems), problems=problems, field="body")
 
 
-def prompt_template_create(*, slug: str, description: str = "", response_schema: dict | None = None,
-                           required_variables: list[str] | None = None,
-                           optional_variables: list[str] | None = None,
-                           sample_variables: dict | None = None) -> PromptTemplate:
+def validate_template_content(*, slug: str, response_schema: dict | None) -> None:
     problems = schema_problems(response_schema)
     if problems:
         raise PromptValidationError(f"prompt {slug}: " + "; ".join(problems), problems=problems,
                                     field="response_schema")
+
+
+def prompt_template_create(*, slug: str, description: str = "", response_schema: dict | None = None,
+                           required_variables: list[str] | None = None,
+                           optional_variables: list[str] | None = None,
+                           sample_variables: dict | None = None) -> PromptTemplate:
+    validate_template_content(slug=slug, response_schema=response_schema)
     return PromptTemplate.objects.create(
         slug=slug, description=description, response_schema=response_schema,
         required_variables=list(required_variables or []), optional_variables=list(optional_variables or []),

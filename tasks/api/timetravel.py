@@ -57,11 +57,12 @@ class TaskImportView(APIView):
 
     @extend_schema(tags=["time travel"], summary="Import an exported run as a finished run of yours",
                    description="The body is an export document (GET /api/v1/tasks/{id}/export). Prompt versions "
-                               "are matched by content and created when missing (never activated). Nothing is "
-                               "run. A document that is not a finished run's well-formed export is a 400 naming "
-                               "the field at fault, and nothing is stored.",
+                               "are matched by content; a missing one is created (never activated) when the "
+                               "caller may edit prompts (staff, prompt editors), else the import is a 403 "
+                               "naming it. Nothing is run. A document that is not a finished run's "
+                               "well-formed export is a 400 naming the field at fault, and nothing is stored.",
                    request=OpenApiTypes.OBJECT,
-                   responses={201: TaskCreatedSerializer, **error_responses(400, 401, 413, 415, 429)})
+                   responses={201: TaskCreatedSerializer, **error_responses(400, 401, 403, 413, 415, 429)})
     def post(self, request: Request) -> Response:
         from tasks.timetravel.export import task_import
         from workspaces.access import workspace_for_write

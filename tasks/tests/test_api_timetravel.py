@@ -75,6 +75,75 @@ def test_fork_over_the_api_answers_the_question_differently(imported, auth_clien
     assert fork.step_count == question["index"] + 2 and fork.fork_edit["value"] == "no"
 
 
+def made_elsewhere(document: dict) -> dict:
+    """The sample run as if made on another installation: its plan prompt worded differently
+    (a version missing here) and its synthesis prompt under a template missing here."""
+    changed = copy.deepcopy(document)
+    for prompt in changed["prompts"]:
+        if prompt["slug"] == "plan":
+            prompt["body"] += "\nAn older wording."
+        elif prompt["slug"] == "synthesize":
+            prompt["slug"], prompt["label"] = "synthesize-elsewhere", "synthesize-elsewhere@1"
+    for step in changed["steps"]:
+        if step["prompt_version"] == "synthesize@1":
+            step["prompt_version"] = "synthesize-elsewhere@1"
+    return changed
+
+
+def linked(task: Task) -> dict[str, int | None]:
+    """Each model step's prompt label -> the prompt version its context links (None: none)."""
+    return {step.prompt_label: (step.context or {}).get("version_id")
+            for step in Step.objects.filter(task=task).exclude(prompt_label="")}
+
+
+def linked_pk(slug: str, number: int = 1) -> int:
+    return PromptVersion.objects.get(template__slug=slug, number=number).pk
+
+
+def test_an_import_that_needs_new_prompts_is_refused_to_who_may_not_edit_prompts(agents_defaults, auth_client,
+                                                                                  document):
+    from workspaces.models import AuditEvent
+
+    before = counts()
+    response = auth_client.post("/api/v1/tasks/import", made_elsewhere(document), format="json")
+    assert response.status_code == 403, response.json()
+    error = response.json()["error"]
+    assert error["code"] == "forbidden" and error["field"] == "prompts[2]"  # plan@1, the first missing
+    assert "plan@1" in error["message"] and "synthesize-elsewhere@1" in error["message"]
+    assert counts() == before  # no task, no step, no prompt template or version
+    assert not AuditEvent.objects.filter(action__startswith="prompt.").exists()
+    # A bad prompt is still a 400 naming it, whoever imports.
+    bad = made_elsewhere(document)
+    bad["prompts"][3]["body"] += " {{ unclosed"
+    response = auth_client.post("/api/v1/tasks/import", bad, format="json")
+    assert response.status_code == 400 and response.json()["error"]["field"] == "prompts[3].body"
+
+
+def test_a_prompt_editor_imports_the_missing_prompts_then_anyone_may(agents_defaults, api_client, user, other_user,
+                                                                     document):
+    from workspaces.models import Membership, Workspace
+
+    team = Workspace.objects.create(name="Prompts", slug="prompts")
+    Membership.objects.create(workspace=team, user=user, role="prompt_editor")
+    api_client.force_authenticate(user)
+    before = counts()
+    response = api_client.post("/api/v1/tasks/import", made_elsewhere(document), format="json")
+    assert response.status_code == 201, response.json()
+    assert counts()[2:] == (before[2] + 2, before[3] + 1)
+    created = PromptVersion.objects.filter(template__slug="plan").latest("number")
+    assert not created.is_active and created.created_by == user
+    elsewhere = PromptVersion.objects.get(template__slug="synthesize-elsewhere")
+    assert linked(Task.objects.get(pk=response.json()["task_id"])) == {
+        "agent_research@1": linked_pk("agent_research"), "agent_synthesis@1": linked_pk("agent_synthesis"),
+        created.label: created.pk, "synthesize-elsewhere@1": elsewhere.pk}
+    # Now the prompts are here: someone who may not edit prompts imports the run, matched by content.
+    api_client.force_authenticate(other_user)
+    response = api_client.post("/api/v1/tasks/import", made_elsewhere(document), format="json")
+    assert response.status_code == 201, response.json()
+    assert counts()[2:] == (before[2] + 2, before[3] + 1)
+    assert linked(Task.objects.get(pk=response.json()["task_id"]))[created.label] == created.pk
+
+
 @pytest.mark.parametrize("body, field", [
     ({}, "at"), ({"at": "3"}, "at"), ({"at": -1}, "at"), ({"at": 10_000}, "at"), ({"at": 1, "answer": 5}, "answer"),
     ({"at": 0, "output": {"action": "finish", "result": "x"}}, "at"), ({"at": 1, "output": {"subtasks": []}}, "output"),

@@ -86,7 +86,11 @@ def test_import_reuses_prompt_versions_with_the_same_content_and_counts_no_use(f
 
 def test_import_creates_a_missing_prompt_version_without_activating_it(finished, other_user):
     from prompts.models import PromptVersion
+    from workspaces.models import Membership, Workspace
 
+    # Only someone who may edit prompts adds to the shared catalog: a prompt editor of a team.
+    Membership.objects.create(workspace=Workspace.objects.create(name="Prompts", slug="prompts"), user=other_user,
+                              role="prompt_editor")
     document = task_export(task=finished)
     plan = next(p for p in document["prompts"] if p["slug"] == "plan")
     plan["body"] += "\nAn older wording."

@@ -5,9 +5,10 @@ are named by label in the steps and carried whole in ``prompts``; tools by their
 
 ``task_import(owner=..., document=...)`` checks the document strictly, then in ONE
 transaction: matches each prompt version by content (template slug, body, temperature,
-max_tokens; a missing template or version is created, never activated), creates the task
-(finished, owned by ``owner``, never queued) and writes its steps through the step store's
-bulk path (``tasks.store.steps_copy``). Any refusal leaves nothing behind.
+max_tokens; a missing template or version is created, never activated, when ``owner`` may
+edit prompts, else the import is refused with 403), creates the task (finished, owned by
+``owner``, never queued) and writes its steps through the step store's bulk path
+(``tasks.store.steps_copy``). Any refusal leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -153,6 +154,7 @@ def task_import(*, owner, document: Any, workspace=None) -> Task:
     not an acceptable export, and then nothing was written."""
     from tasks.options import clean_task_options
     from tasks.store import steps_copy
+    from workspaces.access import may_edit_prompts
 
     try:
         check_document(document)
@@ -168,7 +170,8 @@ def task_import(*, owner, document: Any, workspace=None) -> Task:
         raise ApplicationError(error.message, field=f"task.{error.field}", code=error.code) from None
     records = records_of(document)
     with transaction.atomic():
-        versions = _match_prompts(document["prompts"], owner)
+        # The prompt catalog is shared by every workspace: only its editors add to it.
+        versions = _match_prompts(document["prompts"], owner, create=may_edit_prompts(owner))
         task = Task.objects.create(
             owner=owner, workspace=workspace, query=data["query"], trigger=data["trigger"],
             trigger_details=data["trigger_details"],
@@ -213,26 +216,44 @@ def _step_row(step: dict, versions: dict) -> Step:
                 cost_usd=None if step["cost_usd"] is None else Decimal(step["cost_usd"]))
 
 
-def _match_prompts(prompts: list[dict], owner) -> dict:
-    """Exported label -> a local PromptVersion with the same content (found or created)."""
+def _match_prompts(prompts: list[dict], owner, *, create: bool) -> dict:
+    """Exported label -> a local PromptVersion with the same content: found, or created when
+    ``create``. Without ``create`` a missing template or version is validated as its creation
+    would be (a bad prompt is a 400), then the import is refused with Forbidden (403): a step
+    kept unlinked with its recorded label would name this installation's version of that
+    label, another prompt, whose cost and feedback figures would then count the step."""
     from prompts.errors import PromptError
     from prompts.models import PromptTemplate, PromptVersion
-    from prompts.services import prompt_template_create, prompt_version_create
+    from prompts.services import (
+        prompt_template_create,
+        prompt_version_create,
+        validate_template_content,
+        validate_version_content,
+    )
+    from workspaces.access import Forbidden
 
-    found = {}
+    found, missing = {}, []
     for position, prompt in enumerate(prompts):
         field = f"prompts[{position}]"
         try:
             template = PromptTemplate.objects.filter(slug=prompt["slug"]).first()
-            if template is None:
-                template = prompt_template_create(
-                    slug=prompt["slug"], description="Created by a run import.",
-                    response_schema=prompt["response_schema"], required_variables=prompt["required_variables"],
-                    optional_variables=prompt["optional_variables"])
-            version = (PromptVersion.objects.select_related("template")
-                       .filter(template=template, body=prompt["body"], temperature=prompt["temperature"],
-                               max_tokens=prompt["max_tokens"]).order_by("number").first())
-            if version is None:
+            version = None if template is None else (
+                PromptVersion.objects.select_related("template")
+                .filter(template=template, body=prompt["body"], temperature=prompt["temperature"],
+                        max_tokens=prompt["max_tokens"]).order_by("number").first())
+            if version is None and not create:  # checked like a creation, so a bad prompt stays a 400
+                if template is None:
+                    validate_template_content(slug=prompt["slug"], response_schema=prompt["response_schema"])
+                    template = PromptTemplate(slug=prompt["slug"], required_variables=prompt["required_variables"],
+                                              optional_variables=prompt["optional_variables"])
+                validate_version_content(template=template, body=prompt["body"], label=prompt["label"])
+                missing.append((field, prompt["label"]))
+            elif version is None:
+                if template is None:
+                    template = prompt_template_create(
+                        slug=prompt["slug"], description="Created by a run import.",
+                        response_schema=prompt["response_schema"], required_variables=prompt["required_variables"],
+                        optional_variables=prompt["optional_variables"])
                 version = prompt_version_create(
                     template=template, body=prompt["body"], temperature=prompt["temperature"],
                     max_tokens=prompt["max_tokens"], created_by=owner,
@@ -240,5 +261,12 @@ def _match_prompts(prompts: list[dict], owner) -> dict:
         except PromptError as error:
             raise ApplicationError(error.message, field=f"{field}.{error.field or 'body'}",
                                    code="invalid_prompt") from None
-        found[prompt["label"]] = version
+        if version is not None:
+            found[prompt["label"]] = version
+    if missing:
+        field, label = missing[0]
+        labels = ", ".join(label for _, label in missing)
+        raise Forbidden(f"this installation has no prompt version with the content of {labels}; importing the run "
+                        "would add them to the shared prompts, which only staff and prompt editors may do",
+                        field=field)
     return found
