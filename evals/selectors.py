@@ -129,28 +129,37 @@ def compare_runs(*, a: EvalRun, b: EvalRun) -> list[ComparedItem]:
 
 def feedback_by_label(*, labels: list[str], since: datetime | None = None) -> dict[str, dict[str, int]]:
     """{"<slug>@<n>": {"up", "down"}}: feedback on the tasks in which each version ran a step
-    (a task counts once per version however many of its steps used it).
+    (a task counts once per version however many of its steps used it)."""
+    labels = list(dict.fromkeys(labels))
+    return dict(zip(labels, feedback_by_window(windows=[(label, since) for label in labels]), strict=True))
+
+
+def feedback_by_window(*, windows: list[tuple[str, datetime | None]]) -> list[dict[str, int]]:
+    """For each ``(label, since)``, in order, ``{"up", "down"}``: the feedback on the tasks
+    created since ``since`` (None: ever) in which that version ran a step, a task counted once
+    per version. One query however many windows (a page of rollouts, each with its start).
 
     Driven from the feedback rows (few) into each task's steps through the (task, index)
     unique index, instead of scanning every step for the labels.
     """
-    if not labels:
-        return {}
+    if not windows:
+        return []
     from tasks.models import Step, Task
 
     feedback, step, task = TaskFeedback._meta.db_table, Step._meta.db_table, Task._meta.db_table
     # Table names from the models; every value is a parameter.
-    since_sql = f"AND f.task_id IN (SELECT id FROM {task} WHERE created_at >= %s)" if since else ""  # noqa: S608
-    sql = (f"SELECT s.prompt_label, count(*) FILTER (WHERE f.rating > 0), count(*) FILTER (WHERE f.rating < 0) "  # noqa: S608
-           f"FROM {feedback} f CROSS JOIN LATERAL (SELECT DISTINCT prompt_label FROM {step} "
+    sql = (f"SELECT w.n, count(*) FILTER (WHERE f.rating > 0), count(*) FILTER (WHERE f.rating < 0) "  # noqa: S608
+           f"FROM {feedback} f JOIN {task} t ON t.id = f.task_id "
+           f"CROSS JOIN LATERAL (SELECT DISTINCT prompt_label FROM {step} "
            f"WHERE task_id = f.task_id AND prompt_label <> '') s "
-           f"WHERE s.prompt_label = ANY(%s) {since_sql} GROUP BY s.prompt_label")
+           f"JOIN unnest(%s::text[], %s::timestamptz[]) WITH ORDINALITY AS w(label, since, n) "
+           f"ON w.label = s.prompt_label AND (w.since IS NULL OR t.created_at >= w.since) GROUP BY w.n")
     with connection.cursor() as cursor:
-        cursor.execute(sql, [list(labels)] + ([since] if since else []))
+        cursor.execute(sql, [[label for label, _ in windows], [since for _, since in windows]])
         rows = cursor.fetchall()
-    counts = {label: {"up": 0, "down": 0} for label in labels}
-    for label, up, down in rows:
-        counts[label] = {"up": up, "down": down}
+    counts = [{"up": 0, "down": 0} for _ in windows]
+    for n, up, down in rows:
+        counts[n - 1] = {"up": up, "down": down}
     return counts
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics
+from rest_framework.response import Response
 
 from agentos.api import error_responses
 from prompts.models import PromptRollout
@@ -43,3 +44,14 @@ class PromptRolloutListView(generics.ListAPIView):
 
     def get_queryset(self):
         return PromptRollout.objects.select_related("template", "active_version__template", "candidate__template")
+
+    def list(self, request, *args, **kwargs):
+        from prompts.rollouts import rollouts_figures
+
+        queryset = self.get_queryset()
+        page = self.paginate_queryset(queryset)
+        rollouts = list(queryset) if page is None else page
+        # Every rollout's arms and feedback at once (no query per rollout).
+        context = {**self.get_serializer_context(), "figures": rollouts_figures(rollouts=rollouts)}
+        data = self.get_serializer(rollouts, many=True, context=context).data
+        return Response(data) if page is None else self.get_paginated_response(data)

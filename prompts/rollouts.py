@@ -92,6 +92,32 @@ def rollout_feedback(*, rollout: PromptRollout) -> dict[str, dict[str, int]]:
     return feedback_by_label(labels=[rollout.active_version.label, rollout.candidate.label], since=rollout.started_at)
 
 
+def rollouts_figures(*, rollouts: list[PromptRollout]) -> dict[int, dict[str, dict]]:
+    """{rollout id: {"active", "candidate"}}: each arm's figures (``Arm.as_dict``) with its
+    👍/👎 since the rollout started, for a page of rollouts read with their versions
+    (``select_related("active_version__template", "candidate__template")``): the arms come
+    from those versions, the feedback of every rollout from one query."""
+    rollouts = list(rollouts)
+    windows = [(version.label, rollout.started_at) for rollout in rollouts
+               for version in (rollout.active_version, rollout.candidate)]
+    if apps.is_installed("evals"):
+        from evals.selectors import feedback_by_window
+
+        votes = feedback_by_window(windows=windows)
+    else:
+        votes = [{"up": 0, "down": 0} for _ in windows]
+    figures = {}
+    for position, rollout in enumerate(rollouts):
+        baseline = rollout.baseline or {}
+        figures[rollout.pk] = {
+            name: {**_arm(version, baseline.get(name, {})).as_dict(),
+                   "feedback_up": votes[2 * position + offset]["up"],
+                   "feedback_down": votes[2 * position + offset]["down"]}
+            for offset, (name, version) in enumerate((("active", rollout.active_version),
+                                                      ("candidate", rollout.candidate)))}
+    return figures
+
+
 def rollout_stop_verdict(*, rollout: PromptRollout, arms: dict[str, Arm]) -> dict | None:
     """The numbers that stop the rollout, or None while it may go on. Pure."""
     candidate, active = arms["candidate"], arms["active"]

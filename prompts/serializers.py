@@ -109,11 +109,11 @@ class PromptRolloutSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(RolloutArmsSerializer)
     def get_arms(self, rollout: PromptRollout) -> dict:
-        from prompts.rollouts import rollout_arms, rollout_feedback
+        """From the context's ``figures`` (prompts.rollouts.rollouts_figures of the whole page,
+        so a list costs the same queries however many rollouts it shows), else this one's."""
+        from prompts.rollouts import rollouts_figures
 
-        feedback = rollout_feedback(rollout=rollout)
-        arms = {}
-        for name, arm in rollout_arms(rollout=rollout).items():
-            votes = feedback.get(arm.label, {"up": 0, "down": 0})
-            arms[name] = {**arm.as_dict(), "feedback_up": votes["up"], "feedback_down": votes["down"]}
-        return RolloutArmsSerializer(arms).data
+        figures = self.context.get("figures") or {}
+        if rollout.pk not in figures:
+            figures = rollouts_figures(rollouts=[rollout])
+        return RolloutArmsSerializer(figures[rollout.pk]).data

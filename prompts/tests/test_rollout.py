@@ -202,3 +202,58 @@ def test_rollouts_api_is_read_only_with_arms(api_client, user, version, candidat
     assert row["arms"]["candidate"]["uses"] == 2 and row["arms"]["candidate"]["failure_rate"] == 0.5
     assert row["arms"]["active"]["feedback_up"] == 0
     assert api_client.post("/api/v1/prompt-rollouts", {}, format="json").status_code == 405
+
+
+def rated_task(owner, label: str, rating: int, *, created_at=None):
+    from evals.services import task_feedback_set
+    from tasks.models import Step, Task
+
+    task = Task.objects.create(owner=owner, query="Greet Ada", status="completed", result="Hello Ada.")
+    Step.objects.create(task=task, index=0, kind="llm", prompt_label=label)
+    if created_at is not None:
+        Task.objects.filter(pk=task.pk).update(created_at=created_at)
+    task_feedback_set(user=owner, task=task, rating=rating)
+    return task
+
+
+def test_rollouts_api_reads_a_page_in_as_many_queries_for_four_rollouts_as_for_one(api_client, user, template,
+                                                                                   version, candidate):
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from prompts.services import prompt_template_create
+
+    first = prompt_rollout_start(candidate=candidate, weight=10)
+    rated_task(user, candidate.label, -1)
+    rated_task(user, candidate.label, 1, created_at=first.started_at - timedelta(hours=1))  # before it started
+    api_client.force_authenticate(user)
+
+    def listed() -> tuple[int, dict]:
+        with CaptureQueriesContext(connection) as captured:
+            response = api_client.get("/api/v1/prompt-rollouts/")
+        assert response.status_code == 200, response.content
+        return len(captured), {row["id"]: row["arms"] for row in response.json()["results"]}
+
+    queries_for_one, arms = listed()
+    assert (arms[first.pk]["candidate"]["feedback_up"], arms[first.pk]["candidate"]["feedback_down"]) == (0, 1)
+    # The same candidate again, started after that feedback: its own window counts none of it.
+    prompt_rollout_stop(rollout=first)
+    again = prompt_rollout_start(candidate=candidate, weight=20)
+    PromptRollout.objects.filter(pk=again.pk).update(started_at=again.started_at + timedelta(minutes=1))
+    others = []
+    for n in range(2):
+        other = prompt_template_create(slug=f"greet-{n}", required_variables=["name"])
+        prompt_version_create(template=other, body="Hello {{ name }}.", activate=True)
+        others.append(prompt_rollout_start(
+            candidate=prompt_version_create(template=other, body="Hi {{ name }}."), weight=10))
+    rated_task(user, others[1].active_version.label, 1)
+    queries_for_four, arms = listed()
+    figures = {pk: {name: (arm["feedback_up"], arm["feedback_down"]) for name, arm in arm_pair.items()}
+               for pk, arm_pair in arms.items()}
+    assert figures == {first.pk: {"active": (0, 0), "candidate": (0, 1)},
+                       again.pk: {"active": (0, 0), "candidate": (0, 0)},
+                       others[0].pk: {"active": (0, 0), "candidate": (0, 0)},
+                       others[1].pk: {"active": (1, 0), "candidate": (0, 0)}}
+    assert queries_for_four == queries_for_one  # no query per rollout
