@@ -97,6 +97,9 @@ def check_problems(check: Any) -> list[str]:
     if not isinstance(check, dict):
         return ["a check must be a JSON object"]
     kind = check.get("type")
+    if not isinstance(kind, str):
+        what = "a check needs a type" if kind is None else "type must be a string"
+        return [f"{what}: one of {', '.join(FIELDS)}"]
     if kind not in FIELDS:
         return [f"unknown check type {kind!r}; choose from {', '.join(FIELDS)}"]
     required, optional = FIELDS[kind]

@@ -31,6 +31,13 @@ def test_dataset_with_items_and_checks_validated(staff, plan_versions):
     assert Dataset.objects.get().items.get().checks == [{"type": "contains", "value": "s1"}]
 
 
+def test_a_check_type_that_is_not_a_string_is_a_form_error(staff, plan_versions):
+    response = staff.post(reverse("admin:evals_dataset_add"), {"name": "d", "description": "", **item_formset(
+        query="q", variables="{}", checks='[{"type": []}]', note="")})
+    assert response.status_code == 200 and "type must be a string" in response.content.decode()
+    assert not Dataset.objects.exists()
+
+
 @pytest.mark.parametrize("name", ["dataset", "evalrun", "taskfeedback"])
 def test_lists_render(staff, name, plan_dataset):
     assert staff.get(reverse(f"admin:evals_{name}_changelist")).status_code == 200

@@ -58,6 +58,8 @@ def test_owner_creates_a_dataset_and_items(auth_client, plan_versions):
 @pytest.mark.parametrize(("body", "field"), [
     ({"query": "q", "checks": [{"type": "regex", "pattern": "(a+)+$"}]}, "checks"),
     ({"query": "q", "checks": [{"type": "telepathy"}]}, "checks"),
+    ({"query": "q", "checks": [{"type": []}]}, "checks"),
+    ({"query": "q", "checks": [{"type": {"regex": "x"}}]}, "checks"),
     ({"query": "", "variables": {}}, "query"),
     ({"variables": {"nonsense": 1}}, "variables"),
     # Values of the wrong type are refused, not coerced (nor a 500).
@@ -82,6 +84,17 @@ def test_an_item_id_that_is_no_item_is_a_404(auth_client, dataset, item_id):
         assert response.status_code == 404, response.content
         assert response.json()["error"]["code"] == "not_found"
     assert dataset.items.count() == 1
+
+
+def test_an_item_changed_to_a_check_type_that_is_not_a_string_is_refused(auth_client, dataset):
+    item = dataset.items.get()
+    response = auth_client.patch(f"/api/v1/datasets/{dataset.pk}/items/{item.pk}", {"checks": [{"type": []}]},
+                                 format="json")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["field"] == "checks"
+    assert response.json()["error"]["message"].startswith("check 1: type must be a string: one of contains")
+    item.refresh_from_db()
+    assert item.checks == [CHECK]
 
 
 def test_other_user_sees_404_and_shipped_datasets_read_only(api_client, other_user, dataset, plan_dataset):

@@ -91,3 +91,12 @@ def test_refused_pattern_would_really_backtrack_and_text_is_capped():
     with pytest.raises(ValueError):
         safe_search(r"(a+)+$", "a" * 40 + "b")
     assert not safe_search(r"b$", "a" * MAX_TEXT + "b")
+
+
+@pytest.mark.parametrize("kind", [[], {}, ["regex"], {"regex": 1}, 3, True])
+def test_a_type_that_is_not_a_string_is_a_validation_problem(kind):
+    problems = check_problems({"type": kind, "value": "x"})
+    assert problems == ["type must be a string: one of contains, not_contains, regex, json_path_equals, "
+                        "json_schema, numeric, rubric"]
+    assert checks_problems([{"type": kind}]) == [f"check 1: {problems[0]}"]
+    assert check_problems({"value": "x"})[0].startswith("a check needs a type: one of contains")
