@@ -343,6 +343,10 @@ CELERY_BEAT_SCHEDULE["prompts-check-rollouts"] = {"task": "prompts.check_rollout
                                                   "schedule": PROMPT_ROLLOUT_CHECK_INTERVAL}
 # Items of one eval run evaluated at the same time (Celery jobs per run).
 EVAL_CONCURRENCY = env_int("EVAL_CONCURRENCY", 4, minimum=1, maximum=64)
+# regex and json_schema checks run in this many check processes per worker process, each
+# killed when a check has not answered within the timeout (the check is then an error).
+EVAL_CHECK_TIMEOUT_SECONDS = env_float("EVAL_CHECK_TIMEOUT_SECONDS", 2.0, minimum=0.1)
+EVAL_CHECK_PROCESS_POOL_SIZE = env_int("EVAL_CHECK_PROCESS_POOL_SIZE", 2, minimum=1, maximum=64)
 
 # --- Memory ----------------------------------------------------------------------------
 MEMORY_EMBEDDER = env_choice("MEMORY_EMBEDDER", "hashing", ("hashing", "sentence-transformers", "openai"))

@@ -16,7 +16,11 @@ A check is a JSON object with a ``type``:
 The text of an output is the model's JSON re-serialised (``ensure_ascii=False``) when it
 answered with JSON, else its text. A verdict is ``{"type", "verdict", "message"}`` with
 verdict ``pass``, ``fail``, ``skipped`` (a rubric on the offline provider) or ``error``
-(the check could not be applied, e.g. a path that leads nowhere), which counts as a fail.
+(the check could not be applied, e.g. a path that leads nowhere, or it timed out), which
+counts as a fail.
+
+``regex`` and ``json_schema`` checks run in a check process with a timeout (evals.bounded):
+what they cost depends on the pattern or schema a user wrote, and may be exponential.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
 
+from evals.bounded import run_in_check_process
 from evals.jsonpath import Missing, PathError, parse_path, resolve
 from evals.regexguard import regex_problem, safe_search
 
@@ -43,6 +48,11 @@ FIELDS = {
     "rubric": ({"rubric"}, set()),
 }
 MAX_CHECKS = 20
+# Their cost depends on the user's pattern or schema: they run in a check process (evals.bounded).
+BOUNDED = {"regex", "json_schema"}
+# Keywords whose values are data, not schemas; and those whose values map names to schemas.
+_DATA_KEYWORDS = {"const", "enum", "default", "examples"}
+_SCHEMA_MAPS = {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"}
 
 
 @dataclass(frozen=True)
@@ -58,7 +68,43 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _field_problems(kind: str, check: dict) -> list[str]:  # noqa: C901 (one rule per field)
+def _schema_patterns(schema: Any) -> list[str]:
+    """The regular expressions of a JSON Schema: ``pattern`` values and ``patternProperties`` keys."""
+    found, pending = [], [schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        for key, value in node.items():
+            if key == "pattern" and isinstance(value, str):
+                found.append(value)
+            elif key in _SCHEMA_MAPS and isinstance(value, dict):
+                if key == "patternProperties":
+                    found.extend(value)
+                pending.extend(value.values())
+            elif key not in _DATA_KEYWORDS:
+                pending.append(value)
+    return list(dict.fromkeys(found))
+
+
+def _schema_problems(schema: Any) -> list[str]:
+    if not isinstance(schema, dict):
+        return ["schema must be a JSON object"]
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as error:
+        return [f"invalid JSON Schema: {error.message}"]
+    for pattern in _schema_patterns(schema):
+        problem = regex_problem(pattern)
+        if problem:
+            return [f"schema pattern {pattern[:60]!r}: {problem}"]
+    return []
+
+
+def _field_problems(kind: str, check: dict) -> list[str]:
     problems = []
     if "path" in check:
         try:
@@ -72,13 +118,7 @@ def _field_problems(kind: str, check: dict) -> list[str]:  # noqa: C901 (one rul
         if problem:
             problems.append(problem)
     if kind == "json_schema":
-        if not isinstance(check["schema"], dict):
-            problems.append("schema must be a JSON object")
-        else:
-            try:
-                Draft202012Validator.check_schema(check["schema"])
-            except SchemaError as error:
-                problems.append(f"invalid JSON Schema: {error.message}")
+        problems.extend(_schema_problems(check["schema"]))
     if kind == "numeric":
         if not _is_number(check["value"]):
             problems.append("value must be a number")
@@ -175,12 +215,28 @@ APPLY: dict[str, Callable[[dict, Output], tuple[bool, str]]] = {
 
 
 def verdict(check: dict, output: Output, *, grade: Callable[[dict, Output], dict] | None = None) -> dict:
-    """The verdict of one (validated) check on ``output``; ``grade`` handles rubrics."""
+    """The verdict of one (validated) check on ``output``; ``grade`` handles rubrics.
+    ``regex`` and ``json_schema`` checks run in a check process, stopped at a timeout."""
     kind = check["type"]
     if kind == "rubric":
         if grade is None:
             return {"type": kind, "verdict": "skipped", "message": "no grader configured"}
         return {"type": kind, **grade(check, output)}
+    if kind in BOUNDED:
+        return run_in_check_process({"check": check, "data": output.data, "text": output.text,
+                                     "query": output.query})
+    return _applied(check, output)
+
+
+def bounded_verdict(arguments: dict, _context: None = None) -> dict:
+    """What a check process runs (evals.bounded): the verdict of ``arguments["check"]`` on the
+    output in ``arguments``."""
+    output = Output(data=arguments["data"], text=arguments["text"], query=arguments.get("query") or "")
+    return _applied(arguments["check"], output)
+
+
+def _applied(check: dict, output: Output) -> dict:
+    kind = check["type"]
     try:
         ok, message = APPLY[kind](check, output)
     except (Missing, PathError, ValueError, TypeError) as error:

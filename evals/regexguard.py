@@ -1,8 +1,9 @@
-"""Regular expressions of checks, refused when their shape can take exponential time.
+"""Regular expressions of checks, refused when their shape is known to take exponential time.
 
-Python's ``re`` cannot be interrupted, so a pattern like ``(a+)+$`` on a long output could
-hold a worker for hours. Instead of a timeout we refuse, when the check is saved, the
-shapes that backtrack catastrophically:
+What bounds a check's time is its check process (evals.bounded): a regex or JSON Schema
+check that has not answered within EVAL_CHECK_TIMEOUT_SECONDS is stopped and is an error.
+This guard only refuses, when the check is saved, the common shapes that backtrack
+catastrophically, so their author learns at once why rather than from a timed-out run:
 
 1. a variable-length quantifier inside a group that is itself repeated without bound
    (``(a+)+``, ``(\\w*\\s?)*``; ``(\\d{3}-)+`` is fine: its inner count is fixed);
@@ -10,7 +11,9 @@ shapes that backtrack catastrophically:
    ``(a|b)+`` is fine: it is ``[ab]+``);
 3. back-references.
 
-Patterns are also capped at 300 characters and matched against at most 100,000 characters.
+It is not complete (``(.|\\s)*x``, ``(a+){1,50}b`` or ``a*a*a*a*b`` pass it); the timeout
+is the bound. Patterns are also capped at 300 characters and matched against at most
+100,000 characters.
 """
 
 from __future__ import annotations

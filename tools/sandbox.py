@@ -29,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -219,39 +219,52 @@ class ProcessPool:
             worker.kill()
 
 
-_pool: ProcessPool | None = None
-_pool_lock = threading.Lock()
+class SharedPool:
+    """One lazily made :class:`ProcessPool` per process: made on first use, stopped by
+    :meth:`reset` and at exit; a forked child (a prefork Celery worker) forgets its parent's
+    pool instead of sharing its pipes."""
+
+    def __init__(self, make: Callable[[], ProcessPool]) -> None:
+        self._make = make
+        self._pool: ProcessPool | None = None
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._forget_after_fork)
+        atexit.register(self.reset)
+
+    def get(self) -> ProcessPool:
+        with self._lock:
+            if self._pool is None:
+                self._pool = self._make()
+            return self._pool
+
+    def reset(self) -> None:
+        """Stop the pool's processes; the next call starts new ones (tests, shutdown)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def _forget_after_fork(self) -> None:
+        self._pool, self._lock = None, threading.Lock()
+
+
+def _tool_pool() -> ProcessPool:
+    from django.conf import settings
+
+    from tools.registry import pure_tool_modules
+
+    return ProcessPool(size=getattr(settings, "TOOL_PROCESS_POOL_SIZE", 2),
+                       memory_mb=getattr(settings, "TOOL_PROCESS_MEMORY_MB", 256), preload=pure_tool_modules())
+
+
+_tools = SharedPool(_tool_pool)
 
 
 def get_pool() -> ProcessPool:
-    """This process's pool, created from settings on first use."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            from django.conf import settings
-
-            from tools.registry import pure_tool_modules
-
-            _pool = ProcessPool(size=getattr(settings, "TOOL_PROCESS_POOL_SIZE", 2),
-                                memory_mb=getattr(settings, "TOOL_PROCESS_MEMORY_MB", 256),
-                                preload=pure_tool_modules())
-        return _pool
+    """This process's pool of tool processes, created from settings on first use."""
+    return _tools.get()
 
 
 def reset_pool() -> None:
     """Stop this process's tool processes; the next call starts new ones (tests, shutdown)."""
-    global _pool
-    with _pool_lock:
-        pool, _pool = _pool, None
-    if pool is not None:
-        pool.close()
-
-
-def _forget_after_fork() -> None:
-    # A forked child (a prefork Celery worker) must not share its parent's pipes.
-    global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)
-atexit.register(reset_pool)
+    _tools.reset()

@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from evals.checks import Output, check_problems, checks_problems, passed, verdict
@@ -91,6 +93,59 @@ def test_refused_pattern_would_really_backtrack_and_text_is_capped():
     with pytest.raises(ValueError):
         safe_search(r"(a+)+$", "a" * 40 + "b")
     assert not safe_search(r"b$", "a" * MAX_TEXT + "b")
+
+
+def ref_chain(depth: int) -> dict:
+    """A 1 KB schema whose validation takes 2**depth steps: each level is an anyOf of two
+    references to the next, and the last level refuses the instance."""
+    defs = {f"a{n}": {"anyOf": [{"$ref": f"#/$defs/a{n + 1}"}] * 2} for n in range(depth)}
+    return {"$defs": defs | {f"a{depth}": {"type": "string"}}, "$ref": "#/$defs/a0"}
+
+
+@pytest.mark.parametrize(("check", "output"), [
+    # Each takes seconds to minutes in the caller's interpreter (doubling with each character
+    # or level); the static guard accepts every one of them.
+    ({"type": "regex", "pattern": r"(.|\s)*END"}, Output(None, " " * 26)),
+    ({"type": "regex", "pattern": r"(a|aa){1,100}b"}, Output(None, "a" * 37)),
+    ({"type": "json_schema", "schema": {"type": "string", "pattern": "^(a+)+$"}}, Output("a" * 27 + "!", "")),
+    ({"type": "json_schema", "schema": ref_chain(16)}, Output(5, "5")),
+], ids=["overlapping-alternation", "bounded-repeat", "schema-pattern", "schema-ref-chain"])
+def test_a_check_too_slow_for_its_output_is_stopped_and_says_it_timed_out(settings, check, output):
+    settings.EVAL_CHECK_TIMEOUT_SECONDS = 0.5
+    assert "pattern" not in check or regex_problem(check["pattern"]) is None
+    started = time.monotonic()
+    result = verdict(check, output)
+    elapsed = time.monotonic() - started
+    assert result["verdict"] == "error", result
+    assert result["message"].startswith("timed out: the check did not finish within 0.5 s"), result
+    assert elapsed < 15, elapsed  # the timeout, plus starting a check process on a busy machine
+    assert not passed([result])
+    # The check process that was stopped is replaced: the next check is served.
+    assert verdict({"type": "regex", "pattern": "^s[0-9]+$", "path": "$.subtasks[1].id"}, OUT)["verdict"] == "pass"
+
+
+def test_bounded_checks_keep_their_verdicts_and_errors():
+    assert verdict({"type": "regex", "pattern": "x", "path": "$.nope"}, OUT)["verdict"] == "error"
+    failed = verdict({"type": "json_schema", "schema": {"type": "object", "required": ["result"]}}, OUT)
+    assert failed == {"type": "json_schema", "verdict": "fail", "message": "(root): 'result' is a required property"}
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "string", "pattern": "^(a+)+$"},
+    {"type": "object", "properties": {"name": {"type": "string", "pattern": r"(\w*\s?)*x"}}},
+    {"type": "object", "patternProperties": {"(x|xy)*z": {"type": "string"}}},
+    {"$defs": {"id": {"pattern": r"(a)\1"}}, "$ref": "#/$defs/id"},
+    {"type": "array", "items": {"anyOf": [{"type": "string", "pattern": "("}]}},
+])
+def test_risky_schema_patterns_are_refused_when_saved(schema):
+    problems = check_problems({"type": "json_schema", "schema": schema})
+    assert problems and ("schema pattern" in problems[0] or "invalid JSON Schema" in problems[0]), problems
+
+
+def test_schema_patterns_are_found_only_where_they_are_patterns():
+    schema = {"type": "object", "properties": {"pattern": {"type": "string", "pattern": "^[a-z]+$"},
+                                               "kind": {"const": {"pattern": "(a+)+$"}, "enum": ["(a+)+"]}}}
+    assert check_problems({"type": "json_schema", "schema": schema}) == []
 
 
 @pytest.mark.parametrize("kind", [[], {}, ["regex"], {"regex": 1}, 3, True])

@@ -13,7 +13,7 @@ from evals.models import EvalResult, EvalRun
 from evals.report import text_table
 from evals.selectors import compare_runs
 from evals.services import dataset_create, dataset_item_create, eval_run_create
-from evals.tests.conftest import MARKER_B
+from evals.tests.conftest import MARKER_B, plan_json
 
 
 def run_inline(dataset, version):
@@ -67,6 +67,33 @@ def test_invalid_model_output_is_an_item_error_with_its_checks(plan_versions, se
     assert (run.done, run.passed, run.errors) == (1, 0, 1)
     assert result.status == "error" and result.error.startswith("invalid_output")
     assert result.checks == [{"type": "contains", "verdict": "pass", "message": "'hello' found"}]
+
+
+def run_one_item(*, user, version, settings, reply, checks) -> tuple[EvalRun, EvalResult]:
+    """One item evaluated with ``reply`` as the model's answer."""
+    dataset = dataset_create(owner=user, name="one")
+    dataset_item_create(dataset=dataset, query="Say hi", checks=checks)
+    with FakeLLMServer() as server:
+        server.queue(reply)
+        settings.LLM_PROVIDER, settings.OPENAI_API_KEY = "openai", "k"
+        settings.OPENAI_BASE_URL, settings.LLM_MAX_RETRIES = server.url + "/v1", 0
+        run = eval_run_create(owner=user, dataset=dataset, version=version, start=False)
+        assert eval_run_work(run_id=run.pk) == 1
+    run.refresh_from_db()
+    return run, run.results.get()
+
+
+def test_a_check_that_times_out_fails_its_item_visibly_and_the_run_completes(plan_versions, settings, user):
+    settings.EVAL_CHECK_TIMEOUT_SECONDS = 0.5
+    check = {"type": "regex", "pattern": r"(.|\s)*END", "path": "$.subtasks[0].description"}
+    run, result = run_one_item(user=user, version=plan_versions[0], settings=settings,
+                               reply=chat_completion(plan_json([("research", " " * 26)])),
+                               checks=[check, {"type": "contains", "value": "research"}])
+    assert (run.status, run.done, run.passed) == ("completed", 1, 0)
+    assert (result.status, result.passed) == ("done", False)
+    assert result.checks[0]["verdict"] == "error"
+    assert result.checks[0]["message"].startswith("timed out: the check did not finish within 0.5 s")
+    assert result.checks[1]["verdict"] == "pass"
 
 
 def test_concurrency_is_bounded_by_the_setting_and_the_items(plan_dataset, plan_versions, settings):
