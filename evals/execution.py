@@ -91,10 +91,27 @@ def _claim(run_id: int) -> EvalResult | None:
         return row
 
 
+def _without_nul(value: Any) -> Any:
+    """``value`` with every NUL character replaced by U+FFFD: PostgreSQL refuses NUL in text
+    and in JSON, and a model may well answer with one."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    return value
+
+
+# What a result keeps when its fields could not be saved: none of them, only why.
+_UNSAVED = {"status": EvalResult.Status.ERROR, "passed": False, "output": None, "text": "", "checks": [],
+            "tokens_in": 0, "tokens_out": 0, "latency_ms": 0}
+
+
 def _finish(row: EvalResult, fields: dict[str, Any]) -> None:
     with transaction.atomic():
         for name, value in fields.items():
-            setattr(row, name, value)
+            setattr(row, name, _without_nul(value))
         row.finished_at = timezone.now()
         row.save()
         EvalRun.objects.filter(pk=row.run_id).update(
@@ -131,7 +148,14 @@ def eval_run_work(*, run_id: int) -> int:
             logger.exception("eval run %s: item %s failed", run_id, row.item_id)
             fields = {"status": EvalResult.Status.ERROR, "passed": False,
                       "error": f"internal_error: {type(error).__name__}: {error}"[:1000]}
-        _finish(row, fields)
+        try:
+            _finish(row, fields)
+        except Exception as error:
+            # The database refused the result (a value out of range, ...): the item is still
+            # finished, as an error that says why, so the run can complete.
+            logger.exception("eval run %s: the result of item %s could not be saved", run_id, row.item_id)
+            reason = " ".join(f"result_not_saved: {type(error).__name__}: {error}".split())
+            _finish(row, {**_UNSAVED, "error": reason[:1000]})
         count += 1
     _finalize(run_id)
     return count

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -37,6 +39,43 @@ def test_compare_prints_both_versions(plan_server, plan_versions):
     assert "plan@2: pass rate 60% (3/5)" in output and "plan@1: pass rate 100% (5/5)" in output
     line = next(text for text in output.splitlines() if "17 multiplied" in text)
     assert "FAIL" in line and "numeric" in line
+
+
+@pytest.mark.django_db(transaction=True)  # the run's threads use their own connections
+def test_a_worker_thread_that_fails_fails_the_command_whatever_the_pass_rate(plan_server, plan_versions,
+                                                                              monkeypatch):
+    """With --concurrency, a thread that dies mid-run (here: after it claimed an item, its
+    database connection lost) leaves that item unevaluated: the pass rate of the others says
+    nothing, and CI must not pass."""
+    from django.db import OperationalError
+
+    from evals import execution
+    from evals.management.commands import prompts as command
+    from evals.models import EvalResult
+
+    lock, calls, claimed = threading.Lock(), [], threading.Event()
+
+    def work(*, run_id):
+        with lock:
+            first = not calls
+            calls.append(run_id)
+        if not first:
+            assert claimed.wait(30)
+            return execution.eval_run_work(run_id=run_id)
+        try:
+            item = EvalResult.objects.filter(run_id=run_id, status="pending").order_by("id").first()
+            EvalResult.objects.filter(pk=item.pk).update(status="running")
+        finally:
+            claimed.set()
+        raise OperationalError("the connection to the server was lost")
+
+    monkeypatch.setattr(command, "eval_run_work", work)
+    with pytest.raises(CommandError) as caught:
+        run("plan", "--version", "1", "--dataset", "plan-smoke", "--min-pass-rate", "0.5", "--concurrency", "2")
+    assert caught.value.returncode == 1
+    assert str(caught.value) == ("plan@1: the run did not complete (running, 4 of 5 items evaluated); a worker "
+                                 "failed: OperationalError: the connection to the server was lost")
+    assert len(calls) == 2
 
 
 def test_the_command_line_entry_point_exits_with_status_1(plan_versions, tmp_path):

@@ -83,6 +83,33 @@ def run_one_item(*, user, version, settings, reply, checks) -> tuple[EvalRun, Ev
     return run, run.results.get()
 
 
+@pytest.mark.parametrize(("content", "status"), [
+    (plan_json([("research", "Find\u0000 it")]), "done"),  # JSON: a NUL in the output's data
+    ("hello\x00 not JSON", "error"),  # invalid output: a NUL in its text
+])
+def test_a_nul_in_the_model_output_is_stored_and_the_run_completes(plan_versions, settings, user, content, status):
+    run, result = run_one_item(user=user, version=plan_versions[0], settings=settings,
+                               reply=chat_completion(content), checks=[{"type": "contains", "value": "o"}])
+    assert (run.status, run.done, run.total) == ("completed", 1, 1)
+    assert result.status == status and result.finished_at is not None
+    assert result.checks == [{"type": "contains", "verdict": "pass", "message": "'o' found"}]
+    if status == "done":  # PostgreSQL's JSON refuses \u0000: the character is stored as U+FFFD
+        assert result.output["subtasks"][0]["description"] == "Find\ufffd it" and result.passed
+    else:
+        assert result.text == "hello\ufffd not JSON"
+
+
+def test_a_result_the_database_refuses_is_an_item_error_that_says_why(plan_versions, settings, user):
+    # A provider's usage out of the column's range: PostgreSQL refuses the row.
+    run, result = run_one_item(user=user, version=plan_versions[0], settings=settings,
+                               reply=chat_completion(plan_json([("research", "Hi")]), prompt_tokens=2**31),
+                               checks=[{"type": "contains", "value": "Hi"}])
+    assert (run.status, run.done, run.passed, run.errors) == ("completed", 1, 0, 1)
+    assert (result.status, result.passed, result.tokens_in, result.checks) == ("error", False, 0, [])
+    assert result.error.startswith("result_not_saved: DataError: integer out of range"), result.error
+    assert "\n" not in result.error
+
+
 def test_a_check_that_times_out_fails_its_item_visibly_and_the_run_completes(plan_versions, settings, user):
     settings.EVAL_CHECK_TIMEOUT_SECONDS = 0.5
     check = {"type": "regex", "pattern": r"(.|\s)*END", "path": "$.subtasks[0].description"}

@@ -2,12 +2,14 @@
 
 Runs an eval in this process (no worker needed, for the CI of prompt changes), prints the
 per-item table and the pass rate, and exits with status 1 when the pass rate is below
-``--min-pass-rate`` (0–1). ``--compare M`` also runs version M and prints both side by
-side; the threshold applies to version N.
+``--min-pass-rate`` (0–1), or when a run did not complete with every item evaluated (a
+worker thread failed). ``--compare M`` also runs version M and prints both side by side;
+the threshold applies to version N.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from django.core.management.base import BaseCommand, CommandError
@@ -22,15 +24,22 @@ from evals.selectors import dataset_by_name
 from evals.services import eval_run_create
 from prompts.models import PromptVersion
 
+logger = logging.getLogger(__name__)
 
-def _run_inline(run: EvalRun) -> EvalRun:
-    """The run's ``concurrency`` workers as threads of this process (each has its own connection)."""
+
+def _run_inline(run: EvalRun) -> tuple[EvalRun, list[BaseException]]:
+    """The run's ``concurrency`` workers as threads of this process (each has its own
+    connection); the run, and what its threads raised."""
+    failures: list[BaseException] = []
     if run.concurrency <= 1:
         eval_run_work(run_id=run.pk)
     else:
         def work() -> None:
             try:
                 eval_run_work(run_id=run.pk)
+            except Exception as error:  # reported with the run's outcome, not lost with the thread
+                logger.exception("eval run %s: a worker thread failed", run.pk)
+                failures.append(error)
             finally:
                 close_old_connections()
 
@@ -40,7 +49,17 @@ def _run_inline(run: EvalRun) -> EvalRun:
         for thread in threads:
             thread.join()
     run.refresh_from_db()
-    return run
+    return run, failures
+
+
+def _incomplete(run: EvalRun, failures: list[BaseException]) -> str | None:
+    """Why ``run`` cannot be judged by its pass rate, or None when every item was evaluated."""
+    if run.status == EvalRun.Status.COMPLETED and run.done == run.total and not failures:
+        return None
+    reason = f"{run.version.label}: the run did not complete ({run.status}, {run.done} of {run.total} items evaluated)"
+    if failures:
+        reason += f"; a worker failed: {type(failures[0]).__name__}: {failures[0]}"
+    return " ".join(reason.split())[:1000]
 
 
 class Command(BaseCommand):
@@ -78,8 +97,12 @@ class Command(BaseCommand):
                                     concurrency=options["concurrency"], start=False) for version in versions]
         except ApplicationError as error:
             raise CommandError(error.message)
-        runs = [_run_inline(run) for run in runs]
+        outcomes = [_run_inline(run) for run in runs]
+        runs = [run for run, _ in outcomes]
         self.stdout.write(text_table(runs))
+        problems = [problem for problem in (_incomplete(run, failures) for run, failures in outcomes) if problem]
+        if problems:
+            raise CommandError("; ".join(problems), returncode=1)
         if rate is not None and (runs[0].pass_rate or 0.0) < rate:
             raise CommandError(f"{runs[0].version.label}: pass rate {runs[0].pass_rate or 0:.0%} is below "
                                f"the required {rate:.0%}", returncode=1)
