@@ -1,7 +1,8 @@
 """Datasets of test items with checks, eval runs over them, and people's feedback on tasks.
 
-A dataset belongs to its owner (staff see all); a dataset without owner is shipped with
-the product (prompts' defaults) and readable by everyone. An item is either a task query
+A dataset belongs to a workspace (its owner's by default) and its members see it (staff see
+all); a dataset without owner is shipped with the product (prompts' defaults) and readable
+by everyone. An item is either a task query
 (``query``) or the variables of the dataset's prompt template (``variables``), or both:
 the variables are rendered into the version's body and the query is the user message.
 """
