@@ -1,8 +1,9 @@
 """REST views of datasets, eval runs and feedback on tasks.
 
 Transport only: validate with an input serializer, look objects up through the selectors
-(another user's object is a 404; staff see all), call one service, answer with an output
-serializer. Errors use the one shape of agentos.api.
+(an object outside your workspaces is a 404, one your role may see but not change a 403;
+staff see all), call one service, answer with an output serializer. Errors use the one
+shape of agentos.api.
 """
 
 from __future__ import annotations
