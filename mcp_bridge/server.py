@@ -4,7 +4,9 @@ A low-level SDK ``Server`` (the tools are data from the registry, so their schem
 served exactly as the registry has them). Every handler reads the user that
 :mod:`mcp_bridge.asgi` authenticated from the HTTP request, and applies the REST API's
 rules: a tool is listed and callable when it is enabled, does not wait for a person, and
-(when it needs approval) only for staff; tasks are the user's own (staff see all).
+(when it needs approval) only for staff; calling one (or starting a task) needs the role
+operator or higher in the user's default workspace, as in the REST API; tasks are the
+user's own (staff see all).
 Tool calls go through ``tools.dispatch.dispatch`` like everywhere else.
 """
 
@@ -84,8 +86,11 @@ def invoke(user, name: str, arguments: dict, key: str | None) -> CallToolResult:
     """One registry tool, for ``user``, through the deterministic dispatcher."""
     from tools.api_views import invocable_tool
     from tools.dispatch import ToolContext, argument_problem, dispatch
+    from workspaces.access import workspace_for_write
 
     try:
+        # Running a tool is acting, not reading: an operator where their work goes (a viewer: forbidden).
+        workspace_for_write(user=user)
         spec = invocable_tool(name=name, user=user)
     except ApplicationError as error:
         return _refusal(error)

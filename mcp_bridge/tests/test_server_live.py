@@ -91,3 +91,25 @@ def test_mcp_needs_a_valid_token(db, live_daphne):
         assert response.headers["www-authenticate"].startswith("Bearer")
     with pytest.raises(Exception):  # noqa: B017 - the SDK's client surfaces the 401 as its own error
         run(live_daphne.extra["url"], "not-a-key", lambda client: client.list_tools())
+
+
+def test_a_viewer_token_may_not_run_tools(staff_user, live_daphne):
+    """As POST /api/v1/tools/{name}/invoke: running a tool is acting, so a viewer is refused."""
+    from workspaces.models import Workspace
+    from workspaces.services import service_token_create
+
+    url = live_daphne.extra["url"]
+    team = Workspace.objects.create(name="Team", slug="team")
+    _, viewer = service_token_create(actor=staff_user, workspace=team, name="read", role="viewer")
+    _, operator = service_token_create(actor=staff_user, workspace=team, name="act", role="operator")
+
+    async def calculate(client: Client):
+        listed = {tool.name for tool in (await client.list_tools()).tools}
+        return listed, await client.call_tool("calculator", {"expression": "6 * 7"})
+
+    listed, refused = run(url, viewer, calculate)
+    assert "calculator" in listed  # seeing the tools is reading
+    assert refused.is_error and refused.structured_content["error_code"] == "forbidden", refused
+    assert "viewer" in refused.structured_content["error"]
+    _, allowed = run(url, operator, calculate)
+    assert not allowed.is_error and allowed.structured_content["result"]["result"] == 42
