@@ -73,7 +73,10 @@ def _result(body: dict, *, error: bool = False) -> CallToolResult:
 
 
 def _refusal(error: ApplicationError) -> CallToolResult:
-    return _result({"ok": False, "error": error.message, "error_code": error.code}, error=True)
+    body = {"ok": False, "error": error.message, "error_code": error.code}
+    if error.field:
+        body["field"] = error.field  # the argument at fault, as the REST API's error names it
+    return _result(body, error=True)
 
 
 async def list_tools(ctx: ServerRequestContext, params: PaginatedRequestParams | None) -> ListToolsResult:

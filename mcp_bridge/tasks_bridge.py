@@ -4,6 +4,7 @@ and the channel-layer subscription the execute endpoint waits on (tasks/api/even
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 from django.conf import settings
@@ -41,9 +42,16 @@ def get_task(user, arguments: dict) -> dict:
 
 def _wait_seconds(arguments: dict) -> float:
     wait = arguments.get("wait", DEFAULT_WAIT)
-    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait < 0:
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)):
         raise ApplicationError("wait must be a number of seconds, 0 or more", field="wait")
-    return min(float(wait), settings.MCP_RUN_TASK_MAX_WAIT)
+    # The SDK's JSON parser accepts NaN and Infinity: NaN would pass every comparison below
+    # and make the wait a loop that never sleeps.
+    if isinstance(wait, float) and not math.isfinite(wait):
+        raise ApplicationError("wait must be a finite number of seconds, not NaN or Infinity", field="wait",
+                               code="invalid_number")
+    if wait < 0:
+        raise ApplicationError("wait must be a number of seconds, 0 or more", field="wait")
+    return float(min(wait, settings.MCP_RUN_TASK_MAX_WAIT))  # an integer too big for a float is capped first
 
 
 def _progress_message(task: dict, step: dict | None) -> str:

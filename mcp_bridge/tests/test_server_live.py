@@ -3,6 +3,8 @@ token authentication, the enabled tools, direct calls, run_task with progress, g
 
 from __future__ import annotations
 
+import json
+
 import anyio
 import httpx
 import httpx2
@@ -30,6 +32,34 @@ async def session(url: str, key: str, work, mode: str):
 def run(url: str, key: str, work, mode: str = "auto"):
     """``mode="legacy"``: the initialize handshake of clients on protocol versions before 2026."""
     return anyio.run(session, url, key, work, mode)
+
+
+def post(url: str, key: str, body, *, within: float = 30) -> httpx.Response:
+    """One JSON-RPC message sent as raw text (the SDK's client cannot send NaN, for one),
+    answered in full within ``within`` seconds."""
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
+               "Accept": "application/json, text/event-stream"}
+
+    async def send() -> httpx.Response:
+        with anyio.fail_after(within):
+            async with httpx.AsyncClient(timeout=within) as http:
+                return await http.post(f"{url}/mcp", content=body, headers=headers)
+
+    return anyio.run(send)
+
+
+def answer(response: httpx.Response) -> dict:
+    """The JSON-RPC response in an answer (an event stream or a JSON body)."""
+    assert response.status_code == 200, response.text
+    if not response.headers["content-type"].startswith("text/event-stream"):
+        return response.json()
+    messages = [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
+    return next(message for message in messages if "id" in message)
+
+
+def call_body(name: str, arguments: str) -> str:
+    return ('{"jsonrpc": "2.0", "id": 1, "method": "tools/call", '
+            f'"params": {{"name": "{name}", "arguments": {arguments}}}}}')
 
 
 def test_sdk_client_lists_calls_and_runs_tasks(agents_defaults, user, other_user, live_daphne, make_worker):
@@ -113,3 +143,16 @@ def test_a_viewer_token_may_not_run_tools(staff_user, live_daphne):
     assert "viewer" in refused.structured_content["error"]
     _, allowed = run(url, operator, calculate)
     assert not allowed.is_error and allowed.structured_content["result"]["result"] == 42
+
+
+def test_run_task_refuses_a_wait_that_is_not_a_finite_number(user, live_daphne):
+    """The SDK parses NaN and Infinity; a NaN wait made the wait a loop that never slept."""
+    from tasks.models import Task
+
+    url, key = live_daphne.extra["url"], Token.objects.create(user=user).key
+    for wait, code in (("NaN", "invalid_number"), ("Infinity", "invalid_number"), ("-Infinity", "invalid_number"),
+                       ('"soon"', "invalid"), ("-1", "invalid")):
+        result = answer(post(url, key, call_body("run_task", f'{{"query": "What is 6 * 7?", "wait": {wait}}}')))
+        refusal = result["result"]["structuredContent"]
+        assert result["result"]["isError"] and (refusal["error_code"], refusal["field"]) == (code, "wait"), wait
+    assert not Task.objects.exists()  # refused before a task is created
