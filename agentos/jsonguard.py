@@ -57,9 +57,15 @@ def text_problem(text: str) -> tuple[str, str] | None:
     return None
 
 
+def _number_name(number: float) -> str:
+    return "NaN" if math.isnan(number) else ("Infinity" if number > 0 else "-Infinity")
+
+
 def check_value(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
-    """Raise JSONRejected for nesting beyond ``max_depth`` or unstorable text in a parsed
-    value. Iterative, so a deep value cannot exhaust the stack here."""
+    """Raise JSONRejected for nesting beyond ``max_depth``, unstorable text or a number that
+    is not finite in a parsed value (a parser other than :func:`parse_json`, such as the MCP
+    SDK's, lets ``NaN`` and ``Infinity`` through). Iterative, so a deep value cannot exhaust
+    the stack here."""
     pending: list[tuple[Any, str, int]] = [(value, "", 1)]
     while pending:
         item, path, depth = pending.pop()
@@ -67,6 +73,9 @@ def check_value(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
             problem = text_problem(item)
             if problem:
                 raise JSONRejected(problem[1], code=problem[0], field=path or None)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise JSONRejected(f"{_number_name(item)} is not a valid JSON number", code="invalid_number",
+                               field=path or None)
         elif isinstance(item, (dict, list)):
             if depth > max_depth:
                 raise JSONRejected(f"JSON nested deeper than {max_depth} levels", field=path or None)

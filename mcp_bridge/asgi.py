@@ -3,8 +3,10 @@
 :func:`with_mcp` wraps the Django HTTP application: requests to ``/mcp`` go to the MCP
 endpoint, everything else to Django. The endpoint checks the Host header against
 ALLOWED_HOSTS (as Django would), authenticates the API token (``Authorization: Bearer
-<key>`` or ``Token <key>``, tasks/api/auth.py) and hands the request to the SDK's session
-manager with the user in the ASGI scope, where the handlers (mcp_bridge.server) read it.
+<key>`` or ``Token <key>``, tasks/api/auth.py), reads the body up to API_MAX_BODY_BYTES
+(413 beyond, as the REST API: this route does not pass Django's middleware) and hands the
+request to the SDK's session manager with the user in the ASGI scope, where the handlers
+(mcp_bridge.server) read it.
 
 daphne does not run ASGI lifespan events, so the session manager (which needs a running
 task group) is started by the first request, in a task of its own that lives as long as the
@@ -53,6 +55,47 @@ def _host_allowed(scope: dict) -> bool:
     return bool(domain) and validate_host(domain, allowed)
 
 
+def _declared_length(scope: dict) -> int | None:
+    """The Content-Length header as a number; -1 when it is not one (agentos.middleware's rule)."""
+    value = _header(scope, b"content-length")
+    if value is None:
+        return None
+    try:
+        length = int(value)
+    except ValueError:
+        return -1
+    return length if length >= 0 else -1
+
+
+async def _bounded_body(receive, limit: int):
+    """Read the request's body through ``receive``, counting its bytes: a ``receive`` that
+    hands the body to the SDK in one message, or None as soon as it passes ``limit`` bytes
+    (a body sent without Content-Length, or longer than it declared)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away: the SDK sees it so
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            break
+    pending = [message]
+
+    async def replay() -> dict:
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
+async def _too_large(send, limit: int) -> None:
+    await _send_json(send, 413, "payload_too_large", f"The body is larger than {limit} bytes.")
+
+
 class McpEndpoint:
     def __init__(self) -> None:
         self.manager: StreamableHTTPSessionManager | None = None
@@ -82,11 +125,22 @@ class McpEndpoint:
         if not _host_allowed(scope):
             await _send_json(send, 400, "bad_host", "the Host header is not one of ALLOWED_HOSTS")
             return
+        limit, length = settings.API_MAX_BODY_BYTES, _declared_length(scope)
+        if length == -1:
+            await _send_json(send, 400, "invalid_content_length", "Content-Length must be a number.")
+            return
+        if length is not None and length > limit:
+            await _too_large(send, limit)
+            return
         key = token_from_header(_header(scope, b"authorization"))
         user = await in_db_thread(user_for_token)(key) if key else None
         if user is None:
             await _send_json(send, 401, "not_authenticated", "an API token is required: Authorization: Bearer <key>",
                              [(b"www-authenticate", b'Bearer realm="AgentOS"')])
+            return
+        receive = await _bounded_body(receive, limit)
+        if receive is None:
+            await _too_large(send, limit)
             return
         # The SDK ties a (stateful) session to the principal of its first request; ours is the user.
         token = AccessToken(token=f"user:{user.pk}", client_id=f"user:{user.pk}", scopes=[])

@@ -22,6 +22,7 @@ from mcp.server import Server, ServerRequestContext
 from mcp.types import CallToolRequestParams, CallToolResult, ListToolsResult, PaginatedRequestParams, TextContent, Tool
 
 from agentos.api import ApplicationError
+from agentos.jsonguard import JSONRejected, check_value
 from mcp_bridge.client import IDEMPOTENCY_META_KEY
 from mcp_bridge.tasks_bridge import DEFAULT_WAIT
 from tasks.api.events import in_db_thread
@@ -106,11 +107,28 @@ def invoke(user, name: str, arguments: dict, key: str | None) -> CallToolResult:
     return _result(outcome.as_dict(), error=not outcome.ok)
 
 
+def _unstorable(arguments: dict, key: str | None) -> ApplicationError | None:
+    """The REST API's JSON guard (agentos.jsonguard), which a request to /mcp does not pass:
+    NUL characters, lone surrogates, numbers that are not finite, nesting too deep."""
+    try:
+        check_value(arguments)
+        if key is not None:
+            check_value({f"_meta.{IDEMPOTENCY_META_KEY}": key})
+    except JSONRejected as error:
+        return ApplicationError(error.message, code=error.code, field=error.field)
+    return None
+
+
 async def call_tool(ctx: ServerRequestContext, params: CallToolRequestParams) -> CallToolResult:
     from mcp_bridge import tasks_bridge
 
     user = _user(ctx)
     arguments = params.arguments or {}
+    key = (ctx.meta or {}).get(IDEMPOTENCY_META_KEY) if ctx.meta is not None else None
+    key = str(key)[:100] if key else None
+    refused = _unstorable(arguments, key)
+    if refused is not None:
+        return _refusal(refused)
     try:
         if params.name == RUN_TASK:
             return _result(await tasks_bridge.run_task(ctx, user, arguments))
@@ -118,8 +136,6 @@ async def call_tool(ctx: ServerRequestContext, params: CallToolRequestParams) ->
             return _result(await in_db_thread(tasks_bridge.get_task)(user, arguments))
     except ApplicationError as error:
         return _refusal(error)
-    key = (ctx.meta or {}).get(IDEMPOTENCY_META_KEY) if ctx.meta is not None else None
-    key = str(key)[:100] if key else None
     call = database_sync_to_async(invoke, thread_sensitive=False, executor=_tool_executor)
     return await call(user, params.name, arguments, key)
 

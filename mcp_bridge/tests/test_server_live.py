@@ -156,3 +156,44 @@ def test_run_task_refuses_a_wait_that_is_not_a_finite_number(user, live_daphne):
         refusal = result["result"]["structuredContent"]
         assert result["result"]["isError"] and (refusal["error_code"], refusal["field"]) == (code, "wait"), wait
     assert not Task.objects.exists()  # refused before a task is created
+
+
+def test_arguments_pass_the_rest_apis_json_guard(user, live_daphne):
+    """What the REST API's parser refuses is refused here with the same code, naming the argument."""
+    from tasks.models import Task
+
+    url, key = live_daphne.extra["url"], Token.objects.create(user=user).key
+    meta_key = ('{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "calculator", '
+                '"arguments": {"expression": "1"}, "_meta": {"agentos/idempotency-key": "k\\u0000"}}}')
+    cases = [
+        (call_body("calculator", '{"expression": "6 *\\u0000 7"}'), "null_characters_not_allowed", "expression"),
+        (call_body("calculator", '{"expression": "1", "n": [1, NaN]}'), "invalid_number", "n[1]"),
+        (call_body("run_task", '{"query": "What is 6\\u0000 * 7?"}'), "null_characters_not_allowed", "query"),
+        (call_body("get_task", '{"task_id": "\\u0000"}'), "null_characters_not_allowed", "task_id"),
+        (meta_key, "null_characters_not_allowed", "_meta.agentos/idempotency-key"),
+    ]
+    for body, code, field in cases:
+        result = answer(post(url, key, body))["result"]
+        refusal = result["structuredContent"]
+        assert result["isError"] and (refusal["error_code"], refusal.get("field")) == (code, field), (body, result)
+    assert not Task.objects.exists()
+
+
+def test_the_body_is_capped_as_in_the_rest_api(user, live_daphne, settings):
+    url, key = live_daphne.extra["url"], Token.objects.create(user=user).key
+    limit = settings.API_MAX_BODY_BYTES
+
+    def listing(size: int) -> bytes:
+        head, tail = b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {"pad": "', b'"}}}'
+        return head + b"x" * (size - len(head) - len(tail)) + tail
+
+    async def in_pieces(data: bytes):  # sent chunked, without Content-Length
+        for start in range(0, len(data), 65536):
+            yield data[start:start + 65536]
+
+    assert len(listing(limit)) == limit
+    assert "calculator" in {tool["name"] for tool in answer(post(url, key, listing(limit)))["result"]["tools"]}
+    for body in (listing(limit + 1), in_pieces(listing(limit + 1))):
+        response = post(url, key, body)
+        assert response.status_code == 413, response.text[:300]
+        assert response.json()["error"]["code"] == "payload_too_large"
