@@ -15,6 +15,9 @@ from django.db import transaction
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from mcp_bridge import client
 from mcp_bridge.models import McpServer, McpTool
@@ -52,7 +55,7 @@ def schema_problem(schema) -> str:
     # Only local references: the validator must never fetch a schema from elsewhere.
     if _remote_refs(schema):
         return "the input schema refers to other documents ($ref outside '#')"
-    return ""
+    return _reference_problem(schema)[:300]
 
 
 def _remote_refs(node) -> bool:
@@ -64,6 +67,84 @@ def _remote_refs(node) -> bool:
     if isinstance(node, list):
         return any(_remote_refs(item) for item in node)
     return False
+
+
+# Keywords whose subschemas apply to the value itself, not to a part of it: references
+# that loop through these alone never reach into the arguments, and the validator recurses
+# until Python's limit.
+IN_PLACE = ("allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas")
+
+
+def _in_place(contents: dict) -> list[dict]:
+    children = []
+    for keyword in IN_PLACE:
+        value = contents.get(keyword)
+        if keyword == "dependentSchemas" and isinstance(value, dict):
+            value = list(value.values())
+        for child in value if isinstance(value, list) else [value]:
+            if isinstance(child, dict):
+                children.append(child)
+    return children
+
+
+def _reference_problem(schema: dict) -> str:
+    """Why the validator could not follow the schema's references, or '': a ``$ref`` (or
+    ``$dynamicRef``) that points nowhere (the validator raises when it meets it), or
+    references that loop without going into the arguments (it recurses without end). Then a
+    trial validation, for anything else the validator cannot do with the schema."""
+    root = DRAFT202012.create_resource(schema)
+    pending = [(root, Registry().resolver_with_root(root))]
+    edges: dict[int, list[tuple[int, str]]] = {}  # in place: subschema -> (subschema, how)
+    while pending:
+        resource, resolver = pending.pop()
+        contents = resource.contents
+        if not isinstance(contents, dict) or id(contents) in edges:
+            continue
+        resolver = resolver.in_subresource(resource)
+        edges[id(contents)] = [(id(child), "") for child in _in_place(contents)]
+        for keyword in ("$ref", "$dynamicRef"):
+            ref = contents.get(keyword)
+            if not isinstance(ref, str):
+                continue
+            try:
+                resolved = resolver.lookup(ref)
+            except Unresolvable:
+                return f"the input schema's {keyword} '{ref[:100]}' points nowhere"
+            edges[id(contents)].append((id(resolved.contents), f"{keyword} '{ref[:100]}'"))
+            pending.append((DRAFT202012.create_resource(resolved.contents), resolved.resolver))
+        pending.extend((child, resolver) for child in resource.subresources())
+    loop = _loop(edges)
+    if loop:
+        return f"the input schema's {loop} loops back without going into the arguments"
+    try:
+        Draft202012Validator(schema).is_valid({})
+    except Exception as error:  # noqa: BLE001 - a schema the validator cannot use is reported, never raised
+        return f"the input schema cannot be used: {type(error).__name__}: {error}"
+    return ""
+
+
+def _loop(edges: dict[int, list[tuple[int, str]]]) -> str:
+    """A reference on a loop of in-place edges, or ''. Iterative depth-first search; a loop
+    always has a reference on it (a schema without references is a tree)."""
+    done: set[int] = set()
+    for start in edges:
+        if start in done:
+            continue
+        path = [(start, iter(edges[start]), "")]  # (subschema, its edges left, how it was reached)
+        on_path = {start: 0}
+        while path:
+            node, children, _how = path[-1]
+            child, how = next(children, (None, ""))
+            if child is None:
+                done.add(node)
+                del on_path[node]
+                path.pop()
+            elif child in on_path:
+                return next(label for label in [*(step[2] for step in path[on_path[child] + 1:]), how] if label)
+            elif child not in done and child in edges:
+                on_path[child] = len(path)
+                path.append((child, iter(edges[child]), how))
+    return ""
 
 
 def _annotations(tool) -> dict:

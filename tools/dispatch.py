@@ -28,6 +28,7 @@ from typing import Any
 from django.db import connections
 from jsonschema.exceptions import best_match
 from pydantic import ValidationError
+from referencing.exceptions import NoSuchAnchor, PointerToNowhere, Unresolvable
 
 from tools import sandbox
 from tools.bounds import size_problem
@@ -91,9 +92,15 @@ def argument_problem(spec: ToolSpec, arguments: Any) -> tuple[str, str | None] |
             model_error = error
         else:
             return None
-    elif spec.validator.is_valid(arguments):
-        return None
-    error = best_match(spec.validator.iter_errors(arguments))
+    try:
+        if model_error is None and spec.validator.is_valid(arguments):
+            return None
+        error = best_match(spec.validator.iter_errors(arguments))
+    except (Unresolvable, RecursionError) as failure:
+        # A schema that is valid JSON Schema but cannot be followed (an MCP server's): a
+        # refusal naming why, never an exception out of the dispatcher.
+        return one_line(f"invalid arguments for {spec.name}: its input schema cannot be used: "
+                        f"{_schema_failure(failure)}"), None
     if error is None:
         if model_error is None:
             return None
@@ -104,6 +111,20 @@ def argument_problem(spec: ToolSpec, arguments: Any) -> tuple[str, str | None] |
     path = ".".join(str(part) for part in error.absolute_path) or None
     where = f" at '{path}'" if path else ""
     return one_line(f"invalid arguments for {spec.name}{where}: {error.message}"), path
+
+
+def _schema_failure(failure: Exception) -> str:
+    if isinstance(failure, RecursionError):
+        return "its references loop without going into the arguments"
+    # jsonschema wraps referencing's error, which names the reference (a pointer without its '#')
+    cause = failure.__cause__ if isinstance(failure.__cause__, Unresolvable) else failure
+    if isinstance(cause, PointerToNowhere):
+        ref = f"#{cause.ref}"
+    elif isinstance(cause, NoSuchAnchor):
+        ref = f"{cause.ref}#{cause.anchor}"
+    else:
+        ref = str(getattr(cause, "ref", ""))
+    return f"$ref '{ref[:100]}' points nowhere"
 
 
 def _call(spec: ToolSpec, arguments: dict, context: ToolContext) -> Any:

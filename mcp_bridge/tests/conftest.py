@@ -13,6 +13,7 @@ import pytest
 DEMO = [sys.executable, "-m", "mcp_bridge.tests.demo_server", "stdio"]
 STDIO_COMMANDS = {"demo": {"command": DEMO, "env": {}},
                   "demo-minimal": {"command": [*DEMO, "minimal"], "env": {}},
+                  "demo-refs": {"command": [*DEMO, "refs"], "env": {}},
                   "missing": {"command": ["/nonexistent/mcp-server"], "env": {}}}
 # For the worker and web processes the tests start.
 MCP_ENV = {"MCP_STDIO_COMMANDS": json.dumps(STDIO_COMMANDS), "MCP_ALLOW_PRIVATE_ADDRESSES": "1"}

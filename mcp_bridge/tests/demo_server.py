@@ -1,9 +1,14 @@
 """A small MCP server written with the SDK, for the tests: ``python -m mcp_bridge.tests.demo_server
-stdio [minimal]`` or ``... http <port> [minimal]``.
+stdio [<variant>]`` or ``... http <port> [<variant>]``.
 
 Tools: echo (returns the text and the idempotency key it was sent), slow (sleeps), crash
 (the process exits), fail (reports an error), broken (an input schema that is not valid
-JSON Schema). ``minimal`` lists echo only (the others are "removed").
+JSON Schema). Variants:
+
+- ``minimal`` lists echo only (the others are "removed");
+- ``refs`` lists echo and tools whose schemas are valid JSON Schema but whose references
+  cannot be followed (dangling: a ``$ref`` to nothing; loop, deep_loop: references that
+  loop without going into the arguments), and tree, whose recursion is fine.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from mcp.server.stdio import stdio_server
 from mcp.types import CallToolRequestParams, CallToolResult, ListToolsResult, PaginatedRequestParams, TextContent, Tool
 
 IDEMPOTENCY_META_KEY = "agentos/idempotency-key"
-MINIMAL = "minimal" in sys.argv[2:]
+VARIANT = next((arg for arg in sys.argv[2:] if not arg.isdigit()), "")
 
 TOOLS = [
     Tool(name="echo", description="Echo the given text back, word for word.",
@@ -31,9 +36,25 @@ TOOLS = [
          input_schema={"type": "object", "properties": {"x": {"type": "no-such-type"}}}),
 ]
 
+REFS = [
+    TOOLS[0],
+    Tool(name="dangling", description="A reference to a definition that does not exist.",
+         input_schema={"type": "object", "properties": {"x": {"$ref": "#/$defs/missing"}}}),
+    Tool(name="loop", description="A schema that is itself.", input_schema={"type": "object", "$ref": "#"}),
+    Tool(name="deep_loop", description="A definition that is itself, through allOf.",
+         input_schema={"type": "object", "properties": {"x": {"$ref": "#/$defs/a"}},
+                       "$defs": {"a": {"allOf": [{"type": "object"}, {"$ref": "#/$defs/a"}]}}}),
+    Tool(name="tree", description="A tree of nodes: recursion that goes into the arguments.",
+         input_schema={"type": "object", "properties": {"children": {"type": "array", "items": {"$ref": "#"}}}}),
+]
+
 
 async def list_tools(ctx: ServerRequestContext, params: PaginatedRequestParams | None) -> ListToolsResult:
-    return ListToolsResult(tools=TOOLS[:1] if MINIMAL else TOOLS)
+    if VARIANT == "minimal":
+        return ListToolsResult(tools=TOOLS[:1])
+    if VARIANT == "refs":
+        return ListToolsResult(tools=REFS)
+    return ListToolsResult(tools=TOOLS)
 
 
 async def call_tool(ctx: ServerRequestContext, params: CallToolRequestParams) -> CallToolResult:
@@ -48,6 +69,8 @@ async def call_tool(ctx: ServerRequestContext, params: CallToolRequestParams) ->
         return CallToolResult(content=[TextContent(type="text", text="woke up")])
     if params.name == "crash":
         os._exit(3)
+    if params.name == "tree":
+        return CallToolResult(content=[TextContent(type="text", text="a tree")], structured_content=arguments)
     if params.name == "fail":
         return CallToolResult(content=[TextContent(type="text", text="the widget is out of stock")], is_error=True)
     raise ValueError(f"unknown tool {params.name}")

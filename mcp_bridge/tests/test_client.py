@@ -170,3 +170,35 @@ def test_an_http_call_connects_to_the_address_that_was_checked(db, mcp_settings,
     result = mcp_server_refresh(server=server)
     assert result.ok and result.listed >= 1, result.error
     assert len(answers) == 1  # the check; the connection resolved nothing
+
+
+def test_schemas_whose_references_cannot_be_followed_are_flagged_at_refresh(db, mcp_settings, enable):
+    server = McpServer.objects.create(name="refs", transport="stdio", command="demo-refs", timeout_s=15)
+    result = mcp_server_refresh(server=server)
+    assert result.ok and result.listed == 5, str(result)
+    problems = dict(McpTool.objects.filter(server=server).values_list("name", "schema_problem"))
+    assert problems["dangling"] == "the input schema's $ref '#/$defs/missing' points nowhere"
+    assert problems["loop"] == "the input schema's $ref '#' loops back without going into the arguments"
+    assert "$ref '#/$defs/a' loops back" in problems["deep_loop"]
+    assert problems["tree"] == problems["echo"] == ""  # recursion that goes into the arguments is fine
+    enable("refs.dangling", "refs.loop", "refs.deep_loop", "refs.tree")
+    for name, arguments in (("refs.dangling", {"x": 1}), ("refs.loop", {}), ("refs.deep_loop", {"x": {}})):
+        outcome = call(name, arguments)
+        assert (outcome.ok, outcome.error_code) == (False, "mcp_invalid_schema"), (name, outcome)
+    tree = {"children": [{"children": []}, {}]}
+    outcome = call("refs.tree", tree)
+    assert outcome.ok and outcome.result == tree, outcome
+    assert call("refs.tree", {"children": [{"children": 3}]}).error_code == "invalid_arguments"
+
+
+def test_a_stored_schema_that_cannot_be_followed_is_a_400_not_a_500(db, mcp_settings, auth_client):
+    """A tool row written before its references were checked: the REST API refuses the call."""
+    server = McpServer.objects.create(name="old", transport="stdio", command="demo", timeout_s=15)
+    for name, schema in (("dangling", {"type": "object", "properties": {"x": {"$ref": "#/nope"}}}),
+                         ("loop", {"type": "object", "$ref": "#"})):
+        McpTool.objects.create(server=server, name=name, input_schema=schema, side_effects=False)
+        ToolSetting.objects.create(name=f"old.{name}", enabled=True)
+        response = auth_client.post(f"/api/v1/tools/old.{name}/invoke", {"arguments": {"x": 1}}, format="json")
+        assert response.status_code == 400, response.content
+        error = response.json()["error"]
+        assert error["code"] == "invalid_arguments" and "its input schema cannot be used" in error["message"]

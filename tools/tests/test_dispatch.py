@@ -55,6 +55,26 @@ def test_invalid_arguments(arguments, fragment):
     assert fragment in outcome.error and outcome.error.startswith("invalid arguments for calculator")
 
 
+@pytest.mark.parametrize(("schema", "arguments", "fragment"), [
+    ({"type": "object", "properties": {"x": {"$ref": "#/$defs/missing"}}}, {"x": 1},
+     "$ref '#/$defs/missing' points nowhere"),
+    ({"type": "object", "properties": {"x": {"$ref": "#missing"}}}, {"x": 1}, "$ref '#missing' points nowhere"),
+    ({"type": "object", "$ref": "#"}, {}, "its references loop"),
+])
+def test_a_schema_whose_references_cannot_be_followed_is_a_refusal(monkeypatch, schema, arguments, fragment):
+    """Valid JSON Schema that the validator cannot follow (a tool row of an MCP server stored
+    before its schema was checked for this): the dispatcher answers, it does not raise."""
+    ran = []
+    spec = registry.ToolSpec(name="odd_schema", description="test tool", parameters=schema, requires_approval=False,
+                             side_effects=False, timeout_s=1.0, handler=lambda arguments, context: ran.append(1))
+    registry.all_tools()
+    monkeypatch.setitem(registry._REGISTRY, "odd_schema", spec)
+    outcome = dispatch(name="odd_schema", arguments=arguments, context=CONTEXT)
+    assert (outcome.ok, outcome.error_code) == (False, "invalid_arguments")
+    assert outcome.error.startswith("invalid arguments for odd_schema: its input schema cannot be used")
+    assert fragment in outcome.error and not ran
+
+
 def test_arguments_not_an_object():
     outcome = dispatch(name="calculator", arguments=["1 + 1"], context=CONTEXT)
     assert outcome.error_code == "invalid_arguments"
