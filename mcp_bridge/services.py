@@ -2,7 +2,10 @@
 
 ``mcp_server_refresh`` lists the server's tools (outside any transaction), then in one
 transaction: upserts a McpTool per listed tool (its schema checked), marks the ones no
-longer listed as removed, and creates a *disabled* ToolSetting row for each new name.
+longer listed as removed, and creates a *disabled* ToolSetting row for each new name. A
+listed tool with an unusable name, or with text or numbers PostgreSQL cannot store (the
+REST API's JSON guard, agentos.jsonguard), is skipped like one no longer listed, and named
+in the server's ``last_error``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
+from agentos.jsonguard import JSONRejected, check_value
 from mcp_bridge import client
 from mcp_bridge.models import McpServer, McpTool
 from mcp_bridge.registry import endpoint_of
@@ -26,6 +30,8 @@ from tools.models import ToolSetting
 
 logger = logging.getLogger(__name__)
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,69}$")  # <server (30)>.<tool> fits ToolSetting.name (100)
+# Deeper than any schema the SDK's JSON parser lets through: only text and numbers are at issue here.
+STORED_DEPTH = 256
 
 
 @dataclass
@@ -37,11 +43,13 @@ class RefreshResult:
     removed: int = 0
     error: str = ""
     error_code: str = ""
+    skipped: int = 0
 
     def __str__(self) -> str:
         if not self.ok:
             return f"{self.server}: {self.error_code}: {self.error}"
-        return f"{self.server}: {self.listed} tools ({self.new} new, disabled until enabled; {self.removed} removed)"
+        text = f"{self.server}: {self.listed} tools ({self.new} new, disabled until enabled; {self.removed} removed)"
+        return f"{text}; {self.skipped} skipped, see the server's last error" if self.skipped else text
 
 
 def schema_problem(schema) -> str:
@@ -153,6 +161,31 @@ def _annotations(tool) -> dict:
     return tool.annotations.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+def storable(text: str) -> str:
+    """``text`` as PostgreSQL can store it: without NUL characters or lone surrogates (a
+    remote server's error message or tool name may hold them)."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+def _unstorable(remote) -> str:
+    """Why the listed tool cannot be stored (agentos.jsonguard: NUL characters, lone
+    surrogates, numbers that are not finite), or ''."""
+    try:
+        check_value({"description": remote.description or "", "inputSchema": remote.input_schema,
+                     "annotations": _annotations(remote)}, max_depth=STORED_DEPTH)
+    except JSONRejected as error:
+        return f"{error.field}: {error.message}" if error.field else error.message
+    return ""
+
+
+def _record_failure(server: McpServer, now, code: str, message: str) -> RefreshResult:
+    message = storable(message)
+    McpServer.objects.filter(pk=server.pk).update(last_refreshed_at=now, last_error=message[:2000],
+                                                  last_error_code=code)
+    logger.warning("MCP server %s: tool list failed: %s: %s", server.name, code, message)
+    return RefreshResult(server.name, ok=False, error=message, error_code=code)
+
+
 def mcp_server_refresh(*, server: McpServer) -> RefreshResult:
     """List the server's tools now and record them (see the module docstring). A failure is
     stored on the server (last_error, last_error_code) and returned, never raised."""
@@ -160,17 +193,17 @@ def mcp_server_refresh(*, server: McpServer) -> RefreshResult:
     try:
         listed = client.list_tools(endpoint_of(server))
     except client.McpCallError as error:
-        McpServer.objects.filter(pk=server.pk).update(last_refreshed_at=now, last_error=str(error)[:2000],
-                                                      last_error_code=error.code)
-        logger.warning("MCP server %s: tool list failed: %s: %s", server.name, error.code, error)
-        return RefreshResult(server.name, ok=False, error=str(error), error_code=error.code)
+        return _record_failure(server, now, error.code, str(error))
     result = RefreshResult(server.name, ok=True, listed=len(listed))
-    skipped = [tool.name for tool in listed if not TOOL_NAME.match(tool.name)]
+    bad_names = [tool.name for tool in listed if not TOOL_NAME.match(tool.name)]
+    unstorable = {tool.name: problem for tool in listed if tool.name not in bad_names
+                  and (problem := _unstorable(tool))}
+    result.skipped = len(set(bad_names)) + len(unstorable)
     with transaction.atomic():
         existing = {tool.name: tool for tool in McpTool.objects.select_for_update().filter(server=server)}
         seen = set()
         for remote in listed:
-            if remote.name in skipped or remote.name in seen:
+            if remote.name in bad_names or remote.name in unstorable or remote.name in seen:
                 continue
             seen.add(remote.name)
             result.new += _upsert(server, existing.get(remote.name), remote)
@@ -178,9 +211,15 @@ def mcp_server_refresh(*, server: McpServer) -> RefreshResult:
         result.removed = McpTool.objects.filter(pk__in=gone).update(removed_at=now, updated_at=now)
         ToolSetting.objects.bulk_create([ToolSetting(name=f"{server.name}.{name}", enabled=False) for name in seen],
                                         ignore_conflicts=True)
-        note = f"skipped tools with unusable names: {', '.join(skipped)[:500]}" if skipped else ""
-        McpServer.objects.filter(pk=server.pk).update(last_refreshed_at=now, last_error=note,
-                                                      last_error_code="invalid_name" if skipped else "")
+        notes = []
+        if bad_names:
+            notes.append(f"skipped tools with unusable names: {', '.join(bad_names)[:500]}")
+        if unstorable:
+            named = "; ".join(f"{name} ({problem})" for name, problem in unstorable.items())
+            notes.append(f"skipped tools with text or numbers that cannot be stored: {named[:1000]}")
+        code = "unstorable_tool" if unstorable else "invalid_name" if bad_names else ""
+        McpServer.objects.filter(pk=server.pk).update(last_refreshed_at=now, last_error=storable("\n".join(notes)),
+                                                      last_error_code=code)
     return result
 
 
@@ -202,8 +241,22 @@ def _upsert(server: McpServer, row: McpTool | None, remote) -> int:
 
 
 def mcp_servers_refresh_all() -> list[RefreshResult]:
-    """Refresh every enabled server, one after the other (each bounded by its timeout)."""
-    return [mcp_server_refresh(server=server) for server in McpServer.objects.filter(enabled=True)]
+    """Refresh every enabled server, one after the other (each bounded by its timeout). A
+    refresh that fails in an unforeseen way is logged and recorded as ``internal_error``;
+    the next servers are still refreshed."""
+    results = []
+    for server in McpServer.objects.filter(enabled=True):
+        try:
+            results.append(mcp_server_refresh(server=server))
+        except Exception as error:  # one server's failure must not stop the others'
+            logger.exception("MCP server %s: refresh failed", server.name)
+            message = f"the refresh failed: {type(error).__name__}: {error}"
+            try:
+                results.append(_record_failure(server, timezone.now(), "internal_error", message))
+            except Exception:  # noqa: BLE001 - e.g. the database is down: the result still says so
+                results.append(RefreshResult(server.name, ok=False, error=storable(message),
+                                             error_code="internal_error"))
+    return results
 
 
 def mcp_tools_set_enabled(*, tools, enabled: bool) -> int:

@@ -14,6 +14,8 @@ DEMO = [sys.executable, "-m", "mcp_bridge.tests.demo_server", "stdio"]
 STDIO_COMMANDS = {"demo": {"command": DEMO, "env": {}},
                   "demo-minimal": {"command": [*DEMO, "minimal"], "env": {}},
                   "demo-refs": {"command": [*DEMO, "refs"], "env": {}},
+                  "demo-unstorable": {"command": [*DEMO, "unstorable"], "env": {}},
+                  "demo-failing": {"command": [*DEMO, "failing"], "env": {}},
                   "missing": {"command": ["/nonexistent/mcp-server"], "env": {}}}
 # For the worker and web processes the tests start.
 MCP_ENV = {"MCP_STDIO_COMMANDS": json.dumps(STDIO_COMMANDS), "MCP_ALLOW_PRIVATE_ADDRESSES": "1"}

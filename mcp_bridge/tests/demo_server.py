@@ -8,15 +8,21 @@ JSON Schema). Variants:
 - ``minimal`` lists echo only (the others are "removed");
 - ``refs`` lists echo and tools whose schemas are valid JSON Schema but whose references
   cannot be followed (dangling: a ``$ref`` to nothing; loop, deep_loop: references that
-  loop without going into the arguments), and tree, whose recursion is fine.
+  loop without going into the arguments), and tree, whose recursion is fine;
+- ``unstorable`` lists echo and tools holding what PostgreSQL cannot store: a NUL character
+  in the name, the description or the schema, and NaN in the schema (written as the JSON
+  number ``NaN``, which the SDK's parser accepts and its serializer never writes);
+- ``failing`` answers the tool list with an error whose message holds a NUL character.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 
 import anyio
+from mcp import MCPError
 from mcp.server import Server, ServerRequestContext
 from mcp.server.stdio import stdio_server
 from mcp.types import CallToolRequestParams, CallToolResult, ListToolsResult, PaginatedRequestParams, TextContent, Tool
@@ -48,12 +54,34 @@ REFS = [
          input_schema={"type": "object", "properties": {"children": {"type": "array", "items": {"$ref": "#"}}}}),
 ]
 
+NAN = "__NaN__"  # written as NaN on the wire (NanWriter)
+UNSTORABLE = [
+    TOOLS[0],
+    Tool(name="nul\x00name", description="A NUL character in its name.", input_schema={"type": "object"}),
+    Tool(name="nul_text", description="A NUL\x00 character in its description.", input_schema={"type": "object"}),
+    Tool(name="nul_schema", description="A NUL character in its schema.",
+         input_schema={"type": "object", "properties": {"x": {"type": "string", "description": "a\x00b"}}}),
+    Tool(name="nan_schema", description="NaN in its schema.",
+         input_schema={"type": "object", "properties": {"x": {"type": "number", "maximum": NAN}}}),
+]
+
+
+class NanWriter(io.TextIOWrapper):
+    """Standard output that writes the string NAN as the JSON number NaN."""
+
+    def write(self, text: str) -> int:
+        return super().write(text.replace(f'"{NAN}"', "NaN"))
+
 
 async def list_tools(ctx: ServerRequestContext, params: PaginatedRequestParams | None) -> ListToolsResult:
     if VARIANT == "minimal":
         return ListToolsResult(tools=TOOLS[:1])
     if VARIANT == "refs":
         return ListToolsResult(tools=REFS)
+    if VARIANT == "unstorable":
+        return ListToolsResult(tools=UNSTORABLE)
+    if VARIANT == "failing":
+        raise MCPError(code=-32603, message="the catalogue is\x00 broken")
     return ListToolsResult(tools=TOOLS)
 
 
@@ -80,7 +108,8 @@ server = Server("demo", on_list_tools=list_tools, on_call_tool=call_tool)
 
 
 async def serve_stdio() -> None:
-    async with stdio_server() as (read, write):
+    stdout = anyio.wrap_file(NanWriter(sys.stdout.buffer, encoding="utf-8")) if VARIANT == "unstorable" else None
+    async with stdio_server(stdout=stdout) as (read, write):
         await server.run(read, write, server.create_initialization_options())
 
 

@@ -50,6 +50,18 @@ def test_refresh_action_and_enable_action(admin_client_, stdio_server):
     assert page.status_code == 200 and "echo" in page.content.decode()
 
 
+def test_refresh_action_reports_tools_it_could_not_store(admin_client_, mcp_settings):
+    server = McpServer.objects.create(name="odd", transport="stdio", command="demo-unstorable", timeout_s=15)
+    changelist = reverse("admin:mcp_bridge_mcpserver_changelist")
+    response = admin_client_.post(changelist, {"action": "refresh_tools", "_selected_action": [server.pk]},
+                                  follow=True)
+    assert response.status_code == 200
+    assert "5 tools (1 new, disabled until enabled; 0 removed); 4 skipped, see the server&#x27;s last error" in (
+        response.content.decode())
+    page = admin_client_.get(reverse("admin:mcp_bridge_mcpserver_change", args=[server.pk])).content.decode()
+    assert "unstorable_tool" in page and "nan_schema" in page
+
+
 def test_beat_job_refreshes_enabled_servers(stdio_server, db):
     McpServer.objects.create(name="off", transport="stdio", command="demo", enabled=False)
     assert refresh_tool_lists() == ["demo: 5 tools (5 new, disabled until enabled; 0 removed)"]

@@ -7,7 +7,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from mcp_bridge.models import McpServer, McpTool
-from mcp_bridge.services import mcp_server_refresh
+from mcp_bridge.services import mcp_server_refresh, mcp_servers_refresh_all
 from tools.dispatch import ToolContext, dispatch
 from tools.models import ToolSetting
 from tools.registry import UnknownTool, all_tools, enabled_tools, get_tool
@@ -202,3 +202,31 @@ def test_a_stored_schema_that_cannot_be_followed_is_a_400_not_a_500(db, mcp_sett
         assert response.status_code == 400, response.content
         error = response.json()["error"]
         assert error["code"] == "invalid_arguments" and "its input schema cannot be used" in error["message"]
+
+
+def test_a_refresh_records_what_it_cannot_store_instead_of_crashing(db, mcp_settings, enable):
+    """Tools holding NUL characters or NaN are skipped with a note; an error message holding
+    a NUL character is stored without it; every server is refreshed, in name order."""
+    odd = McpServer.objects.create(name="a-odd", transport="stdio", command="demo-unstorable", timeout_s=15)
+    failing = McpServer.objects.create(name="b-failing", transport="stdio", command="demo-failing", timeout_s=15)
+    McpServer.objects.create(name="c-demo", transport="stdio", command="demo", timeout_s=15)
+    results = mcp_servers_refresh_all()
+    assert [result.server for result in results] == ["a-odd", "b-failing", "c-demo"]
+    first, second, third = results
+    assert (first.ok, first.listed, first.new, first.skipped) == (True, 5, 1, 4), str(first)
+    assert "4 skipped, see the server's last error" in str(first)
+    assert set(McpTool.objects.filter(server=odd).values_list("name", flat=True)) == {"echo"}
+    odd.refresh_from_db()
+    assert odd.last_error_code == "unstorable_tool"
+    assert "skipped tools with unusable names: nulname" in odd.last_error
+    assert "nul_text (description: Null characters are not allowed.)" in odd.last_error
+    assert "nul_schema (inputSchema.properties.x.description: Null characters are not allowed.)" in odd.last_error
+    assert "nan_schema (inputSchema.properties.x.maximum: NaN is not a valid JSON number)" in odd.last_error
+    enable("a-odd.echo")
+    assert call("a-odd.echo", {"text": "still usable"}).ok
+
+    failing.refresh_from_db()
+    assert (second.ok, second.error_code, failing.last_error_code) == (False, "mcp_protocol_error",
+                                                                        "mcp_protocol_error")
+    assert failing.last_error == second.error == "the MCP server answered with error -32603: the catalogue is broken"
+    assert third.ok and third.listed == 5
