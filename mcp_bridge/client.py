@@ -203,6 +203,8 @@ def run(endpoint: Endpoint, work: Callable[[Client], Awaitable[Any]]) -> Any:
 
 
 async def _all_tools(client: Client) -> list[Tool]:
+    """Every page of the list. A list still going on after MAX_PAGES is a protocol error:
+    part of a list taken for the whole would mark the tools not seen yet as removed."""
     tools: list[Tool] = []
     cursor = None
     for _page in range(MAX_PAGES):
@@ -210,8 +212,9 @@ async def _all_tools(client: Client) -> list[Tool]:
         tools += page.tools
         cursor = page.next_cursor
         if not cursor:
-            break
-    return tools
+            return tools
+    raise McpCallError(PROTOCOL, f"the MCP server's tool list did not end after {MAX_PAGES} pages "
+                                 f"({len(tools)} tools so far); a partial list is not used")
 
 
 def list_tools(endpoint: Endpoint) -> list[Tool]:

@@ -16,6 +16,7 @@ STDIO_COMMANDS = {"demo": {"command": DEMO, "env": {}},
                   "demo-refs": {"command": [*DEMO, "refs"], "env": {}},
                   "demo-unstorable": {"command": [*DEMO, "unstorable"], "env": {}},
                   "demo-failing": {"command": [*DEMO, "failing"], "env": {}},
+                  "demo-endless": {"command": [*DEMO, "endless"], "env": {}},
                   "missing": {"command": ["/nonexistent/mcp-server"], "env": {}}}
 # For the worker and web processes the tests start.
 MCP_ENV = {"MCP_STDIO_COMMANDS": json.dumps(STDIO_COMMANDS), "MCP_ALLOW_PRIVATE_ADDRESSES": "1"}

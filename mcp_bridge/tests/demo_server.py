@@ -12,7 +12,8 @@ JSON Schema). Variants:
 - ``unstorable`` lists echo and tools holding what PostgreSQL cannot store: a NUL character
   in the name, the description or the schema, and NaN in the schema (written as the JSON
   number ``NaN``, which the SDK's parser accepts and its serializer never writes);
-- ``failing`` answers the tool list with an error whose message holds a NUL character.
+- ``failing`` answers the tool list with an error whose message holds a NUL character;
+- ``endless`` lists one tool per page, and every page gives a cursor to the next one.
 """
 
 from __future__ import annotations
@@ -82,6 +83,10 @@ async def list_tools(ctx: ServerRequestContext, params: PaginatedRequestParams |
         return ListToolsResult(tools=UNSTORABLE)
     if VARIANT == "failing":
         raise MCPError(code=-32603, message="the catalogue is\x00 broken")
+    if VARIANT == "endless":
+        page = int(params.cursor) if params is not None and params.cursor else 0
+        return ListToolsResult(tools=[Tool(name=f"page_{page}", input_schema={"type": "object"})],
+                               next_cursor=str(page + 1))
     return ListToolsResult(tools=TOOLS)
 
 

@@ -230,3 +230,24 @@ def test_a_refresh_records_what_it_cannot_store_instead_of_crashing(db, mcp_sett
                                                                         "mcp_protocol_error")
     assert failing.last_error == second.error == "the MCP server answered with error -32603: the catalogue is broken"
     assert third.ok and third.listed == 5
+
+
+def test_a_tool_list_that_does_not_end_changes_nothing(stdio_server, enable):
+    """After MAX_PAGES pages with a cursor still given, the list is incomplete: a refresh
+    that took it for the whole would mark the tools not seen yet as removed."""
+    from mcp_bridge.client import MAX_PAGES
+
+    mcp_server_refresh(server=stdio_server)
+    enable("demo.echo")
+    stdio_server.command = "demo-endless"
+    stdio_server.save()
+    result = mcp_server_refresh(server=stdio_server)
+    stdio_server.refresh_from_db()
+    assert (result.ok, result.error_code, stdio_server.last_error_code) == (False, "mcp_protocol_error",
+                                                                            "mcp_protocol_error")
+    assert f"did not end after {MAX_PAGES} pages" in stdio_server.last_error
+    assert not McpTool.objects.filter(removed_at__isnull=False).exists()
+    assert not McpTool.objects.filter(name__startswith="page_").exists()
+    stdio_server.command = "demo"
+    stdio_server.save()
+    assert call("demo.echo", {"text": "still here"}).ok
