@@ -332,6 +332,16 @@ CELERY_BEAT_SCHEDULE = {
     "tasks-remember-results": {"task": "tasks.remember_results", "schedule": 60.0},
 }
 
+# --- Prompt rendering ------------------------------------------------------------------
+# Bounds of one prompt rendering (prompts/sandbox.py), for bodies edited in the admin and
+# webhook query templates alike: no value the template builds and not its text may be
+# longer than PROMPT_RENDER_MAX_CHARS characters, all it builds together not ten times
+# that; loop iterations and calls are capped at PROMPT_RENDER_MAX_STEPS and the rendering
+# at PROMPT_RENDER_MAX_SECONDS. Going past one is a render error, not a frozen process.
+PROMPT_RENDER_MAX_CHARS = env_int("PROMPT_RENDER_MAX_CHARS", 1_000_000, minimum=10_000)
+PROMPT_RENDER_MAX_STEPS = env_int("PROMPT_RENDER_MAX_STEPS", 1_000_000, minimum=1000)
+PROMPT_RENDER_MAX_SECONDS = env_float("PROMPT_RENDER_MAX_SECONDS", 2.0, minimum=0.1)
+
 # --- Prompt rollouts and evals ---------------------------------------------------------
 # A rollout's candidate is stopped automatically once it has this many uses and its failure
 # rate exceeds the active version's by more than the margin (0.1 = 10 points); both are

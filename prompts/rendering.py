@@ -1,10 +1,13 @@
 """Rendering prompt bodies: Jinja2 in a sandbox, strict about variables.
 
-Bodies are written by staff in the admin and filled with data that may come from users
-and from the web (queries, tool results, memory). The immutable sandbox refuses access to
-underscore attributes (``__class__`` and friends) and to methods that mutate; strict
-undefined turns a missing variable into an error instead of an empty string. Autoescape is
-off: a prompt is plain text, not HTML.
+Bodies are written by staff and prompt editors in the admin, and by any user as a
+webhook's query template, and filled with data that may come from users and from the web
+(queries, tool results, memory). The immutable sandbox refuses access to underscore
+attributes (``__class__`` and friends) and to methods that mutate; strict undefined turns a
+missing variable into an error instead of an empty string. The sandbox is bounded
+(prompts/sandbox.py): no value or text longer than PROMPT_RENDER_MAX_CHARS, at most
+PROMPT_RENDER_MAX_STEPS loop iterations and calls, PROMPT_RENDER_MAX_SECONDS in all.
+Autoescape is off: a prompt is plain text, not HTML.
 """
 
 from __future__ import annotations
@@ -13,39 +16,53 @@ import json
 from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from prompts.errors import PromptRenderError
+from prompts.sandbox import BoundedSandbox, Budget, RenderLimitExceeded, text_of
 
 
 def _tojson(value: Any, indent: int | None = None) -> str:
     # Jinja's own tojson escapes <, > and & for HTML; a prompt wants the JSON as written.
-    return json.dumps(value, ensure_ascii=False, indent=indent, default=str)
+    return json.dumps(value, ensure_ascii=False, indent=indent, default=text_of)
 
 
-def _make_environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+def _make_environment() -> BoundedSandbox:
+    return BoundedSandbox(
         undefined=StrictUndefined,
         autoescape=False,
         # Block tags ({% for %}, {% if %}) on their own lines leave no blank lines behind.
         trim_blocks=True,
         lstrip_blocks=True,
+        filters={"tojson": _tojson},
     )
-    env.filters["tojson"] = _tojson
-    return env
 
 
 ENVIRONMENT = _make_environment()
+
+
+def _too_deep() -> TemplateSyntaxError:
+    return TemplateSyntaxError("the template nests too deeply", lineno=1)
+
+
+def _parse(body: str) -> nodes.Template:
+    try:
+        return ENVIRONMENT.parse(body)
+    except RecursionError:  # thousands of nested brackets or blocks
+        raise _too_deep() from None
 
 
 @lru_cache(maxsize=512)
 def _compile(body: str) -> Template:
     # Keyed by the body text itself, so an edit or an activation can never hit a stale
     # entry; used versions are immutable, so the hit rate in a running worker is ~100%.
-    return ENVIRONMENT.from_string(body)
+    try:
+        return ENVIRONMENT.compile_body(body)
+    except RecursionError:
+        raise _too_deep() from None
 
 
 def _syntax_message(error: TemplateSyntaxError) -> str:
@@ -57,7 +74,7 @@ def referenced_variables(body: str) -> set[str]:
 
     Raises TemplateSyntaxError when the body does not parse.
     """
-    tree = ENVIRONMENT.parse(body)
+    tree = _parse(body)
     return set(meta.find_undeclared_variables(tree)) - set(ENVIRONMENT.globals)
 
 
@@ -79,7 +96,7 @@ def _unsafe_accesses(tree: nodes.Template) -> list[str]:
 def body_problems(body: str, *, declared: set[str]) -> list[str]:
     """Every reason to refuse ``body`` when saving it; an empty list means it is fine."""
     try:
-        tree = ENVIRONMENT.parse(body)
+        tree = _parse(body)
     except TemplateSyntaxError as error:
         return [_syntax_message(error)]
     problems = []
@@ -114,11 +131,20 @@ def render_body(*, body: str, variables: dict[str, Any], label: str) -> str:
         template = _compile(body)
     except TemplateSyntaxError as error:
         raise PromptRenderError(f"prompt {label}: {_syntax_message(error)}")
+    budget = Budget(max_chars=settings.PROMPT_RENDER_MAX_CHARS, max_steps=settings.PROMPT_RENDER_MAX_STEPS,
+                    max_seconds=settings.PROMPT_RENDER_MAX_SECONDS)
     try:
-        return template.render(variables)
+        return ENVIRONMENT.render_bounded(template, variables, budget)
+    except RenderLimitExceeded as error:
+        raise PromptRenderError(f"prompt {label}: over the sandbox's limits: {error.message}")
+    except RecursionError:
+        raise PromptRenderError(f"prompt {label}: recursion too deep (a macro or block that calls itself?)")
+    except MemoryError:
+        raise PromptRenderError(f"prompt {label}: out of memory")
     except TemplateError as error:
         # UndefinedError (missing variable), SecurityError (sandbox) and other runtime errors.
         raise PromptRenderError(f"prompt {label}: {type(error).__name__}: {error.message or error}")
-    except (TypeError, ValueError, ArithmeticError, LookupError) as error:
-        # Errors raised by Python operations the body performs on the given data.
+    except (TypeError, ValueError, ArithmeticError, LookupError, AssertionError) as error:
+        # Errors raised by Python operations the body performs on the given data (and by
+        # filters that assert their arguments, e.g. truncate's length).
         raise PromptRenderError(f"prompt {label}: {type(error).__name__}: {error}")

@@ -179,6 +179,19 @@ def test_preview_reports_problems_without_a_500(staff, version, raw, message):
     assert response.status_code == 200 and message in response.context["error"]
 
 
+@pytest.mark.parametrize("body, message", [
+    ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }} {{ name }}", "greet@2: recursion too deep"),
+    ('{{ name * 10**10 }}', "greet@2: over the sandbox's limits: a value would be longer than"),
+    ("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}{{ name }}",
+     "greet@2: over the sandbox's limits: more than"),
+])
+def test_preview_shows_a_template_past_the_sandbox_limits_as_an_error(staff, template, version, body, message):
+    hostile = prompt_version_create(template=template, body=body)  # saving validates as before: it is accepted
+    response = staff.post(version_url(hostile, "preview"), {"variables": '{"name": "Ada"}'})
+    assert response.status_code == 200 and response.context["result"] is None
+    assert message in response.context["error"] and message.split(": ")[0] in response.content.decode()
+
+
 def test_diff_against_previous_version_is_escaped(staff, template, version):
     second = prompt_version_create(template=template, body="Say <script>alert(1)</script> to {{ name }}.")
     response = staff.get(version_url(second, "diff"))

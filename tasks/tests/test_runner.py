@@ -33,6 +33,23 @@ def test_an_unexpected_exception_becomes_an_error_step_and_the_task_stops_with_a
     assert task.lease_owner is None
 
 
+@pytest.mark.parametrize("body, reason", [
+    ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}{{ query }}", "recursion too deep"),
+    ("{{ query * 10**10 }}", "a value would be longer than 1,000,000 characters"),
+])
+def test_a_prompt_past_the_sandbox_limits_becomes_an_error_step_with_its_reason(agents_defaults, user, body, reason):
+    from prompts.models import PromptTemplate
+    from prompts.services import prompt_version_create
+
+    version = prompt_version_create(template=PromptTemplate.objects.get(slug="plan"), body=body, activate=True)
+    task = task_create(owner=user, query="compute 12 * 7")
+    _run_until_stopped(task)
+    plan = assert_contiguous(task)[1]
+    assert (plan.kind, plan.status) == ("plan", "error")
+    assert plan.error.startswith(f"prompt {version.label}: ") and reason in plan.error and "\n" not in plan.error
+    assert task.status == "failed"
+
+
 def test_a_running_rollout_serves_its_candidate_to_the_tasks_in_its_share(agents_defaults, user):
     """Weighted rollout reaches the runner: with the candidate at 100 % every plan step of a
     new task renders the candidate; once the rollout is stopped, the active version again."""

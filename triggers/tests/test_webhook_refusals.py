@@ -94,6 +94,25 @@ def test_template_errors_are_400(client, webhook, template):
     assert response.json()["error"]["field"] == "query_template"
 
 
+@pytest.mark.parametrize("template, reason", [
+    ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "recursion too deep"),
+    ('{{ "a" * 10**10 }}', "a value would be longer than"),
+    ("{{ (text ~ text) * 100000 }}", "a value would be longer than"),
+    ("{% for a in text %}{% for b in text %}{% for c in text %}{% endfor %}{% endfor %}{% endfor %}",
+     "loop iterations and calls"),
+])
+def test_template_past_the_sandbox_limits_is_400(client, webhook, template, reason):
+    # Any user may set a query template on their personal workspace's webhook: whatever it
+    # does, the web process answers at once with the one error shape.
+    webhook.query_template = template
+    webhook.save()
+    response = signed_post(client, webhook, {"text": "x" * 200})
+    assert_refused(response, 400, "template_error")
+    error = response.json()["error"]
+    assert error["field"] == "query_template" and reason in error["message"]
+    assert error["message"].startswith("prompt webhook ci: ")
+
+
 def test_oversized_body_is_413(client, webhook, settings):
     settings.WEBHOOK_MAX_BYTES = 1024
     assert_refused(signed_post(client, webhook, {"query": "x" * 2000}), 413, "payload_too_large")
