@@ -219,10 +219,25 @@ def _indented_size(value: Any, limit: int, per_depth: int) -> int:
     return total
 
 
+class HeldNamespace(Namespace):
+    """jinja2's ``namespace()``, keeping a record of what it holds that the size checks can
+    read (jinja2's own keeps it in a private attribute). Templates cannot reach the record:
+    a namespace answers every attribute from what it holds."""
+
+    def __init__(*args: Any, **kwargs: Any) -> None:  # noqa: B902 - as Namespace: any keyword, even "self"
+        self, rest = args[0], args[1:]
+        Namespace.__init__(self, *rest, **kwargs)
+        object.__setattr__(self, "held", dict(*rest, **kwargs))
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        Namespace.__setitem__(self, name, value)
+        object.__getattribute__(self, "held")[name] = value
+
+
 def _held(item: Any) -> Any:
     """What a namespace (written out as "<Namespace {...}>"), cycler or joiner holds."""
-    if isinstance(item, Namespace):
-        return item._Namespace__attrs
+    if isinstance(item, HeldNamespace):
+        return object.__getattribute__(item, "held")
     if isinstance(item, Cycler):
         return item.items
     if isinstance(item, Joiner):
@@ -677,6 +692,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         self.filters.update(filters or {})
         self.filters = {name: _bounded_filter(name, func) for name, func in self.filters.items()}
         self.filters.update(INTERNAL_FILTERS)
+        self.globals["namespace"] = HeldNamespace
         for name in ("lower", "upper"):  # str(value).islower()
             self.tests[name] = _measured_test(self.tests[name])
 
@@ -718,7 +734,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         elif __obj is generate_lorem_ipsum:
             _call_lipsum(budget, *args, **kwargs)
         result = super().call(__context, __obj, *args, **kwargs)
-        if __obj is dict or __obj is Namespace or __obj is Cycler or name == "fromkeys":
+        if __obj is dict or __obj is HeldNamespace or __obj is Cycler or name == "fromkeys":
             budget.fits(budget.size(result))  # may hold one argument many times
         return budget.built_value(result)
 
