@@ -46,9 +46,9 @@ def body_limit(path: str) -> int:
     return settings.DATA_UPLOAD_MAX_MEMORY_SIZE or sys.maxsize
 
 
-def _declared_length(request: HttpRequest) -> int | None:
-    """The Content-Length header as a number; -1 when it is not one."""
-    value = request.META.get("CONTENT_LENGTH")
+def declared_length(value: str | None) -> int | None:
+    """A Content-Length header's value as a number: None when absent or empty, -1 when it is
+    not a number of bytes (also for the /mcp route, which does not pass this middleware)."""
     if not value:
         return None
     try:
@@ -69,7 +69,7 @@ class EdgeMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        length = _declared_length(request)
+        length = declared_length(request.META.get("CONTENT_LENGTH"))
         if length == -1:
             return error_response(request, 400, "invalid_content_length", "Content-Length must be a number.")
         limit = body_limit(request.path)

@@ -26,6 +26,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 
+from agentos.middleware import declared_length
 from mcp_bridge.server import USER_SCOPE_KEY, build_server
 from tasks.api.auth import token_from_header, user_for_token
 from tasks.api.events import in_db_thread
@@ -53,18 +54,6 @@ def _host_allowed(scope: dict) -> bool:
     domain, _port = split_domain_port(host)
     allowed = list(settings.ALLOWED_HOSTS) or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
     return bool(domain) and validate_host(domain, allowed)
-
-
-def _declared_length(scope: dict) -> int | None:
-    """The Content-Length header as a number; -1 when it is not one (agentos.middleware's rule)."""
-    value = _header(scope, b"content-length")
-    if value is None:
-        return None
-    try:
-        length = int(value)
-    except ValueError:
-        return -1
-    return length if length >= 0 else -1
 
 
 async def _bounded_body(receive, limit: int):
@@ -125,7 +114,7 @@ class McpEndpoint:
         if not _host_allowed(scope):
             await _send_json(send, 400, "bad_host", "the Host header is not one of ALLOWED_HOSTS")
             return
-        limit, length = settings.API_MAX_BODY_BYTES, _declared_length(scope)
+        limit, length = settings.API_MAX_BODY_BYTES, declared_length(_header(scope, b"content-length"))
         if length == -1:
             await _send_json(send, 400, "invalid_content_length", "Content-Length must be a number.")
             return
