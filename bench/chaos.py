@@ -11,7 +11,9 @@ and reconnect with ``?after=<highest index seen>`` whenever their connection dro
 When every task has finished the checks run (see :mod:`bench.chaos_checks`): each task
 completed; its step indexes are 0..N-1 with no gap or duplicate; its step sequence equals
 a task run without faults (a repeated plan, tool or model step would show); each
-side-effecting tool call stored its effect once per idempotency key; each websocket
+side-effecting tool call stored its effect once per idempotency key (a completed task's result
+entry may wait for beat's remember_results job, up to a minute, when a kill fell between the
+result step and its memory write); each websocket
 client received every step. Prints one JSON summary (runs, kills, lost, duplicated, ...).
 
 ``--load N`` first creates N tasks concurrently over the API, without faults, and checks
