@@ -61,16 +61,22 @@ def callback_attempt(*, task_id: str, delivery_id: str, url: str, event: str, bo
                      max_attempts: int) -> AttemptOutcome:
     """POST ``body`` once (signed now, with a fresh timestamp) and record the attempt."""
     from tasks.models import Task
-    from triggers.services import callback_signing_secret
+    from triggers.services import callback_signed_by_hook, callback_signer
 
     task = Task.objects.select_related("owner").filter(pk=task_id).first()
     if task is None:  # deleted since the event: nothing to report on, nowhere to record
         return AttemptOutcome(ok=False, retry=False, status_code=None, error="the task no longer exists")
     raw = body.encode("utf-8")
+    secret, webhook_id = callback_signer(task=task)
+    signed_at = int(time.time())
+    if webhook_id is not None:
+        # Signed with the hook's own secret, the event would be a valid request to that hook:
+        # recorded first as one it has received, so a captured copy posted there starts nothing.
+        callback_signed_by_hook(webhook_id=webhook_id, signed_at=signed_at, body=raw)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "AgentOS-Callbacks/1.0",
-        signing.SIGNATURE_HEADER: signing.sign(secret=callback_signing_secret(task=task), body=raw),
+        signing.SIGNATURE_HEADER: signing.sign(secret=secret, body=raw, timestamp=signed_at),
         "X-AgentOS-Event": event,
         "X-AgentOS-Delivery": delivery_id,
         "X-AgentOS-Attempt": str(attempt),

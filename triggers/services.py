@@ -254,8 +254,9 @@ def callback_secret_for_owner(*, owner) -> str:
     return secret.secret
 
 
-def callback_signing_secret(*, task) -> str:
-    """Which key signs a task's callbacks (README, "Callbacks").
+def callback_signer(*, task) -> tuple[str, Any]:
+    """Which key signs a task's callbacks (README, "Callbacks"), and the webhook whose secret
+    it is (None when it is no webhook's).
 
     1. A task started by a webhook: that webhook's secret (the receiver already has it).
     2. Otherwise CALLBACK_SIGNING_SECRET when the operator set one (single-tenant setups).
@@ -263,12 +264,28 @@ def callback_signing_secret(*, task) -> str:
     """
     details = task.trigger_details or {}
     if task.trigger == "webhook" and details.get("webhook_id"):
-        secret = Webhook.objects.filter(pk=details["webhook_id"]).values_list("secret", flat=True).first()
-        if secret:
-            return secret
+        hook = Webhook.objects.filter(pk=details["webhook_id"]).values_list("pk", "secret").first()
+        if hook and hook[1]:
+            return hook[1], hook[0]
     if settings.CALLBACK_SIGNING_SECRET:
-        return settings.CALLBACK_SIGNING_SECRET
-    return callback_secret_for_owner(owner=task.owner)
+        return settings.CALLBACK_SIGNING_SECRET, None
+    return callback_secret_for_owner(owner=task.owner), None
+
+
+def callback_signing_secret(*, task) -> str:
+    """The key that signs a task's callbacks (callback_signer)."""
+    return callback_signer(task=task)[0]
+
+
+def callback_signed_by_hook(*, webhook_id: Any, signed_at: int, body: bytes) -> None:
+    """Record a callback signed with a webhook's own secret as a delivery that hook has
+    already received: a copy of it posted to the hook (within the signature tolerance,
+    after which the timestamp is refused anyway) is then a duplicate that starts nothing
+    (409 ``duplicate_delivery``), instead of a correctly signed request starting a task.
+    Called before the callback leaves."""
+    WebhookDelivery.objects.bulk_create(
+        [WebhookDelivery(webhook_id=webhook_id, signed_at=signed_at, body_sha256=hashlib.sha256(body).hexdigest())],
+        ignore_conflicts=True)  # another attempt of the same event in the same second: already recorded
 
 
 def callback_event_body(*, task, event: str, delivery_id: str) -> str:

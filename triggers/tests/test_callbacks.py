@@ -177,3 +177,34 @@ def test_which_secret_signs(user, other_user, settings):
     settings.CALLBACK_SIGNING_SECRET = "operator-wide"
     assert callback_signing_secret(task=from_api) == "operator-wide"
     assert callback_signing_secret(task=from_hook) == hook.secret
+
+
+@pytest.mark.django_db
+def test_a_captured_callback_posted_to_the_hook_that_signed_it_starts_nothing(client, receiver, user, settings):
+    # A task started by a webhook has its callbacks signed with that webhook's secret, in the
+    # inbound scheme: a copy of the event is a correctly signed request to the hook.
+    settings.HTTP_ALLOW_PRIVATE_ADDRESSES = True
+    settings.CALLBACK_ALLOWED_HOSTS = ["127.0.0.1"]
+    hook = Webhook.objects.create(owner=user, name="ci", options={"allow_human": False})
+    task = make_task(user, trigger="webhook", trigger_details={"webhook_id": str(hook.pk)}, callback_url=receiver.url)
+    body = json.dumps({"query": "Summarise the release notes", "task": {"task_id": str(task.pk)}})
+    outcome = callback_attempt(task_id=str(task.pk), delivery_id="6d9a1f3e-8a43-4bb0-9a57-0f1d2c3b4a5e",
+                               url=receiver.url, event="task.completed", body=body, attempt=1, max_attempts=3)
+    assert outcome.ok
+    [sent] = receiver.requests
+    header = sent["headers"]["X-AgentOS-Signature"]
+    signing.verify(secret=hook.secret, body=sent["body"], header=header)  # what the receiver checks
+
+    tasks_before = Task.objects.count()
+    replay = client.post(f"/hooks/{hook.pk}/", data=sent["body"], content_type="application/json",
+                         headers={signing.SIGNATURE_HEADER: header})
+    assert replay.status_code == 409, replay.content
+    assert replay.json()["error"]["code"] == "duplicate_delivery"
+    assert Task.objects.count() == tasks_before
+
+    # The hook still takes a request its sender signs now.
+    fresh = client.post(f"/hooks/{hook.pk}/", data=body.encode(), content_type="application/json",
+                        headers={signing.SIGNATURE_HEADER: signing.sign(secret=hook.secret, body=body.encode(),
+                                                                        timestamp=int(time.time()) + 1)})
+    assert fresh.status_code == 202, fresh.content
+    assert Task.objects.count() == tasks_before + 1
