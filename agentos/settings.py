@@ -223,6 +223,10 @@ EXECUTE_MAX_TIMEOUT = env_float("EXECUTE_MAX_TIMEOUT", 300.0, minimum=1.0)
 STREAM_TOKEN_SECONDS = env_int("STREAM_TOKEN_SECONDS", 300, minimum=10, maximum=86400)
 # Server-Sent Events: a comment line this often keeps proxies from closing an idle stream.
 SSE_HEARTBEAT_SECONDS = env_float("SSE_HEARTBEAT_SECONDS", 15.0, minimum=0.05)
+# Open streams (SSE, websocket) re-check their caller this often, before the next event they
+# send: a revoked API key, a deactivated user or a member removed from the task's workspace
+# ends the stream (tasks/api/auth.py, stream_access_lost). 0: before every event.
+LIVE_ACCESS_RECHECK_SECONDS = env_float("LIVE_ACCESS_RECHECK_SECONDS", 10.0, minimum=0.0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "AgentOS API",
     "DESCRIPTION": "Durable LLM agents: tasks, steps, tools, prompts and memory.",

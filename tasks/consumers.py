@@ -1,7 +1,10 @@
 """Websocket ws/tasks/<id>/: a snapshot of the task, then every step and status change live.
 
 Close codes: 4401 not authenticated, 4404 no such task (or another user's), 4400 bad
-``?after=`` or a control message over CONTROL_MESSAGE_MAX_CHARS or nested too deep. Clients
+``?after=`` or a control message over CONTROL_MESSAGE_MAX_CHARS or nested too deep. An open
+socket re-checks its caller before it sends an event or runs a control message (at most
+every LIVE_ACCESS_RECHECK_SECONDS): a revoked API key or a deactivated user closes it with
+4401, a caller removed from the task's workspace with 4404. Clients
 may also send control messages (parsed by agentos.jsonguard, like API bodies)::
 
     {"action": "pause" | "resume" | "cancel"}
@@ -18,7 +21,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from agentos.api import ApplicationError, _first_validation_error, error_body
 from agentos.jsonguard import JSONRejected, parse_json
 from observability import live_clients
-from tasks.api.auth import query_param, scope_user
+from tasks.api.auth import AccessCheck, query_param, scope_user
 from tasks.api.events import StepSequencer, group_name, in_db_thread, parse_after, read_snapshot, task_for
 
 CLOSE_BAD_REQUEST = 4400
@@ -71,6 +74,7 @@ class TaskConsumer(AsyncJsonWebsocketConsumer):
         # both in the snapshot and live, and the sequencer drops the second copy. Messages
         # for this consumer are dispatched only after connect() returns, so none can
         # overtake the snapshot.
+        self.access = AccessCheck(self.user, query_param(self.scope.get("query_string", b""), "token"), self.task.pk)
         self.group = group_name(self.task.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await live_clients.joined(self.group, self.channel_name)
@@ -84,8 +88,17 @@ class TaskConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         await self.close(code=code)
 
+    async def _access_lost(self) -> bool:
+        """Close the socket when its caller may no longer follow the task (AccessCheck)."""
+        reason = await self.access.lost()
+        if reason is not None:
+            await self.close(code=CLOSE_UNAUTHENTICATED if reason == "unauthenticated" else CLOSE_NOT_FOUND)
+        return reason is not None
+
     async def task_event(self, message: dict) -> None:
         """A ``task.event`` from tasks.live.publish."""
+        if await self._access_lost():
+            return
         for event in await self.sequencer.admit(message["event"]):
             await self.send_json(event)
 
@@ -108,6 +121,8 @@ class TaskConsumer(AsyncJsonWebsocketConsumer):
             await self._reply_error(None, ApplicationError("A control message is a JSON object.", code="parse_error"))
             return
         action = content.get("action")
+        if await self._access_lost():
+            return
         try:
             task = await in_db_thread(run_action)(user=self.user, task_id=self.task.pk, content=content)
         except ApplicationError as exc:

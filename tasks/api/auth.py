@@ -10,12 +10,16 @@ WebSocket cannot set headers), a short-lived stream token for that one task in `
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import parse_qs
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
 
-from tasks.api.events import in_db_thread
+from agentos.api import NotFound
+from tasks.api.events import in_db_thread, task_for
 from tasks.api.stream_tokens import looks_like_stream_token, user_for_stream_token
 
 TOKEN_KEYWORDS = ("token", "bearer")
@@ -63,13 +67,18 @@ def user_for_credential(key: str, task_id) -> object | None:
     return user_for_token(key)
 
 
+def request_credential(request: HttpRequest) -> str | None:
+    """The API key or stream token of a streaming request: the Authorization header, else ``?token=``."""
+    return token_from_header(request.headers.get("Authorization")) or request.GET.get("token")
+
+
 async def request_user(request: HttpRequest, task_id=None):
     """The user of an async HTTP request: token header, ``?token=``, then session.
 
     A token that is present but wrong does not fall back to the session: a client that
     sends credentials should learn they are bad.
     """
-    key = token_from_header(request.headers.get("Authorization")) or request.GET.get("token")
+    key = request_credential(request)
     if key:
         return await in_db_thread(user_for_credential)(key, task_id) or AnonymousUser()
     return await request.auser()
@@ -85,3 +94,41 @@ async def scope_user(scope: dict, task_id=None):
         return AnonymousUser()
     # AuthMiddlewareStack has already resolved the session's user into the lazy object.
     return user if user.is_authenticated else AnonymousUser()
+
+
+def stream_access_lost(user_id, key: str | None, task_id) -> str | None:
+    """Why a stream opened by ``user_id`` (with ``key``, the API key or stream token it was
+    opened with; None: the session) may no longer send the task's events, or None.
+
+    "unauthenticated": the user was deactivated, or the API key was revoked (a stream
+    token is checked once, when the stream opens: it outlives its own few minutes);
+    "not_found": the user may no longer see the task (removed from its workspace).
+    """
+    if key and not looks_like_stream_token(key):
+        user = user_for_token(key)
+        user = user if user is not None and user.pk == user_id else None
+    else:
+        user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        return "unauthenticated"
+    try:
+        task_for(user, task_id)
+    except NotFound:
+        return "not_found"
+    return None
+
+
+class AccessCheck:
+    """Re-checks an open stream's caller (stream_access_lost) at most every
+    LIVE_ACCESS_RECHECK_SECONDS, when the stream is about to send something."""
+
+    def __init__(self, user, key: str | None, task_id) -> None:
+        self.user_id, self.key, self.task_id = user.pk, key, task_id
+        self.checked_at = time.monotonic()
+
+    async def lost(self) -> str | None:
+        if time.monotonic() - self.checked_at < settings.LIVE_ACCESS_RECHECK_SECONDS:
+            return None
+        reason = await in_db_thread(stream_access_lost)(self.user_id, self.key, self.task_id)
+        self.checked_at = time.monotonic()
+        return reason

@@ -16,6 +16,13 @@ connection waits on the channel layer without holding a thread. Wire format::
 
     event: end                         the task finished; the server closes the stream
     data: {"type": "end", "task": {...}}
+
+    event: error                       the caller may no longer follow the task (API key
+    data: {"type": "error", "error": {...}}   revoked, user deactivated: code
+                                       "not_authenticated"; removed from the workspace:
+                                       "not_found"); the server closes the stream
+
+The caller is re-checked before an event is sent, at most every LIVE_ACCESS_RECHECK_SECONDS.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from rest_framework.views import APIView
 
 from agentos.api import ApplicationError, error_body
 from agentos.middleware import outage_errors, unavailable_response
-from tasks.api.auth import request_user
+from tasks.api.auth import AccessCheck, request_credential, request_user
 from tasks.api.events import StepSequencer, TaskSubscription, in_db_thread, parse_after, read_snapshot, task_for
 from tasks.api.views import error_responses
 
@@ -58,8 +65,19 @@ def _end(sequencer: StepSequencer) -> str:
     return format_event({"type": "end", "task": sequencer.task_dict}, event="end")
 
 
-async def event_stream(task, after: int | None) -> AsyncIterator[str]:
-    """Replay the steps after ``after``, then live events until the task finishes."""
+ACCESS_ERRORS = {"unauthenticated": ("not_authenticated", "The credentials this stream was opened with are no longer "
+                                                         "valid."),
+                 "not_found": ("not_found", "This task is no longer visible to you.")}
+
+
+def _access_error(reason: str) -> str:
+    code, message = ACCESS_ERRORS[reason]
+    return format_event({"type": "error", **error_body(code, message)}, event="error")
+
+
+async def event_stream(task, after: int | None, access: AccessCheck | None = None) -> AsyncIterator[str]:
+    """Replay the steps after ``after``, then live events until the task finishes (or
+    ``access`` finds that the caller may no longer follow it)."""
     heartbeat = settings.SSE_HEARTBEAT_SECONDS
     # Subscribe before reading the snapshot: a step committed in between then arrives twice
     # (the sequencer drops the copy) instead of never.
@@ -81,6 +99,10 @@ async def event_stream(task, after: int | None) -> AsyncIterator[str]:
                 events = sequencer.reconcile(await in_db_thread(read_snapshot)(task, sequencer.last_index))
             else:
                 events = await sequencer.admit(event)
+            lost = await access.lost() if events and access is not None else None
+            if lost is not None:
+                yield _access_error(lost)
+                return
             for item in events:
                 yield _as_sse(item)
         yield _end(sequencer)
@@ -137,7 +159,7 @@ async def task_stream(request: HttpRequest, task_id: str) -> HttpResponse:
         after = parse_after(header, "Last-Event-ID") if header else parse_after(request.GET.get("after"))
     except ApplicationError as exc:
         return _error(exc.status_code, exc.code, exc.message, exc.field)
-    stream = event_stream(task, after)
+    stream = event_stream(task, after, AccessCheck(user, request_credential(request), task.pk))
     try:
         first = await stream.__anext__()
     except outage_errors():
