@@ -272,11 +272,6 @@ def callback_signer(*, task) -> tuple[str, Any]:
     return callback_secret_for_owner(owner=task.owner), None
 
 
-def callback_signing_secret(*, task) -> str:
-    """The key that signs a task's callbacks (callback_signer)."""
-    return callback_signer(task=task)[0]
-
-
 def callback_signed_by_hook(*, webhook_id: Any, signed_at: int, body: bytes) -> None:
     """Record a callback signed with a webhook's own secret as a delivery that hook has
     already received: a copy of it posted to the hook (within the signature tolerance,

@@ -75,7 +75,7 @@ def _access_error(reason: str) -> str:
     return format_event({"type": "error", **error_body(code, message)}, event="error")
 
 
-async def event_stream(task, after: int | None, access: AccessCheck | None = None) -> AsyncIterator[str]:
+async def event_stream(task, after: int | None, access: AccessCheck) -> AsyncIterator[str]:
     """Replay the steps after ``after``, then live events until the task finishes (or
     ``access`` finds that the caller may no longer follow it)."""
     heartbeat = settings.SSE_HEARTBEAT_SECONDS
@@ -99,7 +99,7 @@ async def event_stream(task, after: int | None, access: AccessCheck | None = Non
                 events = sequencer.reconcile(await in_db_thread(read_snapshot)(task, sequencer.last_index))
             else:
                 events = await sequencer.admit(event)
-            lost = await access.lost() if events and access is not None else None
+            lost = await access.lost() if events else None
             if lost is not None:
                 yield _access_error(lost)
                 return

@@ -11,7 +11,7 @@ from tools.tests.http_server import LocalServer
 from triggers import signing
 from triggers.callbacks import callback_attempt, retry_delay
 from triggers.models import CallbackAttempt, Webhook
-from triggers.services import callback_secret_for_owner, callback_signing_secret, task_status_changed
+from triggers.services import callback_secret_for_owner, callback_signer, task_status_changed
 
 
 def make_task(owner, *, status="completed", callback_url=None, **fields):
@@ -170,13 +170,19 @@ def test_which_secret_signs(user, other_user, settings):
     from_hook = make_task(user, trigger="webhook", trigger_details={"webhook_id": str(hook.pk)})
     from_api = make_task(user)
     from_other = make_task(other_user)
-    assert callback_signing_secret(task=from_hook) == hook.secret
-    assert callback_signing_secret(task=from_api) == callback_secret_for_owner(owner=user)
+
+    def secret_of(task):
+        return callback_signer(task=task)[0]
+
+    assert secret_of(from_hook) == hook.secret
+    assert callback_signer(task=from_hook)[1] == hook.pk  # its callbacks are recorded as the hook's deliveries
+    assert callback_signer(task=from_api)[1] is None
+    assert secret_of(from_api) == callback_secret_for_owner(owner=user)
     # Each owner has their own key, so no user can sign events another user's receiver trusts.
-    assert callback_signing_secret(task=from_other) != callback_signing_secret(task=from_api)
+    assert secret_of(from_other) != secret_of(from_api)
     settings.CALLBACK_SIGNING_SECRET = "operator-wide"
-    assert callback_signing_secret(task=from_api) == "operator-wide"
-    assert callback_signing_secret(task=from_hook) == hook.secret
+    assert secret_of(from_api) == "operator-wide"
+    assert secret_of(from_hook) == hook.secret
 
 
 @pytest.mark.django_db
